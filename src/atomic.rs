@@ -1,0 +1,98 @@
+//! Atomic file writes: each file is written to a temporary file in its own directory, synced,
+//! and renamed into place, so a reader never sees half a file and a failure leaves nothing.
+//! Several files are committed together: if one fails, those already placed are removed.
+
+use std::fs::{self, File, Permissions};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use tempfile::NamedTempFile;
+
+/// A file written and synced under a temporary name, waiting to be renamed into place.
+pub struct Staged {
+    temp: NamedTempFile,
+    path: PathBuf,
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Errors out early when `path` exists and overwriting was not asked for.
+pub fn refuse_existing(path: &Path, force: bool) -> Result<()> {
+    if !force && path.exists() {
+        bail!(
+            "{} already exists (use --force to overwrite)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to a temporary file beside `path` with permission bits `mode`.
+pub fn stage(path: &Path, bytes: &[u8], mode: u32) -> Result<Staged> {
+    let dir = parent_of(path);
+    let mut temp = NamedTempFile::with_prefix_in(".jwkit-", dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    fs::set_permissions(temp.path(), Permissions::from_mode(mode))
+        .with_context(|| format!("setting permissions in {}", dir.display()))?;
+    temp.write_all(bytes)
+        .and_then(|()| temp.as_file().sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(Staged {
+        temp,
+        path: path.to_path_buf(),
+    })
+}
+
+/// Renames every staged file into place (never over an existing file unless `force`), then
+/// syncs the directories. On any failure, the files already placed are removed again.
+pub fn commit(staged: Vec<Staged>, force: bool) -> Result<()> {
+    let mut placed: Vec<PathBuf> = Vec::new();
+    for s in staged {
+        let path = s.path.clone();
+        let result = if force {
+            s.temp.persist(&path).map(drop)
+        } else {
+            s.temp.persist_noclobber(&path).map(drop)
+        };
+        if let Err(e) = result {
+            for p in &placed {
+                let _ = fs::remove_file(p);
+            }
+            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                bail!(
+                    "{} already exists (use --force to overwrite)",
+                    path.display()
+                );
+            }
+            return Err(
+                anyhow::Error::from(e.error).context(format!("cannot write {}", path.display()))
+            );
+        }
+        placed.push(path);
+    }
+    for p in &placed {
+        sync_dir(parent_of(p))?;
+    }
+    Ok(())
+}
+
+/// Makes a rename durable (POSIX needs the directory itself synced).
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing directory {}", dir.display()))
+}
+
+/// Creates `dir` (and parents) and sets it to `mode`, whatever the umask.
+pub fn private_dir(dir: &Path, mode: u32) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    fs::set_permissions(dir, Permissions::from_mode(mode))
+        .with_context(|| format!("setting permissions on {}", dir.display()))
+}

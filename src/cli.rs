@@ -1,0 +1,309 @@
+//! The command line, as clap derive types. Doc comments are the help text; the man pages and
+//! completions in `man/` and `completions/` are generated from these definitions.
+
+use std::path::PathBuf;
+
+use clap::builder::PossibleValue;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::crypto::{Alg, Curve, Hash};
+
+/// Make, check and fix JSON Web Tokens and their keys.
+///
+/// jwkit generates keys (RSA, EC, Ed25519, HMAC) as PEM, JWK or JWKS, keeps them in a private
+/// local key store, and converts, inspects and publishes them. Data goes to stdout, messages to
+/// stderr; the exit status is 0 on success, 1 when a token is rejected, 2 on any other error.
+#[derive(Debug, Parser)]
+#[command(
+    name = "jwkit",
+    version,
+    max_term_width = 100,
+    propagate_version = true
+)]
+#[command(after_long_help = AFTER_HELP)]
+pub struct Cli {
+    /// When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const AFTER_HELP: &str = "\
+Exit status: 0 success; 1 a token was rejected (verify-jwt); 2 any other error (usage, an unreadable
+or malformed key or file, network).
+
+Environment: JWKIT_HOME (key store root), JWKIT_SERVER, JWKIT_UPLOAD_TOKEN, JWKIT_JWKS_URL, NO_COLOR.";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a key pair or HMAC secret as PEM, JWK or JWKS.
+    ///
+    /// The kid is the key's RFC 7638 thumbprint unless --kid is given. Without --out or --save
+    /// the private key goes to stdout; with --save it is kept in the key store and its kid is
+    /// printed.
+    #[command(visible_alias = "genkey")]
+    GenerateKey(GenerateKeyArgs),
+
+    /// Inspect, convert and publish keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+
+    /// Print a shell completion script to stdout.
+    Completions(CompletionsArgs),
+
+    /// Print the man page, or write one page per command into a directory.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyTypeArg {
+    Rsa,
+    Ec,
+    Ed25519,
+    Hmac,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// PKCS#8 for private keys, SPKI for public keys.
+    #[default]
+    Pem,
+    /// One JSON Web Key.
+    Jwk,
+    /// A JSON Web Key Set holding the key.
+    Jwks,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyUse {
+    /// Signatures (the only use jwkit handles).
+    Sig,
+}
+
+impl ValueEnum for Alg {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Alg::ALL
+    }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.as_str()))
+    }
+}
+
+impl ValueEnum for Curve {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Curve::ALL
+    }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.as_str()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HashArg {
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl From<HashArg> for Hash {
+    fn from(h: HashArg) -> Hash {
+        match h {
+            HashArg::Sha256 => Hash::Sha256,
+            HashArg::Sha384 => Hash::Sha384,
+            HashArg::Sha512 => Hash::Sha512,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateKeyArgs {
+    /// Key type.
+    #[arg(long = "type", short = 't', value_enum, default_value_t = KeyTypeArg::Rsa)]
+    pub key_type: KeyTypeArg,
+
+    /// RSA modulus size (2048, 3072, 4096; default 2048), or HMAC secret size in bits
+    /// (default: the hash size of --alg, 256 for HS256).
+    #[arg(long)]
+    pub bits: Option<usize>,
+
+    /// EC curve (default P-256).
+    #[arg(long, value_enum)]
+    pub curve: Option<Curve>,
+
+    /// Algorithm recorded in the key (default: from the key type, e.g. RS256, ES256, EdDSA, HS256).
+    #[arg(long, value_enum)]
+    pub alg: Option<Alg>,
+
+    /// Key ID (default: the RFC 7638 SHA-256 thumbprint).
+    #[arg(long)]
+    pub kid: Option<String>,
+
+    /// Public key use recorded in the JWK.
+    #[arg(long = "use", value_enum)]
+    pub use_: Option<KeyUse>,
+
+    /// Output format of the private key (and of --public-out).
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Pem)]
+    pub format: Format,
+
+    /// Write the private key to FILE (mode 0600) instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Also write the public key to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub public_out: Option<PathBuf>,
+
+    /// Keep the key in the key store ($JWKIT_HOME/keys) and print its kid.
+    #[arg(long)]
+    pub save: bool,
+
+    /// Overwrite existing files (and a stored key with the same kid).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Allow HMAC secrets shorter than the hash size (warns). RSA keys under 2048 bits are
+    /// never generated: jwkit refuses to load them.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+/// Where a key comes from: a file (PEM, DER, JWK or JWKS; `-` for stdin) or the key store.
+#[derive(Debug, Args)]
+pub struct KeyInput {
+    /// Key file: PEM, DER, JWK or JWKS, recognised by content; `-` reads stdin.
+    #[arg(
+        value_name = "FILE",
+        conflicts_with = "key",
+        required_unless_present = "key"
+    )]
+    pub file: Option<String>,
+
+    /// Use the stored key with this kid (see `jwkit key list`).
+    #[arg(long, value_name = "KID")]
+    pub key: Option<String>,
+
+    /// Pick the key with this kid when the file is a JWKS.
+    #[arg(long, value_name = "KID", conflicts_with = "key")]
+    pub kid: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// List the keys in the key store: kid, type, alg, created.
+    List(KeyListArgs),
+
+    /// Show one stored key: metadata and its public JWK (--private for the private JWK).
+    Show(KeyShowArgs),
+
+    /// Print the public half of a key.
+    Public(KeyPublicArgs),
+
+    /// Print a key's RFC 7638 thumbprint.
+    Thumbprint(KeyThumbprintArgs),
+
+    /// Convert a key between PEM, JWK and JWKS.
+    Convert(KeyConvertArgs),
+
+    /// Merge keys and files into one public JWKS (a duplicate kid is an error).
+    Jwks(KeyJwksArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeyListArgs {
+    /// One JSON document instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyShowArgs {
+    /// The kid (or thumbprint) of a stored key.
+    pub kid: String,
+
+    /// Include the private JWK.
+    #[arg(long)]
+    pub private: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyPublicArgs {
+    #[command(flatten)]
+    pub input: KeyInput,
+
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Pem)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyThumbprintArgs {
+    #[command(flatten)]
+    pub input: KeyInput,
+
+    /// Hash function.
+    #[arg(long, value_enum, default_value_t = HashArg::Sha256)]
+    pub hash: HashArg,
+
+    /// Print as an RFC 9278 URI (urn:ietf:params:oauth:jwk-thumbprint:sha-256:...).
+    #[arg(long)]
+    pub uri: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyConvertArgs {
+    #[command(flatten)]
+    pub input: KeyInput,
+
+    /// Output format.
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Format,
+
+    /// Output only the public half.
+    #[arg(long)]
+    pub public: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyJwksArgs {
+    /// Key or JWKS files to merge (`-` for stdin).
+    #[arg(value_name = "FILE")]
+    pub files: Vec<String>,
+
+    /// Stored keys to add, by kid (repeatable).
+    #[arg(long = "key", value_name = "KID")]
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write jwkit.1 and one page per command into DIR instead of printing jwkit.1.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,126 @@
+//! `jwkit generate-key`: a fresh key to stdout, files, and/or the key store.
+
+use anyhow::{Result, bail};
+
+use crate::atomic;
+use crate::cli::{GenerateKeyArgs, KeyTypeArg, KeyUse};
+use crate::cmd::key::{render_private, render_public};
+use crate::crypto::{Alg, Curve, Hash, Key, KeyMeta, KeySpec};
+use crate::exit::ExitStatus;
+use crate::output;
+use crate::store::KeyStore;
+
+pub fn run(args: &GenerateKeyArgs) -> Result<ExitStatus> {
+    let (spec, alg) = spec_and_alg(args)?;
+    // Refuse before the (possibly slow) generation when an output is in the way.
+    for path in args.out.iter().chain(&args.public_out) {
+        atomic::refuse_existing(path, args.force)?;
+    }
+    if args.public_out.is_some() && matches!(spec, KeySpec::Hmac { .. }) {
+        bail!("an HMAC secret has no public half; --public-out does not apply");
+    }
+    if let KeySpec::Hmac { bytes } = spec
+        && bytes < alg.hash().map_or(32, Hash::len)
+    {
+        output::warn(&format!(
+            "--insecure: a {}-bit HMAC secret is shorter than {alg} needs (RFC 7518 §3.2); jwkit itself will refuse to load it",
+            bytes * 8
+        ));
+    }
+    let meta = KeyMeta {
+        kid: args.kid.clone(),
+        alg: Some(alg),
+        use_: args.use_.map(|KeyUse::Sig| "sig".to_string()),
+    };
+    let mut key = Key::generate(spec, meta, args.insecure)?;
+    key.meta.kid = Some(key.kid_or_thumbprint());
+    let kid = key.kid_or_thumbprint();
+
+    let mut staged = Vec::new();
+    if let Some(path) = &args.out {
+        let text = render_private(&key, args.format)?;
+        staged.push(atomic::stage(path, text.as_bytes(), 0o600)?);
+    }
+    if let Some(path) = &args.public_out {
+        let text = render_public(&key.public()?, args.format)?;
+        staged.push(atomic::stage(path, text.as_bytes(), 0o644)?);
+    }
+    atomic::commit(staged, args.force)?;
+    if args.save {
+        let path = KeyStore::open()?.save(&key, alg, args.force)?;
+        output::note(&format!("saved key {kid} to {}", path.display()));
+        output::data_line(&kid)?;
+    } else if args.out.is_none() {
+        output::data(render_private(&key, args.format)?.as_bytes())?;
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// Works out what to generate and its algorithm from --type, --bits, --curve and --alg.
+fn spec_and_alg(args: &GenerateKeyArgs) -> Result<(KeySpec, Alg)> {
+    if args.curve.is_some() && args.key_type != KeyTypeArg::Ec {
+        bail!("--curve applies to --type ec only");
+    }
+    if args.bits.is_some() && matches!(args.key_type, KeyTypeArg::Ec | KeyTypeArg::Ed25519) {
+        bail!("--bits applies to RSA and HMAC keys; EC keys take --curve");
+    }
+    let wrong_alg = |alg: Alg, fits: &str| -> anyhow::Error {
+        anyhow::anyhow!(
+            "--alg {alg} does not fit a {:?} key; it takes {fits}",
+            args.key_type
+        )
+    };
+    Ok(match args.key_type {
+        KeyTypeArg::Rsa => {
+            let alg = args.alg.unwrap_or(Alg::RS256);
+            if !alg.is_rsa() {
+                return Err(wrong_alg(alg, "RS256/384/512 or PS256/384/512"));
+            }
+            (
+                KeySpec::Rsa {
+                    bits: args.bits.unwrap_or(2048),
+                },
+                alg,
+            )
+        }
+        KeyTypeArg::Ec => {
+            let curve = match (args.curve, args.alg.and_then(Alg::curve)) {
+                (Some(c), _) => c,
+                (None, Some(c)) => c,
+                (None, None) => Curve::P256,
+            };
+            let alg = args.alg.unwrap_or(curve.alg());
+            if alg.curve() != Some(curve) {
+                return Err(wrong_alg(alg, &format!("{} on {curve}", curve.alg())));
+            }
+            (KeySpec::Ec(curve), alg)
+        }
+        KeyTypeArg::Ed25519 => {
+            let alg = args.alg.unwrap_or(Alg::EdDSA);
+            if alg != Alg::EdDSA {
+                return Err(wrong_alg(alg, "EdDSA"));
+            }
+            (KeySpec::Ed25519, alg)
+        }
+        KeyTypeArg::Hmac => {
+            let alg = args.alg.unwrap_or(Alg::HS256);
+            let Some(hash) = alg.hash().filter(|_| alg.is_hmac()) else {
+                return Err(wrong_alg(alg, "HS256, HS384 or HS512"));
+            };
+            let bits = args.bits.unwrap_or(hash.len() * 8);
+            if bits == 0 || bits % 8 != 0 {
+                bail!("--bits for an HMAC secret must be a positive multiple of 8");
+            }
+            if bits > 8192 {
+                bail!("--bits for an HMAC secret is at most 8192");
+            }
+            if bits / 8 < hash.len() && !args.insecure {
+                bail!(
+                    "a {bits}-bit secret is too short for {alg}: at least {} bits (RFC 7518 §3.2); --insecure overrides",
+                    hash.len() * 8
+                );
+            }
+            (KeySpec::Hmac { bytes: bits / 8 }, alg)
+        }
+    })
+}

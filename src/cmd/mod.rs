@@ -1,0 +1,5 @@
+//! One module per subcommand: read inputs, call the crypto core, print.
+
+pub mod docs;
+pub mod generate_key;
+pub mod key;

@@ -1,0 +1,24 @@
+//! jwkit: a JWT client and key toolkit. `run` dispatches one parsed command line.
+
+pub mod atomic;
+pub mod cli;
+pub mod cmd;
+pub mod crypto;
+pub mod exit;
+pub mod input;
+pub mod output;
+pub mod store;
+
+use cli::{Cli, Command};
+use exit::ExitStatus;
+
+/// Runs one command. Errors come back to `main`, which prints them once.
+pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    output::init_color(cli.color);
+    match &cli.command {
+        Command::GenerateKey(args) => cmd::generate_key::run(args),
+        Command::Key(sub) => cmd::key::run(sub),
+        Command::Completions(args) => cmd::docs::completions(args),
+        Command::Man(args) => cmd::docs::man(args),
+    }
+}
