@@ -20,7 +20,7 @@ pub fn run(args: &GenerateKeyArgs) -> Result<ExitStatus> {
         bail!("an HMAC secret has no public half; --public-out does not apply");
     }
     if let KeySpec::Hmac { bytes } = spec
-        && bytes < alg.hash().map_or(32, Hash::len)
+        && bytes < alg.hash().map_or(32, Hash::output_len)
     {
         output::warn(&format!(
             "--insecure: a {}-bit HMAC secret is shorter than {alg} needs (RFC 7518 §3.2); jwkit itself will refuse to load it",
@@ -107,17 +107,17 @@ fn spec_and_alg(args: &GenerateKeyArgs) -> Result<(KeySpec, Alg)> {
             let Some(hash) = alg.hash().filter(|_| alg.is_hmac()) else {
                 return Err(wrong_alg(alg, "HS256, HS384 or HS512"));
             };
-            let bits = args.bits.unwrap_or(hash.len() * 8);
-            if bits == 0 || bits % 8 != 0 {
+            let bits = args.bits.unwrap_or(hash.output_len() * 8);
+            if bits == 0 || !bits.is_multiple_of(8) {
                 bail!("--bits for an HMAC secret must be a positive multiple of 8");
             }
             if bits > 8192 {
                 bail!("--bits for an HMAC secret is at most 8192");
             }
-            if bits / 8 < hash.len() && !args.insecure {
+            if bits / 8 < hash.output_len() && !args.insecure {
                 bail!(
                     "a {bits}-bit secret is too short for {alg}: at least {} bits (RFC 7518 §3.2); --insecure overrides",
-                    hash.len() * 8
+                    hash.output_len() * 8
                 );
             }
             (KeySpec::Hmac { bytes: bits / 8 }, alg)

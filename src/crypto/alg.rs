@@ -43,7 +43,7 @@ pub enum Hash {
 
 impl Hash {
     /// Output size in bytes; also the minimum HMAC secret length for the algorithm.
-    pub fn len(self) -> usize {
+    pub fn output_len(self) -> usize {
         match self {
             Hash::Sha256 => 32,
             Hash::Sha384 => 48,

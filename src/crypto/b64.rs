@@ -11,7 +11,7 @@ pub fn encode(bytes: impl AsRef<[u8]>) -> String {
 /// Decodes strict base64url; the error names the first offending byte where it can.
 pub fn decode(text: &str) -> Result<Vec<u8>, String> {
     URL_SAFE_NO_PAD.decode(text).map_err(|e| match e {
-        base64::DecodeError::InvalidByte(at, b) if b == b'=' => {
+        base64::DecodeError::InvalidByte(at, b'=') => {
             format!("padding '=' at byte {at} (base64url here is unpadded)")
         }
         base64::DecodeError::InvalidByte(at, _) => format!("not valid base64url at byte {at}"),

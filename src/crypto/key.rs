@@ -431,6 +431,19 @@ impl Key {
         Ok(key)
     }
 
+    /// An HMAC key from raw secret bytes (`--secret-file`, `--secret-env`), checked for length.
+    pub fn hmac(k: Vec<u8>, meta: KeyMeta) -> Result<Key, Error> {
+        if k.is_empty() {
+            return Err(Error::key("the HMAC secret is empty"));
+        }
+        Key::new(
+            meta,
+            Material::Hmac {
+                k: Zeroizing::new(k),
+            },
+        )
+    }
+
     /// Builds an HMAC key without the minimum-length check (`generate-key --insecure`).
     pub fn hmac_unchecked(k: Vec<u8>, meta: KeyMeta) -> Key {
         Key {
@@ -467,7 +480,7 @@ impl Key {
             Material::Asymmetric { public, .. } => public.algs(),
             Material::Hmac { k } => [Alg::HS256, Alg::HS384, Alg::HS512]
                 .into_iter()
-                .filter(|a| a.hash().is_some_and(|h| k.len() >= h.len()))
+                .filter(|a| a.hash().is_some_and(|h| k.len() >= h.output_len()))
                 .collect(),
         }
     }
@@ -519,7 +532,11 @@ impl Key {
     fn check(&self) -> Result<(), Error> {
         if let Material::Hmac { k } = &self.material {
             // Length first: "too short for HS512" says more than "HS512 does not fit".
-            let min = self.meta.alg.and_then(Alg::hash).map_or(32, Hash::len);
+            let min = self
+                .meta
+                .alg
+                .and_then(Alg::hash)
+                .map_or(32, Hash::output_len);
             if k.len() < min {
                 return Err(Error::key(format!(
                     "the HMAC secret is {} bytes; {} needs at least {min} (RFC 7518 §3.2)",

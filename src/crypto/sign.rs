@@ -19,7 +19,7 @@ enum Signer {
     Rsa(Box<aws_lc_rs::rsa::KeyPair>, &'static dyn sig::RsaEncoding),
     Ec(EcdsaKeyPair),
     Ed25519(Ed25519KeyPair),
-    Hmac(hmac::Key),
+    Hmac(Box<hmac::Key>),
 }
 
 fn hmac_alg(alg: Alg) -> hmac::Algorithm {
@@ -48,7 +48,7 @@ impl SigningKey {
             }
             SigningPair::Ec(kp) => Signer::Ec(kp),
             SigningPair::Ed25519(kp) => Signer::Ed25519(kp),
-            SigningPair::Hmac(k) => Signer::Hmac(hmac::Key::new(hmac_alg(alg), &k)),
+            SigningPair::Hmac(k) => Signer::Hmac(Box::new(hmac::Key::new(hmac_alg(alg), &k))),
         };
         Ok(SigningKey { alg, inner })
     }
@@ -85,8 +85,8 @@ pub struct VerifyingKey {
 }
 
 enum Verifier {
-    Public(ParsedPublicKey),
-    Hmac(hmac::Key),
+    Public(Box<ParsedPublicKey>),
+    Hmac(Box<hmac::Key>),
 }
 
 impl VerifyingKey {
@@ -94,8 +94,10 @@ impl VerifyingKey {
     pub fn new(key: &Key, alg: Alg) -> Result<VerifyingKey, Error> {
         key.check_alg(alg)?;
         let inner = match &key.material {
-            Material::Hmac { k } => Verifier::Hmac(hmac::Key::new(hmac_alg(alg), k)),
-            Material::Asymmetric { public, .. } => Verifier::Public(public.parse_for(alg)?),
+            Material::Hmac { k } => Verifier::Hmac(Box::new(hmac::Key::new(hmac_alg(alg), k))),
+            Material::Asymmetric { public, .. } => {
+                Verifier::Public(Box::new(public.parse_for(alg)?))
+            }
         };
         Ok(VerifyingKey { alg, inner })
     }

@@ -1,1 +1,8 @@
+//! jwkit's integration tests: one binary (it links once), one module per area. Every test runs
+//! the real `jwkit` binary or the real library against real files.
 
+mod crypto;
+mod docs;
+mod generate_key;
+mod key;
+mod util;

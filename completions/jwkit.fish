@@ -1,0 +1,204 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_jwkit_global_optspecs
+    string join \n color= h/help V/version
+end
+
+function __fish_jwkit_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_jwkit_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_jwkit_using_subcommand
+    set -l cmd (__fish_jwkit_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c jwkit -n "__fish_jwkit_needs_command" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c jwkit -n "__fish_jwkit_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c jwkit -n "__fish_jwkit_needs_command" -s V -l version -d 'Print version'
+complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "generate-key" -d 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
+complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "genkey" -d 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
+complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "key" -d 'Inspect, convert and publish keys'
+complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "man" -d 'Print the man page, or write one page per command into a directory'
+complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -s t -l type -d 'Key type' -r -f -a "rsa\t''
+ec\t''
+ed25519\t''
+hmac\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l bits -d 'RSA modulus size (2048, 3072, 4096; default 2048), or HMAC secret size in bits (default: the hash size of --alg, 256 for HS256)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l curve -d 'EC curve (default P-256)' -r -f -a "P-256\t''
+P-384\t''
+P-521\t''
+secp256k1\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l alg -d 'Algorithm recorded in the key (default: from the key type, e.g. RS256, ES256, EdDSA, HS256)' -r -f -a "HS256\t''
+HS384\t''
+HS512\t''
+RS256\t''
+RS384\t''
+RS512\t''
+PS256\t''
+PS384\t''
+PS512\t''
+ES256\t''
+ES384\t''
+ES512\t''
+ES256K\t''
+EdDSA\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l kid -d 'Key ID (default: the RFC 7638 SHA-256 thumbprint)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l use -d 'Public key use recorded in the JWK' -r -f -a "sig\t'Signatures (the only use jwkit handles)'"
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -s f -l format -d 'Output format of the private key (and of --public-out)' -r -f -a "pem\t'PKCS#8 for private keys, SPKI for public keys'
+jwk\t'One JSON Web Key'
+jwks\t'A JSON Web Key Set holding the key'"
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -s o -l out -d 'Write the private key to FILE (mode 0600) instead of stdout' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l public-out -d 'Also write the public key to FILE' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l save -d 'Keep the key in the key store ($JWKIT_HOME/keys) and print its kid'
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l force -d 'Overwrite existing files (and a stored key with the same kid)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l insecure -d 'Allow HMAC secrets shorter than the hash size (warns). RSA keys under 2048 bits are never generated: jwkit refuses to load them'
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -s V -l version -d 'Print version'
+complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -s t -l type -d 'Key type' -r -f -a "rsa\t''
+ec\t''
+ed25519\t''
+hmac\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l bits -d 'RSA modulus size (2048, 3072, 4096; default 2048), or HMAC secret size in bits (default: the hash size of --alg, 256 for HS256)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l curve -d 'EC curve (default P-256)' -r -f -a "P-256\t''
+P-384\t''
+P-521\t''
+secp256k1\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l alg -d 'Algorithm recorded in the key (default: from the key type, e.g. RS256, ES256, EdDSA, HS256)' -r -f -a "HS256\t''
+HS384\t''
+HS512\t''
+RS256\t''
+RS384\t''
+RS512\t''
+PS256\t''
+PS384\t''
+PS512\t''
+ES256\t''
+ES384\t''
+ES512\t''
+ES256K\t''
+EdDSA\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l kid -d 'Key ID (default: the RFC 7638 SHA-256 thumbprint)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l use -d 'Public key use recorded in the JWK' -r -f -a "sig\t'Signatures (the only use jwkit handles)'"
+complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -s f -l format -d 'Output format of the private key (and of --public-out)' -r -f -a "pem\t'PKCS#8 for private keys, SPKI for public keys'
+jwk\t'One JSON Web Key'
+jwks\t'A JSON Web Key Set holding the key'"
+complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -s o -l out -d 'Write the private key to FILE (mode 0600) instead of stdout' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l public-out -d 'Also write the public key to FILE' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l save -d 'Keep the key in the key store ($JWKIT_HOME/keys) and print its kid'
+complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l force -d 'Overwrite existing files (and a stored key with the same kid)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l insecure -d 'Allow HMAC secrets shorter than the hash size (warns). RSA keys under 2048 bits are never generated: jwkit refuses to load them'
+complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -s V -l version -d 'Print version'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks help" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks help" -s h -l help -d 'Print help'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks help" -s V -l version -d 'Print version'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks help" -f -a "list" -d 'List the keys in the key store: kid, type, alg, created'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks help" -f -a "show" -d 'Show one stored key: metadata and its public JWK (--private for the private JWK)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks help" -f -a "public" -d 'Print the public half of a key'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks help" -f -a "thumbprint" -d 'Print a key\'s RFC 7638 thumbprint'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks help" -f -a "convert" -d 'Convert a key between PEM, JWK and JWKS'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks help" -f -a "jwks" -d 'Merge keys and files into one public JWKS (a duplicate kid is an error)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from list" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from list" -l json -d 'One JSON document instead of a table'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from show" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from show" -l private -d 'Include the private JWK'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from public" -l key -d 'Use the stored key with this kid (see `jwkit key list`)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from public" -l kid -d 'Pick the key with this kid when the file is a JWKS' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from public" -s f -l format -d 'Output format' -r -f -a "pem\t'PKCS#8 for private keys, SPKI for public keys'
+jwk\t'One JSON Web Key'
+jwks\t'A JSON Web Key Set holding the key'"
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from public" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from public" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from public" -s V -l version -d 'Print version'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from thumbprint" -l key -d 'Use the stored key with this kid (see `jwkit key list`)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from thumbprint" -l kid -d 'Pick the key with this kid when the file is a JWKS' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from thumbprint" -l hash -d 'Hash function' -r -f -a "sha256\t''
+sha384\t''
+sha512\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from thumbprint" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from thumbprint" -l uri -d 'Print as an RFC 9278 URI (urn:ietf:params:oauth:jwk-thumbprint:sha-256:...)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from thumbprint" -s h -l help -d 'Print help'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from thumbprint" -s V -l version -d 'Print version'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from convert" -l key -d 'Use the stored key with this kid (see `jwkit key list`)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from convert" -l kid -d 'Pick the key with this kid when the file is a JWKS' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from convert" -s f -l format -d 'Output format' -r -f -a "pem\t'PKCS#8 for private keys, SPKI for public keys'
+jwk\t'One JSON Web Key'
+jwks\t'A JSON Web Key Set holding the key'"
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from convert" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from convert" -l public -d 'Output only the public half'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from convert" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from convert" -s V -l version -d 'Print version'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from jwks" -l key -d 'Stored keys to add, by kid (repeatable)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from jwks" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from jwks" -s h -l help -d 'Print help'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from jwks" -s V -l version -d 'Print version'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the keys in the key store: kid, type, alg, created'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one stored key: metadata and its public JWK (--private for the private JWK)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "public" -d 'Print the public half of a key'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "thumbprint" -d 'Print a key\'s RFC 7638 thumbprint'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "convert" -d 'Convert a key between PEM, JWK and JWKS'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "jwks" -d 'Merge keys and files into one public JWKS (a duplicate kid is an error)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand completions" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c jwkit -n "__fish_jwkit_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c jwkit -n "__fish_jwkit_using_subcommand man" -l out -d 'Write jwkit.1 and one page per command into DIR instead of printing jwkit.1' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand man" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand man" -s h -l help -d 'Print help'
+complete -c jwkit -n "__fish_jwkit_using_subcommand man" -s V -l version -d 'Print version'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key key completions man help" -f -a "generate-key" -d 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key key completions man help" -f -a "key" -d 'Inspect, convert and publish keys'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key key completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key key completions man help" -f -a "man" -d 'Print the man page, or write one page per command into a directory'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key key completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "list" -d 'List the keys in the key store: kid, type, alg, created'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "show" -d 'Show one stored key: metadata and its public JWK (--private for the private JWK)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "public" -d 'Print the public half of a key'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "thumbprint" -d 'Print a key\'s RFC 7638 thumbprint'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "convert" -d 'Convert a key between PEM, JWK and JWKS'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "jwks" -d 'Merge keys and files into one public JWKS (a duplicate kid is an error)'

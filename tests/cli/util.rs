@@ -1,0 +1,168 @@
+//! The one way tests run jwkit: a clean environment (no JWKIT_* or NO_COLOR from the caller),
+//! a private temporary JWKIT_HOME, and helpers that check exit code, stdout and stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use std::io::Write;
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A `jwkit` command with a clean environment.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jwkit"));
+        cmd.args(args);
+        self.clean(&mut cmd);
+        cmd
+    }
+
+    /// jwkit run through `sh` under the given umask.
+    pub fn run_with_umask(&self, umask: &str, args: &[&str]) -> Run {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_jwkit"))
+            .args(args)
+            .stdin(Stdio::null());
+        self.clean(&mut cmd);
+        Run::from(cmd.output().expect("run sh"))
+    }
+
+    fn clean(&self, cmd: &mut Command) {
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("JWKIT_") || k == "NO_COLOR" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("JWKIT_HOME", self.home())
+            .current_dir(self.dir.path());
+    }
+
+    /// Runs jwkit with `stdin` as standard input.
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Run {
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn jwkit");
+        let mut input = child.stdin.take().expect("stdin");
+        let data = stdin.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = input.write_all(&data);
+        });
+        let out = child.wait_with_output().expect("wait jwkit");
+        let _ = writer.join();
+        Run::from(out)
+    }
+
+    /// Runs jwkit with no standard input.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(
+            self.cmd(args)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run jwkit"),
+        )
+    }
+
+    /// Runs jwkit, asserts exit 0 and a clean stderr-free run, and returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        self.run(args).success()
+    }
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stdout_bytes: Vec<u8>,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stdout_bytes: o.stdout,
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Asserts exit 0 and returns stdout.
+    #[track_caller]
+    pub fn success(self) -> String {
+        assert_eq!(self.code, 0, "expected success; stderr: {}", self.stderr);
+        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        self.stdout
+    }
+
+    /// Asserts a usage/input error: exit 2, nothing on stdout, one `error:` line naming `needle`.
+    #[track_caller]
+    pub fn fails_with(self, needle: &str) -> Run {
+        assert_eq!(
+            self.code, 2,
+            "expected exit 2; stdout: {} stderr: {}",
+            self.stdout, self.stderr
+        );
+        assert!(
+            self.stdout.is_empty(),
+            "stdout must be empty, got: {}",
+            self.stdout
+        );
+        assert!(
+            self.stderr.starts_with("error: "),
+            "stderr: {}",
+            self.stderr
+        );
+        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        assert!(!self.stderr.contains("RUST_BACKTRACE"), "{}", self.stderr);
+        assert!(
+            self.stderr.contains(needle),
+            "stderr should mention {needle:?}: {}",
+            self.stderr
+        );
+        self
+    }
+}
+
+/// `tests/vectors` (a copy of the shared RFC and Wycheproof vectors).
+pub fn vectors() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
+}
+
+pub fn vector_json(name: &str) -> serde_json::Value {
+    let text = std::fs::read(vectors().join(name)).expect("vector file");
+    serde_json::from_slice(&text).expect("vector JSON")
+}
+
+/// Every key file under `tests/vectors/keys` (raw HMAC `.bin`/`.hex` files excluded).
+pub fn vector_key_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(vectors().join("keys"))
+        .expect("keys dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| !matches!(p.extension().and_then(|e| e.to_str()), Some("bin" | "hex")))
+        .collect();
+    files.sort();
+    files
+}
