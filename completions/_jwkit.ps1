@@ -28,6 +28,8 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('generate-key', 'generate-key', [CompletionResultType]::ParameterValue, 'Generate a key pair or HMAC secret as PEM, JWK or JWKS')
             [CompletionResult]::new('genkey', 'genkey', [CompletionResultType]::ParameterValue, 'Generate a key pair or HMAC secret as PEM, JWK or JWKS')
+            [CompletionResult]::new('generate-jwt', 'generate-jwt', [CompletionResultType]::ParameterValue, 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout')
+            [CompletionResult]::new('decode', 'decode', [CompletionResultType]::ParameterValue, 'Show a token''s header and claims, with readable times. Never verifies the signature')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Inspect, convert and publish keys')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page, or write one page per command into a directory')
@@ -39,7 +41,7 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Key type')
             [CompletionResult]::new('--bits', '--bits', [CompletionResultType]::ParameterName, 'RSA modulus size (2048, 3072, 4096; default 2048), or HMAC secret size in bits (default: the hash size of --alg, 256 for HS256)')
             [CompletionResult]::new('--curve', '--curve', [CompletionResultType]::ParameterName, 'EC curve (default P-256)')
-            [CompletionResult]::new('--alg', '--alg', [CompletionResultType]::ParameterName, 'Algorithm recorded in the key (default: from the key type, e.g. RS256, ES256, EdDSA, HS256)')
+            [CompletionResult]::new('--alg', '--alg', [CompletionResultType]::ParameterName, 'Algorithm to record in the JWK, restricting the key to it (default: none recorded; the key type''s default RS256, ES256, ES384, ES512, ES256K, EdDSA or HS256 applies)')
             [CompletionResult]::new('--kid', '--kid', [CompletionResultType]::ParameterName, 'Key ID (default: the RFC 7638 SHA-256 thumbprint)')
             [CompletionResult]::new('--use', '--use', [CompletionResultType]::ParameterName, 'Public key use recorded in the JWK')
             [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Output format of the private key (and of --public-out)')
@@ -62,7 +64,7 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Key type')
             [CompletionResult]::new('--bits', '--bits', [CompletionResultType]::ParameterName, 'RSA modulus size (2048, 3072, 4096; default 2048), or HMAC secret size in bits (default: the hash size of --alg, 256 for HS256)')
             [CompletionResult]::new('--curve', '--curve', [CompletionResultType]::ParameterName, 'EC curve (default P-256)')
-            [CompletionResult]::new('--alg', '--alg', [CompletionResultType]::ParameterName, 'Algorithm recorded in the key (default: from the key type, e.g. RS256, ES256, EdDSA, HS256)')
+            [CompletionResult]::new('--alg', '--alg', [CompletionResultType]::ParameterName, 'Algorithm to record in the JWK, restricting the key to it (default: none recorded; the key type''s default RS256, ES256, ES384, ES512, ES256K, EdDSA or HS256 applies)')
             [CompletionResult]::new('--kid', '--kid', [CompletionResultType]::ParameterName, 'Key ID (default: the RFC 7638 SHA-256 thumbprint)')
             [CompletionResult]::new('--use', '--use', [CompletionResultType]::ParameterName, 'Public key use recorded in the JWK')
             [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Output format of the private key (and of --public-out)')
@@ -76,6 +78,45 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Allow HMAC secrets shorter than the hash size (warns). RSA keys under 2048 bits are never generated: jwkit refuses to load them')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'jwkit;generate-jwt' {
+            [CompletionResult]::new('--key-file', '--key-file', [CompletionResultType]::ParameterName, 'Signing key file: PEM, DER, JWK or JWKS (pick with --kid), recognised by content; `-` reads stdin')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Sign with the stored key with this kid (see `jwkit key list`)')
+            [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'HMAC secret: the raw bytes of FILE (`-` for stdin)')
+            [CompletionResult]::new('--secret-env', '--secret-env', [CompletionResultType]::ParameterName, 'HMAC secret: the value of the environment variable VAR (secrets never go in argv)')
+            [CompletionResult]::new('--kid', '--kid', [CompletionResultType]::ParameterName, 'Header kid (default: the key''s kid, else its RFC 7638 thumbprint). With a JWKS key file, also picks the key')
+            [CompletionResult]::new('--alg', '--alg', [CompletionResultType]::ParameterName, 'Signature algorithm (default: from the key: RS256, ES256, ES384, ES512, ES256K, EdDSA or HS256, or the key''s JWK alg)')
+            [CompletionResult]::new('--typ', '--typ', [CompletionResultType]::ParameterName, 'Header typ; an empty value leaves typ out')
+            [CompletionResult]::new('--header', '--header', [CompletionResultType]::ParameterName, 'Extra header member (VALUE is JSON when it parses as JSON, else a string). alg, crit and b64 are refused; use --kid and --typ for those')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'A claim; VALUE is JSON when it parses as JSON (admin=true, n=5, roles=["a"]), else a string')
+            [CompletionResult]::new('--claim', '--claim', [CompletionResultType]::ParameterName, 'A claim; VALUE is JSON when it parses as JSON (admin=true, n=5, roles=["a"]), else a string')
+            [CompletionResult]::new('--claim-str', '--claim-str', [CompletionResultType]::ParameterName, 'A claim whose VALUE is always a string')
+            [CompletionResult]::new('--claims', '--claims', [CompletionResultType]::ParameterName, 'Claims as a JSON object: inline, @FILE, or - for stdin. Flags win over its members')
+            [CompletionResult]::new('--iss', '--iss', [CompletionResultType]::ParameterName, 'Issuer (iss)')
+            [CompletionResult]::new('--sub', '--sub', [CompletionResultType]::ParameterName, 'Subject (sub)')
+            [CompletionResult]::new('--aud', '--aud', [CompletionResultType]::ParameterName, 'Audience (aud); repeat for an array')
+            [CompletionResult]::new('--jti', '--jti', [CompletionResultType]::ParameterName, 'Token ID (jti); with no value, a random 128-bit ID')
+            [CompletionResult]::new('--exp', '--exp', [CompletionResultType]::ParameterName, 'Expiry (exp), as WHEN')
+            [CompletionResult]::new('--nbf', '--nbf', [CompletionResultType]::ParameterName, 'Not before (nbf), as WHEN')
+            [CompletionResult]::new('--iat', '--iat', [CompletionResultType]::ParameterName, 'Issued at (iat), as WHEN (default: now)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('--no-kid', '--no-kid', [CompletionResultType]::ParameterName, 'Leave kid out of the header')
+            [CompletionResult]::new('--no-iat', '--no-iat', [CompletionResultType]::ParameterName, 'Leave iat out')
+            [CompletionResult]::new('--expired', '--expired', [CompletionResultType]::ParameterName, 'A token that expired an hour ago (iat two hours ago), for testing rejections')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'jwkit;decode' {
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON document: {header, claims, signature, times}')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
@@ -209,6 +250,8 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
         }
         'jwkit;help' {
             [CompletionResult]::new('generate-key', 'generate-key', [CompletionResultType]::ParameterValue, 'Generate a key pair or HMAC secret as PEM, JWK or JWKS')
+            [CompletionResult]::new('generate-jwt', 'generate-jwt', [CompletionResultType]::ParameterValue, 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout')
+            [CompletionResult]::new('decode', 'decode', [CompletionResultType]::ParameterValue, 'Show a token''s header and claims, with readable times. Never verifies the signature')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Inspect, convert and publish keys')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page, or write one page per command into a directory')
@@ -216,6 +259,12 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             break
         }
         'jwkit;help;generate-key' {
+            break
+        }
+        'jwkit;help;generate-jwt' {
+            break
+        }
+        'jwkit;help;decode' {
             break
         }
         'jwkit;help;key' {

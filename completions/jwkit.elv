@@ -25,6 +25,8 @@ set edit:completion:arg-completer[jwkit] = {|@words|
             cand --version 'Print version'
             cand generate-key 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
             cand genkey 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
+            cand generate-jwt 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout'
+            cand decode 'Show a token''s header and claims, with readable times. Never verifies the signature'
             cand key 'Inspect, convert and publish keys'
             cand completions 'Print a shell completion script to stdout'
             cand man 'Print the man page, or write one page per command into a directory'
@@ -35,7 +37,7 @@ set edit:completion:arg-completer[jwkit] = {|@words|
             cand --type 'Key type'
             cand --bits 'RSA modulus size (2048, 3072, 4096; default 2048), or HMAC secret size in bits (default: the hash size of --alg, 256 for HS256)'
             cand --curve 'EC curve (default P-256)'
-            cand --alg 'Algorithm recorded in the key (default: from the key type, e.g. RS256, ES256, EdDSA, HS256)'
+            cand --alg 'Algorithm to record in the JWK, restricting the key to it (default: none recorded; the key type''s default RS256, ES256, ES384, ES512, ES256K, EdDSA or HS256 applies)'
             cand --kid 'Key ID (default: the RFC 7638 SHA-256 thumbprint)'
             cand --use 'Public key use recorded in the JWK'
             cand -f 'Output format of the private key (and of --public-out)'
@@ -57,7 +59,7 @@ set edit:completion:arg-completer[jwkit] = {|@words|
             cand --type 'Key type'
             cand --bits 'RSA modulus size (2048, 3072, 4096; default 2048), or HMAC secret size in bits (default: the hash size of --alg, 256 for HS256)'
             cand --curve 'EC curve (default P-256)'
-            cand --alg 'Algorithm recorded in the key (default: from the key type, e.g. RS256, ES256, EdDSA, HS256)'
+            cand --alg 'Algorithm to record in the JWK, restricting the key to it (default: none recorded; the key type''s default RS256, ES256, ES384, ES512, ES256K, EdDSA or HS256 applies)'
             cand --kid 'Key ID (default: the RFC 7638 SHA-256 thumbprint)'
             cand --use 'Public key use recorded in the JWK'
             cand -f 'Output format of the private key (and of --public-out)'
@@ -71,6 +73,43 @@ set edit:completion:arg-completer[jwkit] = {|@words|
             cand --insecure 'Allow HMAC secrets shorter than the hash size (warns). RSA keys under 2048 bits are never generated: jwkit refuses to load them'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'jwkit;generate-jwt'= {
+            cand --key-file 'Signing key file: PEM, DER, JWK or JWKS (pick with --kid), recognised by content; `-` reads stdin'
+            cand --key 'Sign with the stored key with this kid (see `jwkit key list`)'
+            cand --secret-file 'HMAC secret: the raw bytes of FILE (`-` for stdin)'
+            cand --secret-env 'HMAC secret: the value of the environment variable VAR (secrets never go in argv)'
+            cand --kid 'Header kid (default: the key''s kid, else its RFC 7638 thumbprint). With a JWKS key file, also picks the key'
+            cand --alg 'Signature algorithm (default: from the key: RS256, ES256, ES384, ES512, ES256K, EdDSA or HS256, or the key''s JWK alg)'
+            cand --typ 'Header typ; an empty value leaves typ out'
+            cand --header 'Extra header member (VALUE is JSON when it parses as JSON, else a string). alg, crit and b64 are refused; use --kid and --typ for those'
+            cand -c 'A claim; VALUE is JSON when it parses as JSON (admin=true, n=5, roles=["a"]), else a string'
+            cand --claim 'A claim; VALUE is JSON when it parses as JSON (admin=true, n=5, roles=["a"]), else a string'
+            cand --claim-str 'A claim whose VALUE is always a string'
+            cand --claims 'Claims as a JSON object: inline, @FILE, or - for stdin. Flags win over its members'
+            cand --iss 'Issuer (iss)'
+            cand --sub 'Subject (sub)'
+            cand --aud 'Audience (aud); repeat for an array'
+            cand --jti 'Token ID (jti); with no value, a random 128-bit ID'
+            cand --exp 'Expiry (exp), as WHEN'
+            cand --nbf 'Not before (nbf), as WHEN'
+            cand --iat 'Issued at (iat), as WHEN (default: now)'
+            cand --color 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never'
+            cand --no-kid 'Leave kid out of the header'
+            cand --no-iat 'Leave iat out'
+            cand --expired 'A token that expired an hour ago (iat two hours ago), for testing rejections'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'jwkit;decode'= {
+            cand --color 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never'
+            cand --json 'One JSON document: {header, claims, signature, times}'
+            cand -h 'Print help'
+            cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
         }
@@ -186,12 +225,18 @@ set edit:completion:arg-completer[jwkit] = {|@words|
         }
         &'jwkit;help'= {
             cand generate-key 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
+            cand generate-jwt 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout'
+            cand decode 'Show a token''s header and claims, with readable times. Never verifies the signature'
             cand key 'Inspect, convert and publish keys'
             cand completions 'Print a shell completion script to stdout'
             cand man 'Print the man page, or write one page per command into a directory'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'jwkit;help;generate-key'= {
+        }
+        &'jwkit;help;generate-jwt'= {
+        }
+        &'jwkit;help;decode'= {
         }
         &'jwkit;help;key'= {
             cand list 'List the keys in the key store: kid, type, alg, created'

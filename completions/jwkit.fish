@@ -31,6 +31,8 @@ complete -c jwkit -n "__fish_jwkit_needs_command" -s h -l help -d 'Print help (s
 complete -c jwkit -n "__fish_jwkit_needs_command" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "generate-key" -d 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "genkey" -d 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
+complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "generate-jwt" -d 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout'
+complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "decode" -d 'Show a token\'s header and claims, with readable times. Never verifies the signature'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "key" -d 'Inspect, convert and publish keys'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "man" -d 'Print the man page, or write one page per command into a directory'
@@ -44,7 +46,7 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l curve -d 'E
 P-384\t''
 P-521\t''
 secp256k1\t''"
-complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l alg -d 'Algorithm recorded in the key (default: from the key type, e.g. RS256, ES256, EdDSA, HS256)' -r -f -a "HS256\t''
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l alg -d 'Algorithm to record in the JWK, restricting the key to it (default: none recorded; the key type\'s default RS256, ES256, ES384, ES512, ES256K, EdDSA or HS256 applies)' -r -f -a "HS256\t''
 HS384\t''
 HS512\t''
 RS256\t''
@@ -82,7 +84,7 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l curve -d 'EC curv
 P-384\t''
 P-521\t''
 secp256k1\t''"
-complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l alg -d 'Algorithm recorded in the key (default: from the key type, e.g. RS256, ES256, EdDSA, HS256)' -r -f -a "HS256\t''
+complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l alg -d 'Algorithm to record in the JWK, restricting the key to it (default: none recorded; the key type\'s default RS256, ES256, ES384, ES512, ES256K, EdDSA or HS256 applies)' -r -f -a "HS256\t''
 HS384\t''
 HS512\t''
 RS256\t''
@@ -111,6 +113,51 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l force -d 'Overwri
 complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l insecure -d 'Allow HMAC secrets shorter than the hash size (warns). RSA keys under 2048 bits are never generated: jwkit refuses to load them'
 complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -s V -l version -d 'Print version'
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l key-file -d 'Signing key file: PEM, DER, JWK or JWKS (pick with --kid), recognised by content; `-` reads stdin' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l key -d 'Sign with the stored key with this kid (see `jwkit key list`)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l secret-file -d 'HMAC secret: the raw bytes of FILE (`-` for stdin)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l secret-env -d 'HMAC secret: the value of the environment variable VAR (secrets never go in argv)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l kid -d 'Header kid (default: the key\'s kid, else its RFC 7638 thumbprint). With a JWKS key file, also picks the key' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l alg -d 'Signature algorithm (default: from the key: RS256, ES256, ES384, ES512, ES256K, EdDSA or HS256, or the key\'s JWK alg)' -r -f -a "HS256\t''
+HS384\t''
+HS512\t''
+RS256\t''
+RS384\t''
+RS512\t''
+PS256\t''
+PS384\t''
+PS512\t''
+ES256\t''
+ES384\t''
+ES512\t''
+ES256K\t''
+EdDSA\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l typ -d 'Header typ; an empty value leaves typ out' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l header -d 'Extra header member (VALUE is JSON when it parses as JSON, else a string). alg, crit and b64 are refused; use --kid and --typ for those' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -s c -l claim -d 'A claim; VALUE is JSON when it parses as JSON (admin=true, n=5, roles=["a"]), else a string' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l claim-str -d 'A claim whose VALUE is always a string' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l claims -d 'Claims as a JSON object: inline, @FILE, or - for stdin. Flags win over its members' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l iss -d 'Issuer (iss)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l sub -d 'Subject (sub)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l aud -d 'Audience (aud); repeat for an array' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l jti -d 'Token ID (jti); with no value, a random 128-bit ID' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l exp -d 'Expiry (exp), as WHEN' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l nbf -d 'Not before (nbf), as WHEN' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l iat -d 'Issued at (iat), as WHEN (default: now)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l no-kid -d 'Leave kid out of the header'
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l no-iat -d 'Leave iat out'
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l expired -d 'A token that expired an hour ago (iat two hours ago), for testing rejections'
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -s V -l version -d 'Print version'
+complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l json -d 'One JSON document: {header, claims, signature, times}'
+complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -s h -l help -d 'Print help'
+complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks help" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -191,11 +238,13 @@ always\t''
 never\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand man" -s h -l help -d 'Print help'
 complete -c jwkit -n "__fish_jwkit_using_subcommand man" -s V -l version -d 'Print version'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key key completions man help" -f -a "generate-key" -d 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key key completions man help" -f -a "key" -d 'Inspect, convert and publish keys'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key key completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key key completions man help" -f -a "man" -d 'Print the man page, or write one page per command into a directory'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key key completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt decode key completions man help" -f -a "generate-key" -d 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt decode key completions man help" -f -a "generate-jwt" -d 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt decode key completions man help" -f -a "decode" -d 'Show a token\'s header and claims, with readable times. Never verifies the signature'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt decode key completions man help" -f -a "key" -d 'Inspect, convert and publish keys'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt decode key completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt decode key completions man help" -f -a "man" -d 'Print the man page, or write one page per command into a directory'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt decode key completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "list" -d 'List the keys in the key store: kid, type, alg, created'
 complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "show" -d 'Show one stored key: metadata and its public JWK (--private for the private JWK)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "public" -d 'Print the public half of a key'

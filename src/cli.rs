@@ -46,6 +46,17 @@ pub enum Command {
     #[command(visible_alias = "genkey")]
     GenerateKey(GenerateKeyArgs),
 
+    /// Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout.
+    ///
+    /// The header gets alg (from the key unless --alg), typ (JWT) and kid (the key's kid, else
+    /// its thumbprint). Times take WHEN: a duration from now (30s, 15m, 1h, 7d, -5m), an
+    /// RFC 3339 date, or @UNIX. iat is now unless --no-iat; --expired makes a token that
+    /// expired an hour ago, for testing rejections.
+    GenerateJwt(Box<GenerateJwtArgs>),
+
+    /// Show a token's header and claims, with readable times. Never verifies the signature.
+    Decode(DecodeArgs),
+
     /// Inspect, convert and publish keys.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -139,7 +150,8 @@ pub struct GenerateKeyArgs {
     #[arg(long, value_enum)]
     pub curve: Option<Curve>,
 
-    /// Algorithm recorded in the key (default: from the key type, e.g. RS256, ES256, EdDSA, HS256).
+    /// Algorithm to record in the JWK, restricting the key to it (default: none recorded; the key
+    /// type's default RS256, ES256, ES384, ES512, ES256K, EdDSA or HS256 applies).
     #[arg(long, value_enum)]
     pub alg: Option<Alg>,
 
@@ -195,6 +207,117 @@ pub struct KeyInput {
     /// Pick the key with this kid when the file is a JWKS.
     #[arg(long, value_name = "KID", conflicts_with = "key")]
     pub kid: Option<String>,
+}
+
+/// The key a token is signed with: exactly one source.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct SigningKeyArgs {
+    /// Signing key file: PEM, DER, JWK or JWKS (pick with --kid), recognised by content; `-`
+    /// reads stdin.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<String>,
+
+    /// Sign with the stored key with this kid (see `jwkit key list`).
+    #[arg(long, value_name = "KID")]
+    pub key: Option<String>,
+
+    /// HMAC secret: the raw bytes of FILE (`-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<String>,
+
+    /// HMAC secret: the value of the environment variable VAR (secrets never go in argv).
+    #[arg(long, value_name = "VAR")]
+    pub secret_env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateJwtArgs {
+    #[command(flatten)]
+    pub signing: SigningKeyArgs,
+
+    /// Header kid (default: the key's kid, else its RFC 7638 thumbprint). With a JWKS key
+    /// file, also picks the key.
+    #[arg(long, value_name = "KID")]
+    pub kid: Option<String>,
+
+    /// Leave kid out of the header.
+    #[arg(long, conflicts_with = "kid")]
+    pub no_kid: bool,
+
+    /// Signature algorithm (default: from the key: RS256, ES256, ES384, ES512, ES256K, EdDSA or
+    /// HS256, or the key's JWK alg).
+    #[arg(long, value_enum)]
+    pub alg: Option<Alg>,
+
+    /// Header typ; an empty value leaves typ out.
+    #[arg(long, value_name = "TYP", default_value = "JWT")]
+    pub typ: String,
+
+    /// Extra header member (VALUE is JSON when it parses as JSON, else a string). alg, crit and
+    /// b64 are refused; use --kid and --typ for those.
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    pub headers: Vec<String>,
+
+    /// A claim; VALUE is JSON when it parses as JSON (admin=true, n=5, roles=["a"]), else a
+    /// string.
+    #[arg(long = "claim", short = 'c', value_name = "NAME=VALUE")]
+    pub claim: Vec<String>,
+
+    /// A claim whose VALUE is always a string.
+    #[arg(long = "claim-str", value_name = "NAME=VALUE")]
+    pub claim_str: Vec<String>,
+
+    /// Claims as a JSON object: inline, @FILE, or - for stdin. Flags win over its members.
+    #[arg(long, value_name = "JSON|@FILE|-")]
+    pub claims: Option<String>,
+
+    /// Issuer (iss).
+    #[arg(long)]
+    pub iss: Option<String>,
+
+    /// Subject (sub).
+    #[arg(long)]
+    pub sub: Option<String>,
+
+    /// Audience (aud); repeat for an array.
+    #[arg(long)]
+    pub aud: Vec<String>,
+
+    /// Token ID (jti); with no value, a random 128-bit ID.
+    #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "")]
+    pub jti: Option<String>,
+
+    /// Expiry (exp), as WHEN.
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
+    pub exp: Option<String>,
+
+    /// Not before (nbf), as WHEN.
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
+    pub nbf: Option<String>,
+
+    /// Issued at (iat), as WHEN (default: now).
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
+    pub iat: Option<String>,
+
+    /// Leave iat out.
+    #[arg(long, conflicts_with = "iat")]
+    pub no_iat: bool,
+
+    /// A token that expired an hour ago (iat two hours ago), for testing rejections.
+    #[arg(long, conflicts_with_all = ["exp", "iat", "no_iat"])]
+    pub expired: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    /// The token (a `Bearer ` prefix is fine); `-` or nothing reads stdin.
+    #[arg(value_name = "TOKEN")]
+    pub token: Option<String>,
+
+    /// One JSON document: {header, claims, signature, times}.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,13 +6,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 
+use crate::crypto::jws::MAX_TOKEN_BYTES;
+
 /// Key files beyond this are not keys.
 pub const MAX_KEY_BYTES: u64 = 1 << 20;
+/// Claims documents beyond this would make tokens far over the token limit anyway.
+pub const MAX_CLAIMS_BYTES: u64 = 1 << 20;
 
 static STDIN_USED: AtomicBool = AtomicBool::new(false);
 
-/// Reads `spec` (`-` = stdin) whole; `what` names it in errors ("key file").
-pub fn read(spec: &str, what: &str, limit: u64) -> Result<Vec<u8>> {
+/// The bytes of an input, or the news that it is over the limit (not read further).
+enum Capped {
+    Whole(Vec<u8>),
+    TooLarge,
+}
+
+fn read_capped(spec: &str, what: &str, limit: u64) -> Result<Capped> {
     let mut buf = Vec::new();
     if spec == "-" {
         if STDIN_USED.swap(true, Ordering::SeqCst) {
@@ -23,17 +32,54 @@ pub fn read(spec: &str, what: &str, limit: u64) -> Result<Vec<u8>> {
             .take(limit + 1)
             .read_to_end(&mut buf)
             .with_context(|| format!("reading {what} from stdin"))?;
-        if buf.len() as u64 > limit {
-            bail!("{what} on stdin is larger than {limit} bytes");
-        }
     } else {
-        let file = std::fs::File::open(spec).with_context(|| format!("reading {what} {spec}"))?;
-        file.take(limit + 1)
-            .read_to_end(&mut buf)
+        std::fs::File::open(spec)
+            .and_then(|f| f.take(limit + 1).read_to_end(&mut buf))
             .with_context(|| format!("reading {what} {spec}"))?;
-        if buf.len() as u64 > limit {
-            bail!("{what} {spec} is larger than {limit} bytes");
-        }
     }
-    Ok(buf)
+    Ok(if buf.len() as u64 > limit {
+        Capped::TooLarge
+    } else {
+        Capped::Whole(buf)
+    })
+}
+
+/// Refuses, before anything is read, a command line that names stdin (`-`) more than once.
+pub fn one_stdin(specs: &[Option<&str>]) -> Result<()> {
+    if specs.iter().filter(|s| **s == Some("-")).count() > 1 {
+        bail!("stdin (-) can be used for only one input");
+    }
+    Ok(())
+}
+
+/// Reads `spec` (`-` = stdin) whole; `what` names it in errors ("key file").
+pub fn read(spec: &str, what: &str, limit: u64) -> Result<Vec<u8>> {
+    match read_capped(spec, what, limit)? {
+        Capped::Whole(bytes) => Ok(bytes),
+        Capped::TooLarge if spec == "-" => bail!("{what} on stdin is larger than {limit} bytes"),
+        Capped::TooLarge => bail!("{what} {spec} is larger than {limit} bytes"),
+    }
+}
+
+/// Reads a token from the argument, or from stdin when it is absent or `-`. At most a little
+/// over 64 KiB is read, so a huge input is refused without reading it all.
+pub fn read_token(arg: Option<&str>) -> Result<String> {
+    if let Some(t) = arg.filter(|t| *t != "-") {
+        return Ok(t.to_string());
+    }
+    // Room for white space and a `Bearer ` prefix around a maximal token.
+    let limit = MAX_TOKEN_BYTES as u64 + 1024;
+    match read_capped("-", "token", limit)? {
+        Capped::TooLarge => {
+            bail!(
+                "the token on stdin is over {MAX_TOKEN_BYTES} bytes; tokens that long are refused"
+            )
+        }
+        Capped::Whole(bytes) => String::from_utf8(bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "the token is not text: byte {} is not UTF-8",
+                e.utf8_error().valid_up_to()
+            )
+        }),
+    }
 }

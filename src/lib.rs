@@ -8,6 +8,7 @@ pub mod exit;
 pub mod input;
 pub mod output;
 pub mod store;
+pub mod when;
 
 use cli::{Cli, Command};
 use exit::ExitStatus;
@@ -17,6 +18,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     output::init_color(cli.color);
     match &cli.command {
         Command::GenerateKey(args) => cmd::generate_key::run(args),
+        Command::GenerateJwt(args) => cmd::generate_jwt::run(args),
+        Command::Decode(args) => cmd::decode::run(args),
         Command::Key(sub) => cmd::key::run(sub),
         Command::Completions(args) => cmd::docs::completions(args),
         Command::Man(args) => cmd::docs::man(args),

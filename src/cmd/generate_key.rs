@@ -27,9 +27,11 @@ pub fn run(args: &GenerateKeyArgs) -> Result<ExitStatus> {
             bytes * 8
         ));
     }
+    // The JWK names an alg only when asked: an RSA key stays usable for RS* and PS*, an HMAC
+    // secret for every HS* its length allows. The store records the default alg either way.
     let meta = KeyMeta {
         kid: args.kid.clone(),
-        alg: Some(alg),
+        alg: args.alg,
         use_: args.use_.map(|KeyUse::Sig| "sig".to_string()),
     };
     let mut key = Key::generate(spec, meta, args.insecure)?;

@@ -10,6 +10,11 @@ pub fn encode(bytes: impl AsRef<[u8]>) -> String {
 
 /// Decodes strict base64url; the error names the first offending byte where it can.
 pub fn decode(text: &str) -> Result<Vec<u8>, String> {
+    if let Some(at) = text.find('=') {
+        return Err(format!(
+            "padding '=' at byte {at} (base64url here is unpadded)"
+        ));
+    }
     URL_SAFE_NO_PAD.decode(text).map_err(|e| match e {
         base64::DecodeError::InvalidByte(at, b'=') => {
             format!("padding '=' at byte {at} (base64url here is unpadded)")

@@ -2,7 +2,9 @@
 //! the real `jwkit` binary or the real library against real files.
 
 mod crypto;
+mod decode;
 mod docs;
+mod generate_jwt;
 mod generate_key;
 mod key;
 mod util;

@@ -1,0 +1,205 @@
+//! `jwkit generate-jwt`: build the header and claims from flags, sign, print the token.
+
+use anyhow::{Context, Result, bail};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use serde_json::{Map, Value};
+
+use crate::cli::{GenerateJwtArgs, SigningKeyArgs};
+use crate::crypto::{self, Key, KeyMeta, SigningKey, b64, json, jws};
+use crate::exit::ExitStatus;
+use crate::input;
+use crate::output;
+use crate::store::KeyStore;
+use crate::when;
+
+pub fn run(args: &GenerateJwtArgs) -> Result<ExitStatus> {
+    input::one_stdin(&[
+        args.signing.key_file.as_deref(),
+        args.signing.secret_file.as_deref(),
+        args.claims.as_deref(),
+    ])?;
+    let now = when::now();
+    // Claims first: a mistake there should not cost a key parse.
+    let claims = build_claims(args, now)?;
+    let key = load_signing_key(&args.signing, args.kid.as_deref())?;
+    let alg = match args.alg {
+        Some(alg) => {
+            key.check_alg(alg)?;
+            alg
+        }
+        None => key.default_alg()?,
+    };
+    let signer = SigningKey::new(&key, alg)?;
+    let mut header = Map::new();
+    header.insert("alg".into(), alg.as_str().into());
+    if !args.typ.is_empty() {
+        header.insert("typ".into(), args.typ.clone().into());
+    }
+    if !args.no_kid {
+        let kid = args.kid.clone().unwrap_or_else(|| key.kid_or_thumbprint());
+        header.insert("kid".into(), kid.into());
+    }
+    for item in &args.headers {
+        let (name, value) = name_value(item, "--header", true)?;
+        if matches!(name.as_str(), "alg" | "crit" | "b64") {
+            bail!(
+                "--header {name} is refused: alg comes from the key or --alg, and jwkit does not emit crit or b64"
+            );
+        }
+        if matches!(name.as_str(), "kid" | "typ") {
+            bail!("--header {name} is refused: use --{name}");
+        }
+        header.insert(name, value);
+    }
+    let payload = serde_json::to_vec(&claims)?;
+    let token = jws::encode(&header, &payload, &signer)?;
+    output::data_line(&token)?;
+    Ok(ExitStatus::Success)
+}
+
+/// Loads the signing key from exactly one of --key-file, --key, --secret-file, --secret-env.
+pub(crate) fn load_signing_key(src: &SigningKeyArgs, kid: Option<&str>) -> Result<Key> {
+    let key = if let Some(spec) = &src.key_file {
+        let bytes = input::read(spec, "key file", input::MAX_KEY_BYTES)?;
+        let name = if spec == "-" { "stdin" } else { spec };
+        // A JWKS needs --kid to pick a key; for a single key, --kid only names it in the header.
+        let pick = if json::parse_object(&bytes).is_ok_and(|o| o.contains_key("keys")) {
+            kid
+        } else {
+            None
+        };
+        crypto::load_key(&bytes, pick).with_context(|| format!("loading key from {name}"))?
+    } else if let Some(kid) = &src.key {
+        let stored = KeyStore::open()?.find(kid)?;
+        let mut key = stored.key;
+        key.meta.kid = Some(stored.record.kid);
+        key
+    } else if let Some(spec) = &src.secret_file {
+        let bytes = input::read(spec, "secret file", input::MAX_KEY_BYTES)?;
+        crypto::Key::hmac(bytes, KeyMeta::default())
+            .with_context(|| format!("loading the HMAC secret from {spec}"))?
+    } else if let Some(var) = &src.secret_env {
+        let value = std::env::var_os(var).filter(|v| !v.is_empty());
+        let Some(value) = value else {
+            bail!("environment variable {var} is not set or empty");
+        };
+        use std::os::unix::ffi::OsStrExt;
+        crypto::Key::hmac(value.as_bytes().to_vec(), KeyMeta::default())
+            .with_context(|| format!("loading the HMAC secret from ${var}"))?
+    } else {
+        bail!("no signing key: use --key-file, --key, --secret-file or --secret-env");
+    };
+    if !key.is_private() {
+        bail!("the key is a public key; signing needs the private key");
+    }
+    Ok(key)
+}
+
+/// Splits `NAME=VALUE`; VALUE is JSON when it parses as JSON (and `as_json`), else a string.
+pub(crate) fn name_value(item: &str, flag: &str, as_json: bool) -> Result<(String, Value)> {
+    let Some((name, value)) = item.split_once('=') else {
+        bail!("{flag} {item:?}: expected NAME=VALUE");
+    };
+    if name.is_empty() {
+        bail!("{flag} {item:?}: the name is empty");
+    }
+    let value = match json::parse(value.as_bytes()) {
+        Ok(v) if as_json => v,
+        _ => Value::String(value.to_string()),
+    };
+    Ok((name.to_string(), value))
+}
+
+/// Claims in a reproducible order: the --claims document's members, then iss, sub, aud, the
+/// --claim and --claim-str flags, then iat, nbf, exp and jti. Flags win over the document.
+fn build_claims(args: &GenerateJwtArgs, now: i64) -> Result<Map<String, Value>> {
+    let mut claims = match &args.claims {
+        None => Map::new(),
+        Some(src) => {
+            let (bytes, from) = if src == "-" {
+                (
+                    input::read("-", "claims", input::MAX_CLAIMS_BYTES)?,
+                    "stdin".to_string(),
+                )
+            } else if let Some(path) = src.strip_prefix('@') {
+                (
+                    input::read(path, "claims file", input::MAX_CLAIMS_BYTES)?,
+                    path.to_string(),
+                )
+            } else {
+                (src.as_bytes().to_vec(), "--claims".to_string())
+            };
+            json::parse_object(&bytes)
+                .map_err(|e| anyhow::anyhow!("claims from {from} are not a JSON object: {e}"))?
+        }
+    };
+    if let Some(iss) = &args.iss {
+        claims.insert("iss".into(), iss.clone().into());
+    }
+    if let Some(sub) = &args.sub {
+        claims.insert("sub".into(), sub.clone().into());
+    }
+    match args.aud.as_slice() {
+        [] => {}
+        [one] => {
+            claims.insert("aud".into(), one.clone().into());
+        }
+        many => {
+            claims.insert(
+                "aud".into(),
+                many.iter().cloned().map(Value::from).collect(),
+            );
+        }
+    }
+    for item in &args.claim {
+        let (name, value) = name_value(item, "--claim", true)?;
+        claims.insert(name, value);
+    }
+    for item in &args.claim_str {
+        let (name, value) = name_value(item, "--claim-str", false)?;
+        claims.insert(name, value);
+    }
+    let at = |flag: &str, text: &str| -> Result<i64> {
+        when::parse_when(text, now).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+    };
+    if args.expired {
+        claims.insert("iat".into(), (now - 7200).into());
+    } else if let Some(iat) = &args.iat {
+        claims.insert("iat".into(), at("iat", iat)?.into());
+    } else if !args.no_iat {
+        claims.insert("iat".into(), now.into());
+    }
+    if let Some(nbf) = &args.nbf {
+        claims.insert("nbf".into(), at("nbf", nbf)?.into());
+    }
+    if args.expired {
+        claims.insert("exp".into(), (now - 3600).into());
+    } else if let Some(exp) = &args.exp {
+        claims.insert("exp".into(), at("exp", exp)?.into());
+    }
+    if let (Some(exp), Some(nbf)) = (
+        claims.get("exp").and_then(Value::as_i64),
+        claims.get("nbf").and_then(Value::as_i64),
+    ) && exp < nbf
+    {
+        bail!(
+            "exp ({}) is earlier than nbf ({}): the token would never be valid",
+            when::rfc3339(exp),
+            when::rfc3339(nbf)
+        );
+    }
+    match args.jti.as_deref() {
+        None => {}
+        Some("") => {
+            let mut id = [0u8; 16];
+            SystemRandom::new()
+                .fill(&mut id)
+                .map_err(|_| anyhow::anyhow!("the random generator failed"))?;
+            claims.insert("jti".into(), b64::encode(id).into());
+        }
+        Some(id) => {
+            claims.insert("jti".into(), id.into());
+        }
+    }
+    Ok(claims)
+}

@@ -1,0 +1,186 @@
+//! JWS compact serialization (RFC 7515 §7.1): building `header.payload.signature` and taking it
+//! apart strictly. The signing input is always the segments as received, never re-encoded.
+
+use serde_json::{Map, Value};
+
+use super::{SigningKey, b64, json};
+
+/// Tokens longer than this are refused before any decoding (DESIGN.md §7).
+pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
+
+/// Why a compact token could not be taken apart. Messages name the segment and the fault.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MalformedToken {
+    #[error("the token is empty")]
+    Empty,
+    #[error("the token is {0} bytes; tokens over {MAX_TOKEN_BYTES} bytes are refused")]
+    TooLong(usize),
+    #[error(
+        "the token has {0} segment{s}; a JWS compact token has 3 (header.payload.signature)",
+        s = if *.0 == 1 { "" } else { "s" }
+    )]
+    Segments(usize),
+    #[error("{segment} segment is {reason}")]
+    Base64 { segment: Segment, reason: String },
+    #[error("header is not JSON: {0}")]
+    HeaderJson(String),
+    #[error("header is not UTF-8")]
+    HeaderUtf8,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Segment {
+    Header,
+    Payload,
+    Signature,
+}
+
+impl std::fmt::Display for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Segment::Header => "header",
+            Segment::Payload => "payload",
+            Segment::Signature => "signature",
+        })
+    }
+}
+
+/// A compact JWS taken apart: decoded header, raw payload bytes and signature, and the
+/// signing input exactly as it appeared in the token.
+#[derive(Debug, Clone)]
+pub struct Compact<'a> {
+    pub token: &'a str,
+    pub header: Map<String, Value>,
+    pub payload: Vec<u8>,
+    pub signature: Vec<u8>,
+    /// `header.payload` as received (what the signature covers).
+    pub signing_input: &'a str,
+    pub header_b64: &'a str,
+    pub payload_b64: &'a str,
+    pub signature_b64: &'a str,
+}
+
+/// Strips surrounding white space and a `Bearer ` prefix (RFC 6750 scheme names are
+/// case-insensitive).
+pub fn strip_bearer(text: &str) -> &str {
+    let t = text.trim();
+    match t.get(..7) {
+        Some(p) if p.eq_ignore_ascii_case("bearer ") => t[7..].trim_start(),
+        _ => t,
+    }
+}
+
+impl<'a> Compact<'a> {
+    /// Takes a compact token apart. Checks the length first, then the segment count, then
+    /// strict base64url of each segment, then that the header is a JSON object without
+    /// duplicate members.
+    pub fn parse(token: &'a str) -> Result<Compact<'a>, MalformedToken> {
+        if token.is_empty() {
+            return Err(MalformedToken::Empty);
+        }
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(MalformedToken::TooLong(token.len()));
+        }
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(MalformedToken::Segments(token.split('.').count()));
+        };
+        let decode = |segment: Segment, text: &str| {
+            b64::decode(text).map_err(|reason| MalformedToken::Base64 { segment, reason })
+        };
+        let header_bytes = decode(Segment::Header, h)?;
+        let payload = decode(Segment::Payload, p)?;
+        let signature = decode(Segment::Signature, s)?;
+        if std::str::from_utf8(&header_bytes).is_err() {
+            return Err(MalformedToken::HeaderUtf8);
+        }
+        let header = json::parse_object(&header_bytes).map_err(MalformedToken::HeaderJson)?;
+        Ok(Compact {
+            token,
+            header,
+            payload,
+            signature,
+            signing_input: &token[..h.len() + 1 + p.len()],
+            header_b64: h,
+            payload_b64: p,
+            signature_b64: s,
+        })
+    }
+
+    /// The payload as a JSON object (a JWT claims set), if it is one.
+    pub fn claims(&self) -> Option<Map<String, Value>> {
+        json::parse_object(&self.payload).ok()
+    }
+}
+
+/// Builds a compact JWS: base64url of the header JSON and of `payload`, signed by `key`.
+pub fn encode(
+    header: &Map<String, Value>,
+    payload: &[u8],
+    key: &SigningKey,
+) -> Result<String, super::Error> {
+    let header_json = serde_json::to_vec(header).map_err(|e| super::Error::key(e.to_string()))?;
+    encode_segments(&b64::encode(header_json), &b64::encode(payload), key)
+}
+
+/// Signs already-encoded segments (kept byte for byte, as `resign` needs).
+pub fn encode_segments(
+    header_b64: &str,
+    payload_b64: &str,
+    key: &SigningKey,
+) -> Result<String, super::Error> {
+    let mut token = String::with_capacity(header_b64.len() + payload_b64.len() + 700);
+    token.push_str(header_b64);
+    token.push('.');
+    token.push_str(payload_b64);
+    let sig = key.sign(token.as_bytes())?;
+    token.push('.');
+    token.push_str(&b64::encode(sig));
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_tokens_say_which_segment() {
+        assert_eq!(
+            Compact::parse("a.b").err(),
+            Some(MalformedToken::Segments(2))
+        );
+        assert_eq!(
+            Compact::parse("a.b.c.d").err(),
+            Some(MalformedToken::Segments(4))
+        );
+        let err = Compact::parse("eyJhbGciOiJIUzI1NiJ9=.e30.").expect_err("padding");
+        assert!(
+            err.to_string()
+                .starts_with("header segment is padding '=' at byte 20"),
+            "{err}"
+        );
+        let err = Compact::parse("eyJhbGciOiJIUzI1NiJ9.e3+0.").expect_err("plus");
+        assert_eq!(
+            err.to_string(),
+            "payload segment is not valid base64url at byte 2"
+        );
+        assert!(matches!(
+            Compact::parse("WzFd.e30.").err(),
+            Some(MalformedToken::HeaderJson(_))
+        ));
+        let long = ".".repeat(MAX_TOKEN_BYTES + 1);
+        assert_eq!(
+            Compact::parse(&long).err(),
+            Some(MalformedToken::TooLong(MAX_TOKEN_BYTES + 1))
+        );
+    }
+
+    #[test]
+    fn bearer_prefix_and_white_space() {
+        assert_eq!(strip_bearer("  Bearer abc.def.ghi \n"), "abc.def.ghi");
+        assert_eq!(strip_bearer("bearer abc"), "abc");
+        assert_eq!(strip_bearer("abc"), "abc");
+    }
+}
