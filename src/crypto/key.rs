@@ -7,6 +7,8 @@ use aws_lc_rs::encoding::{AsBigEndian, AsDer, EcPrivateKeyBin, Pkcs8V1Der};
 use aws_lc_rs::rsa::{KeyPairComponents, PublicKeyComponents};
 use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair, ParsedPublicKey};
 use serde_json::{Map, Value};
+use std::sync::Arc;
+
 use zeroize::Zeroizing;
 
 use super::{Alg, Curve, Error, Hash, b64, roca};
@@ -96,6 +98,9 @@ impl std::fmt::Display for KeyType {
 pub struct Key {
     pub meta: KeyMeta,
     pub(crate) material: Material,
+    /// The aws-lc key pair built when a private key was checked, kept so signing does not
+    /// parse and validate the key a second time.
+    pair: Option<Arc<SigningPair>>,
 }
 
 /// A public key: the public half of an asymmetric key and its metadata, nothing else.
@@ -426,8 +431,12 @@ fn check_meta(meta: &KeyMeta, fits: &[Alg], kt: &KeyType) -> Result<(), Error> {
 impl Key {
     /// Builds a checked key. Every constructor of `Key` goes through here.
     pub(crate) fn new(meta: KeyMeta, material: Material) -> Result<Key, Error> {
-        let key = Key { meta, material };
-        key.check()?;
+        let mut key = Key {
+            meta,
+            material,
+            pair: None,
+        };
+        key.pair = key.check()?.map(Arc::new);
         Ok(key)
     }
 
@@ -451,6 +460,7 @@ impl Key {
             material: Material::Hmac {
                 k: Zeroizing::new(k),
             },
+            pair: None,
         }
     }
 
@@ -529,7 +539,8 @@ impl Key {
         }
     }
 
-    fn check(&self) -> Result<(), Error> {
+    /// Checks the key; for an asymmetric private key, returns the aws-lc pair it built.
+    fn check(&self) -> Result<Option<SigningPair>, Error> {
         if let Material::Hmac { k } = &self.material {
             // Length first: "too short for HS512" says more than "HS512 does not fit".
             let min = self
@@ -547,19 +558,28 @@ impl Key {
         }
         check_meta(&self.meta, &self.material_algs(), &self.key_type())?;
         match &self.material {
-            Material::Hmac { .. } => Ok(()),
+            Material::Hmac { .. } => Ok(None),
             Material::Asymmetric { public, secret } => {
                 public.check()?;
-                if secret.is_some() {
-                    self.signing_pair()?;
+                match secret {
+                    Some(_) => self.build_pair().map(Some),
+                    None => Ok(None),
                 }
-                Ok(())
             }
         }
     }
 
-    /// The aws-lc key pair for signing; this is also where private/public consistency is checked.
-    pub(crate) fn signing_pair(&self) -> Result<SigningPair, Error> {
+    /// The aws-lc key pair for signing, built once when the key was checked.
+    pub(crate) fn signing_pair(&self) -> Result<Arc<SigningPair>, Error> {
+        match (&self.pair, &self.material) {
+            (Some(pair), _) => Ok(Arc::clone(pair)),
+            (None, Material::Hmac { k }) => Ok(Arc::new(SigningPair::Hmac(k.clone()))),
+            (None, _) => self.build_pair().map(Arc::new),
+        }
+    }
+
+    /// Builds the aws-lc key pair; this is where private/public consistency is checked.
+    fn build_pair(&self) -> Result<SigningPair, Error> {
         let inconsistent = |what: &str, e: aws_lc_rs::error::KeyRejected| {
             Error::key(format!(
                 "the {what} private key is invalid or does not match its public key ({e})"
@@ -715,7 +735,7 @@ impl Key {
     /// PKCS#8 DER of a private key, as serialised by aws-lc.
     pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, Error> {
         let failed = || Error::key("could not encode the private key as PKCS#8");
-        let der: Vec<u8> = match self.signing_pair()? {
+        let der: Vec<u8> = match &*self.signing_pair()? {
             SigningPair::Rsa(kp) => {
                 let d: Pkcs8V1Der = kp.as_der().map_err(|_| failed())?;
                 d.as_ref().to_vec()

@@ -3,6 +3,8 @@
 
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use std::sync::Arc;
+
 use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, ParsedPublicKey};
 use zeroize::Zeroizing;
 
@@ -16,9 +18,8 @@ pub struct SigningKey {
 }
 
 enum Signer {
-    Rsa(Box<aws_lc_rs::rsa::KeyPair>, &'static dyn sig::RsaEncoding),
-    Ec(EcdsaKeyPair),
-    Ed25519(Ed25519KeyPair),
+    /// RSA, ECDSA and Ed25519 sign with the pair the key was checked with.
+    Pair(Arc<SigningPair>, Option<&'static dyn sig::RsaEncoding>),
     Hmac(Box<hmac::Key>),
 }
 
@@ -34,8 +35,10 @@ impl SigningKey {
     /// Binds `key` to `alg`, refusing public keys and algorithms that do not fit the key.
     pub fn new(key: &Key, alg: Alg) -> Result<SigningKey, Error> {
         key.check_alg(alg)?;
-        let inner = match key.signing_pair()? {
-            SigningPair::Rsa(kp) => {
+        let pair = key.signing_pair()?;
+        let inner = match &*pair {
+            SigningPair::Hmac(k) => Signer::Hmac(Box::new(hmac::Key::new(hmac_alg(alg), k))),
+            SigningPair::Rsa(_) => {
                 let enc: &'static dyn sig::RsaEncoding = match alg {
                     Alg::RS256 => &sig::RSA_PKCS1_SHA256,
                     Alg::RS384 => &sig::RSA_PKCS1_SHA384,
@@ -44,11 +47,9 @@ impl SigningKey {
                     Alg::PS384 => &sig::RSA_PSS_SHA384,
                     _ => &sig::RSA_PSS_SHA512,
                 };
-                Signer::Rsa(kp, enc)
+                Signer::Pair(pair, Some(enc))
             }
-            SigningPair::Ec(kp) => Signer::Ec(kp),
-            SigningPair::Ed25519(kp) => Signer::Ed25519(kp),
-            SigningPair::Hmac(k) => Signer::Hmac(Box::new(hmac::Key::new(hmac_alg(alg), &k))),
+            SigningPair::Ec(_) | SigningPair::Ed25519(_) => Signer::Pair(pair, None),
         };
         Ok(SigningKey { alg, inner })
     }
@@ -61,19 +62,17 @@ impl SigningKey {
     pub fn sign(&self, input: &[u8]) -> Result<Vec<u8>, Error> {
         let rng = SystemRandom::new();
         match &self.inner {
-            Signer::Rsa(kp, enc) => {
-                let mut out = vec![0; kp.public_modulus_len()];
-                kp.sign(*enc, &rng, input, &mut out)
-                    .map_err(|_| Error::Sign)?;
-                Ok(out)
-            }
-            Signer::Ec(kp) => Ok(kp
-                .sign(&rng, input)
-                .map_err(|_| Error::Sign)?
-                .as_ref()
-                .to_vec()),
-            Signer::Ed25519(kp) => Ok(kp.sign(input).as_ref().to_vec()),
             Signer::Hmac(k) => Ok(hmac::sign(k, input).as_ref().to_vec()),
+            Signer::Pair(pair, enc) => match (&**pair, enc) {
+                (SigningPair::Rsa(kp), Some(enc)) => {
+                    let mut out = vec![0; kp.public_modulus_len()];
+                    kp.sign(*enc, &rng, input, &mut out).map_err(|_| Error::Sign)?;
+                    Ok(out)
+                }
+                (SigningPair::Ec(kp), _) => Ok(kp.sign(&rng, input).map_err(|_| Error::Sign)?.as_ref().to_vec()),
+                (SigningPair::Ed25519(kp), _) => Ok(kp.sign(input).as_ref().to_vec()),
+                _ => Err(Error::Sign),
+            },
         }
     }
 }
