@@ -66,10 +66,15 @@ impl SigningKey {
             Signer::Pair(pair, enc) => match (&**pair, enc) {
                 (SigningPair::Rsa(kp), Some(enc)) => {
                     let mut out = vec![0; kp.public_modulus_len()];
-                    kp.sign(*enc, &rng, input, &mut out).map_err(|_| Error::Sign)?;
+                    kp.sign(*enc, &rng, input, &mut out)
+                        .map_err(|_| Error::Sign)?;
                     Ok(out)
                 }
-                (SigningPair::Ec(kp), _) => Ok(kp.sign(&rng, input).map_err(|_| Error::Sign)?.as_ref().to_vec()),
+                (SigningPair::Ec(kp), _) => Ok(kp
+                    .sign(&rng, input)
+                    .map_err(|_| Error::Sign)?
+                    .as_ref()
+                    .to_vec()),
                 (SigningPair::Ed25519(kp), _) => Ok(kp.sign(input).as_ref().to_vec()),
                 _ => Err(Error::Sign),
             },
