@@ -29,6 +29,7 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             [CompletionResult]::new('generate-key', 'generate-key', [CompletionResultType]::ParameterValue, 'Generate a key pair or HMAC secret as PEM, JWK or JWKS')
             [CompletionResult]::new('genkey', 'genkey', [CompletionResultType]::ParameterValue, 'Generate a key pair or HMAC secret as PEM, JWK or JWKS')
             [CompletionResult]::new('generate-jwt', 'generate-jwt', [CompletionResultType]::ParameterValue, 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout')
+            [CompletionResult]::new('verify-jwt', 'verify-jwt', [CompletionResultType]::ParameterValue, 'Verify a token: signature, algorithm and claims, against a key, a key set, a JWKS URL, an OIDC issuer or a jwkit server')
             [CompletionResult]::new('decode', 'decode', [CompletionResultType]::ParameterValue, 'Show a token''s header and claims, with readable times. Never verifies the signature')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Inspect, convert and publish keys')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
@@ -106,6 +107,37 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             [CompletionResult]::new('--no-kid', '--no-kid', [CompletionResultType]::ParameterName, 'Leave kid out of the header')
             [CompletionResult]::new('--no-iat', '--no-iat', [CompletionResultType]::ParameterName, 'Leave iat out')
             [CompletionResult]::new('--expired', '--expired', [CompletionResultType]::ParameterName, 'A token that expired an hour ago (iat two hours ago), for testing rejections')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'jwkit;verify-jwt' {
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'The token, as a flag')
+            [CompletionResult]::new('--key-file', '--key-file', [CompletionResultType]::ParameterName, 'A key file (PEM, DER, JWK; a private key''s public half is used) or a JWKS file')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The stored key with this kid')
+            [CompletionResult]::new('--jwks-file', '--jwks-file', [CompletionResultType]::ParameterName, 'A JWKS file')
+            [CompletionResult]::new('--jwks-url', '--jwks-url', [CompletionResultType]::ParameterName, 'A JWKS URL [env: JWKIT_JWKS_URL]')
+            [CompletionResult]::new('--issuer', '--issuer', [CompletionResultType]::ParameterName, 'An OIDC issuer: its discovery document names the JWKS, and the token''s iss must match')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'A jwkit server: its /.well-known/jwks.json [env: JWKIT_SERVER]')
+            [CompletionResult]::new('--alg', '--alg', [CompletionResultType]::ParameterName, 'Allowed algorithm (repeatable); default: whatever the selected key supports')
+            [CompletionResult]::new('--iss', '--iss', [CompletionResultType]::ParameterName, 'Required issuer (iss)')
+            [CompletionResult]::new('--aud', '--aud', [CompletionResultType]::ParameterName, 'Accepted audience (repeatable); the token''s aud must hold one of them')
+            [CompletionResult]::new('--sub', '--sub', [CompletionResultType]::ParameterName, 'Required subject (sub)')
+            [CompletionResult]::new('--typ', '--typ', [CompletionResultType]::ParameterName, 'Required header typ (compared without case, with or without "application/")')
+            [CompletionResult]::new('--leeway', '--leeway', [CompletionResultType]::ParameterName, 'Clock skew tolerated for exp and nbf')
+            [CompletionResult]::new('--require', '--require', [CompletionResultType]::ParameterName, 'A claim that must be present (repeatable)')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Threads for --batch (default: all cores)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Total time allowed for each HTTP request')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'Extra trusted CA certificates (PEM) for HTTPS, besides the system roots')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('--ignore-exp', '--ignore-exp', [CompletionResultType]::ParameterName, 'Accept tokens that have expired or have no exp (warns)')
+            [CompletionResult]::new('--raw', '--raw', [CompletionResultType]::ParameterName, 'Verify the signature only: the payload need not be JWT claims (it is printed as is), and no claim is checked')
+            [CompletionResult]::new('--batch', '--batch', [CompletionResultType]::ParameterName, 'Tokens one per line; one result per line, in input order')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'JSON on stdout: {"valid":true,"kid":..,"alg":..,"claims":{..}} or {"valid":false,"error":{"kind":..,"message":..}}; one object per line with --batch')
+            [CompletionResult]::new('--no-cache', '--no-cache', [CompletionResultType]::ParameterName, 'Neither read nor write the JWKS cache')
+            [CompletionResult]::new('--allow-http', '--allow-http', [CompletionResultType]::ParameterName, 'Allow plain-HTTP key sets off loopback (warns)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -251,6 +283,7 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
         'jwkit;help' {
             [CompletionResult]::new('generate-key', 'generate-key', [CompletionResultType]::ParameterValue, 'Generate a key pair or HMAC secret as PEM, JWK or JWKS')
             [CompletionResult]::new('generate-jwt', 'generate-jwt', [CompletionResultType]::ParameterValue, 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout')
+            [CompletionResult]::new('verify-jwt', 'verify-jwt', [CompletionResultType]::ParameterValue, 'Verify a token: signature, algorithm and claims, against a key, a key set, a JWKS URL, an OIDC issuer or a jwkit server')
             [CompletionResult]::new('decode', 'decode', [CompletionResultType]::ParameterValue, 'Show a token''s header and claims, with readable times. Never verifies the signature')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Inspect, convert and publish keys')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
@@ -262,6 +295,9 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             break
         }
         'jwkit;help;generate-jwt' {
+            break
+        }
+        'jwkit;help;verify-jwt' {
             break
         }
         'jwkit;help;decode' {

@@ -40,6 +40,9 @@ _jwkit() {
             jwkit,man)
                 cmd="jwkit__subcmd__man"
                 ;;
+            jwkit,verify-jwt)
+                cmd="jwkit__subcmd__verify__subcmd__jwt"
+                ;;
             jwkit__subcmd__help,completions)
                 cmd="jwkit__subcmd__help__subcmd__completions"
                 ;;
@@ -60,6 +63,9 @@ _jwkit() {
                 ;;
             jwkit__subcmd__help,man)
                 cmd="jwkit__subcmd__help__subcmd__man"
+                ;;
+            jwkit__subcmd__help,verify-jwt)
+                cmd="jwkit__subcmd__help__subcmd__verify__subcmd__jwt"
                 ;;
             jwkit__subcmd__help__subcmd__key,convert)
                 cmd="jwkit__subcmd__help__subcmd__key__subcmd__convert"
@@ -128,7 +134,7 @@ _jwkit() {
 
     case "${cmd}" in
         jwkit)
-            opts="-h -V --color --help --version generate-key genkey generate-jwt decode key completions man help"
+            opts="-h -V --color --help --version generate-key genkey generate-jwt verify-jwt decode key completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -342,7 +348,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__help)
-            opts="generate-key generate-jwt decode key completions man help"
+            opts="generate-key generate-jwt verify-jwt decode key completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -524,6 +530,20 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__help__subcmd__man)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jwkit__subcmd__help__subcmd__verify__subcmd__jwt)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -831,6 +851,92 @@ _jwkit() {
             fi
             case "${prev}" in
                 --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jwkit__subcmd__verify__subcmd__jwt)
+            opts="-h -V --token --key-file --key --jwks-file --jwks-url --issuer --server --alg --iss --aud --sub --typ --leeway --require --ignore-exp --raw --batch --threads --json --no-cache --allow-http --timeout --cacert --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jwks-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jwks-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --issuer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --alg)
+                    COMPREPLY=($(compgen -W "HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 ES256K EdDSA" -- "${cur}"))
+                    return 0
+                    ;;
+                --iss)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --aud)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sub)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --typ)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --leeway)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --require)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

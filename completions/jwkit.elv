@@ -26,6 +26,7 @@ set edit:completion:arg-completer[jwkit] = {|@words|
             cand generate-key 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
             cand genkey 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
             cand generate-jwt 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout'
+            cand verify-jwt 'Verify a token: signature, algorithm and claims, against a key, a key set, a JWKS URL, an OIDC issuer or a jwkit server'
             cand decode 'Show a token''s header and claims, with readable times. Never verifies the signature'
             cand key 'Inspect, convert and publish keys'
             cand completions 'Print a shell completion script to stdout'
@@ -100,6 +101,36 @@ set edit:completion:arg-completer[jwkit] = {|@words|
             cand --no-kid 'Leave kid out of the header'
             cand --no-iat 'Leave iat out'
             cand --expired 'A token that expired an hour ago (iat two hours ago), for testing rejections'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'jwkit;verify-jwt'= {
+            cand --token 'The token, as a flag'
+            cand --key-file 'A key file (PEM, DER, JWK; a private key''s public half is used) or a JWKS file'
+            cand --key 'The stored key with this kid'
+            cand --jwks-file 'A JWKS file'
+            cand --jwks-url 'A JWKS URL [env: JWKIT_JWKS_URL]'
+            cand --issuer 'An OIDC issuer: its discovery document names the JWKS, and the token''s iss must match'
+            cand --server 'A jwkit server: its /.well-known/jwks.json [env: JWKIT_SERVER]'
+            cand --alg 'Allowed algorithm (repeatable); default: whatever the selected key supports'
+            cand --iss 'Required issuer (iss)'
+            cand --aud 'Accepted audience (repeatable); the token''s aud must hold one of them'
+            cand --sub 'Required subject (sub)'
+            cand --typ 'Required header typ (compared without case, with or without "application/")'
+            cand --leeway 'Clock skew tolerated for exp and nbf'
+            cand --require 'A claim that must be present (repeatable)'
+            cand --threads 'Threads for --batch (default: all cores)'
+            cand --timeout 'Total time allowed for each HTTP request'
+            cand --cacert 'Extra trusted CA certificates (PEM) for HTTPS, besides the system roots'
+            cand --color 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never'
+            cand --ignore-exp 'Accept tokens that have expired or have no exp (warns)'
+            cand --raw 'Verify the signature only: the payload need not be JWT claims (it is printed as is), and no claim is checked'
+            cand --batch 'Tokens one per line; one result per line, in input order'
+            cand --json 'JSON on stdout: {"valid":true,"kid":..,"alg":..,"claims":{..}} or {"valid":false,"error":{"kind":..,"message":..}}; one object per line with --batch'
+            cand --no-cache 'Neither read nor write the JWKS cache'
+            cand --allow-http 'Allow plain-HTTP key sets off loopback (warns)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -226,6 +257,7 @@ set edit:completion:arg-completer[jwkit] = {|@words|
         &'jwkit;help'= {
             cand generate-key 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
             cand generate-jwt 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout'
+            cand verify-jwt 'Verify a token: signature, algorithm and claims, against a key, a key set, a JWKS URL, an OIDC issuer or a jwkit server'
             cand decode 'Show a token''s header and claims, with readable times. Never verifies the signature'
             cand key 'Inspect, convert and publish keys'
             cand completions 'Print a shell completion script to stdout'
@@ -235,6 +267,8 @@ set edit:completion:arg-completer[jwkit] = {|@words|
         &'jwkit;help;generate-key'= {
         }
         &'jwkit;help;generate-jwt'= {
+        }
+        &'jwkit;help;verify-jwt'= {
         }
         &'jwkit;help;decode'= {
         }

@@ -32,6 +32,7 @@ complete -c jwkit -n "__fish_jwkit_needs_command" -s V -l version -d 'Print vers
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "generate-key" -d 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "genkey" -d 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "generate-jwt" -d 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout'
+complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "verify-jwt" -d 'Verify a token: signature, algorithm and claims, against a key, a key set, a JWKS URL, an OIDC issuer or a jwkit server'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "decode" -d 'Show a token\'s header and claims, with readable times. Never verifies the signature'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "key" -d 'Inspect, convert and publish keys'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
@@ -152,6 +153,47 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l no-iat -d '
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l expired -d 'A token that expired an hour ago (iat two hours ago), for testing rejections'
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -s V -l version -d 'Print version'
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l token -d 'The token, as a flag' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l key-file -d 'A key file (PEM, DER, JWK; a private key\'s public half is used) or a JWKS file' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l key -d 'The stored key with this kid' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l jwks-file -d 'A JWKS file' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l jwks-url -d 'A JWKS URL [env: JWKIT_JWKS_URL]' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l issuer -d 'An OIDC issuer: its discovery document names the JWKS, and the token\'s iss must match' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l server -d 'A jwkit server: its /.well-known/jwks.json [env: JWKIT_SERVER]' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l alg -d 'Allowed algorithm (repeatable); default: whatever the selected key supports' -r -f -a "HS256\t''
+HS384\t''
+HS512\t''
+RS256\t''
+RS384\t''
+RS512\t''
+PS256\t''
+PS384\t''
+PS512\t''
+ES256\t''
+ES384\t''
+ES512\t''
+ES256K\t''
+EdDSA\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l iss -d 'Required issuer (iss)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l aud -d 'Accepted audience (repeatable); the token\'s aud must hold one of them' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l sub -d 'Required subject (sub)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l typ -d 'Required header typ (compared without case, with or without "application/")' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l leeway -d 'Clock skew tolerated for exp and nbf' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l require -d 'A claim that must be present (repeatable)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l threads -d 'Threads for --batch (default: all cores)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l timeout -d 'Total time allowed for each HTTP request' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l cacert -d 'Extra trusted CA certificates (PEM) for HTTPS, besides the system roots' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l ignore-exp -d 'Accept tokens that have expired or have no exp (warns)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l raw -d 'Verify the signature only: the payload need not be JWT claims (it is printed as is), and no claim is checked'
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l batch -d 'Tokens one per line; one result per line, in input order'
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l json -d 'JSON on stdout: {"valid":true,"kid":..,"alg":..,"claims":{..}} or {"valid":false,"error":{"kind":..,"message":..}}; one object per line with --batch'
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l no-cache -d 'Neither read nor write the JWKS cache'
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l allow-http -d 'Allow plain-HTTP key sets off loopback (warns)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -238,13 +280,14 @@ always\t''
 never\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand man" -s h -l help -d 'Print help'
 complete -c jwkit -n "__fish_jwkit_using_subcommand man" -s V -l version -d 'Print version'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt decode key completions man help" -f -a "generate-key" -d 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt decode key completions man help" -f -a "generate-jwt" -d 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt decode key completions man help" -f -a "decode" -d 'Show a token\'s header and claims, with readable times. Never verifies the signature'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt decode key completions man help" -f -a "key" -d 'Inspect, convert and publish keys'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt decode key completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt decode key completions man help" -f -a "man" -d 'Print the man page, or write one page per command into a directory'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt decode key completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt decode key completions man help" -f -a "generate-key" -d 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt decode key completions man help" -f -a "generate-jwt" -d 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt decode key completions man help" -f -a "verify-jwt" -d 'Verify a token: signature, algorithm and claims, against a key, a key set, a JWKS URL, an OIDC issuer or a jwkit server'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt decode key completions man help" -f -a "decode" -d 'Show a token\'s header and claims, with readable times. Never verifies the signature'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt decode key completions man help" -f -a "key" -d 'Inspect, convert and publish keys'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt decode key completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt decode key completions man help" -f -a "man" -d 'Print the man page, or write one page per command into a directory'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt decode key completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "list" -d 'List the keys in the key store: kid, type, alg, created'
 complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "show" -d 'Show one stored key: metadata and its public JWK (--private for the private JWK)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "public" -d 'Print the public half of a key'

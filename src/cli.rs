@@ -54,6 +54,15 @@ pub enum Command {
     /// expired an hour ago, for testing rejections.
     GenerateJwt(Box<GenerateJwtArgs>),
 
+    /// Verify a token: signature, algorithm and claims, against a key, a key set, a JWKS URL, an
+    /// OIDC issuer or a jwkit server.
+    ///
+    /// Strict by default: exp is required, alg none is never accepted, the alg must fit the
+    /// selected key (and --alg), crit and duplicate JSON members are rejected, and header jwk,
+    /// jku, x5u and x5c are never used. Valid: the claims on stdout, exit 0. Rejected: nothing
+    /// on stdout, `error: token rejected: ...` on stderr, exit 1. Other errors: exit 2.
+    VerifyJwt(Box<VerifyJwtArgs>),
+
     /// Show a token's header and claims, with readable times. Never verifies the signature.
     Decode(DecodeArgs),
 
@@ -307,6 +316,116 @@ pub struct GenerateJwtArgs {
     /// A token that expired an hour ago (iat two hours ago), for testing rejections.
     #[arg(long, conflicts_with_all = ["exp", "iat", "no_iat"])]
     pub expired: bool,
+}
+
+/// Where verification keys come from: exactly one (or $JWKIT_JWKS_URL, then $JWKIT_SERVER).
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct KeySourceArgs {
+    /// A key file (PEM, DER, JWK; a private key's public half is used) or a JWKS file.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<String>,
+
+    /// The stored key with this kid.
+    #[arg(long, value_name = "KID")]
+    pub key: Option<String>,
+
+    /// A JWKS file.
+    #[arg(long, value_name = "FILE")]
+    pub jwks_file: Option<String>,
+
+    /// A JWKS URL [env: JWKIT_JWKS_URL].
+    #[arg(long, value_name = "URL")]
+    pub jwks_url: Option<String>,
+
+    /// An OIDC issuer: its discovery document names the JWKS, and the token's iss must match.
+    #[arg(long, value_name = "URL")]
+    pub issuer: Option<String>,
+
+    /// A jwkit server: its /.well-known/jwks.json [env: JWKIT_SERVER].
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyJwtArgs {
+    /// The token (a `Bearer ` prefix is fine); `-` or nothing reads stdin. With --batch: a file
+    /// of tokens, one per line (`-` or nothing: stdin).
+    #[arg(value_name = "TOKEN")]
+    pub token_arg: Option<String>,
+
+    /// The token, as a flag.
+    #[arg(long = "token", value_name = "TOKEN", conflicts_with = "token_arg")]
+    pub token: Option<String>,
+
+    #[command(flatten)]
+    pub source: KeySourceArgs,
+
+    /// Allowed algorithm (repeatable); default: whatever the selected key supports.
+    #[arg(long, value_enum)]
+    pub alg: Vec<Alg>,
+
+    /// Required issuer (iss).
+    #[arg(long)]
+    pub iss: Option<String>,
+
+    /// Accepted audience (repeatable); the token's aud must hold one of them.
+    #[arg(long)]
+    pub aud: Vec<String>,
+
+    /// Required subject (sub).
+    #[arg(long)]
+    pub sub: Option<String>,
+
+    /// Required header typ (compared without case, with or without "application/").
+    #[arg(long)]
+    pub typ: Option<String>,
+
+    /// Clock skew tolerated for exp and nbf.
+    #[arg(long, value_name = "DUR", default_value = "60s")]
+    pub leeway: String,
+
+    /// A claim that must be present (repeatable).
+    #[arg(long, value_name = "CLAIM")]
+    pub require: Vec<String>,
+
+    /// Accept tokens that have expired or have no exp (warns).
+    #[arg(long)]
+    pub ignore_exp: bool,
+
+    /// Verify the signature only: the payload need not be JWT claims (it is printed as is), and
+    /// no claim is checked.
+    #[arg(long, conflicts_with_all = ["iss", "aud", "sub", "require", "ignore_exp"])]
+    pub raw: bool,
+
+    /// Tokens one per line; one result per line, in input order.
+    #[arg(long)]
+    pub batch: bool,
+
+    /// Threads for --batch (default: all cores).
+    #[arg(long, value_name = "N", requires = "batch")]
+    pub threads: Option<usize>,
+
+    /// JSON on stdout: {"valid":true,"kid":..,"alg":..,"claims":{..}} or
+    /// {"valid":false,"error":{"kind":..,"message":..}}; one object per line with --batch.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Neither read nor write the JWKS cache.
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Allow plain-HTTP key sets off loopback (warns).
+    #[arg(long)]
+    pub allow_http: bool,
+
+    /// Total time allowed for each HTTP request.
+    #[arg(long, value_name = "DUR", default_value = "10s")]
+    pub timeout: String,
+
+    /// Extra trusted CA certificates (PEM) for HTTPS, besides the system roots.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ pub mod cmd;
 pub mod crypto;
 pub mod exit;
 pub mod input;
+pub mod jwks_client;
 pub mod output;
 pub mod store;
 pub mod when;
@@ -19,6 +20,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match &cli.command {
         Command::GenerateKey(args) => cmd::generate_key::run(args),
         Command::GenerateJwt(args) => cmd::generate_jwt::run(args),
+        Command::VerifyJwt(args) => cmd::verify_jwt::run(args),
         Command::Decode(args) => cmd::decode::run(args),
         Command::Key(sub) => cmd::key::run(sub),
         Command::Completions(args) => cmd::docs::completions(args),

@@ -54,6 +54,11 @@ pub fn json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(data(text)?)
 }
 
+/// `error: ...` on stderr, for a reported outcome that is not a failure of jwkit itself.
+pub fn error(msg: &str) {
+    let _ = writeln!(io::stderr().lock(), "{} {msg}", paint("error:", RED));
+}
+
 /// `warning: ...` on stderr.
 pub fn warn(msg: &str) {
     let _ = writeln!(io::stderr().lock(), "{} {msg}", paint("warning:", YELLOW));

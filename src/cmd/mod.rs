@@ -5,3 +5,4 @@ pub mod docs;
 pub mod generate_jwt;
 pub mod generate_key;
 pub mod key;
+pub mod verify_jwt;

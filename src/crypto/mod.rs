@@ -10,6 +10,7 @@ mod key;
 mod parse;
 mod roca;
 mod sign;
+pub mod verify;
 
 pub use alg::{Alg, Curve, Hash};
 pub use key::{Key, KeyMeta, KeyType, PublicKey, PublicMaterial};

@@ -6,5 +6,7 @@ mod decode;
 mod docs;
 mod generate_jwt;
 mod generate_key;
+mod http;
 mod key;
 mod util;
+mod verify_jwt;

@@ -21,6 +21,11 @@ impl Env {
         self.dir.path().join("home")
     }
 
+    /// The JWKS cache root these runs use (XDG_CACHE_HOME).
+    pub fn cache(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -52,6 +57,7 @@ impl Env {
             }
         }
         cmd.env("JWKIT_HOME", self.home())
+            .env("XDG_CACHE_HOME", self.cache())
             .current_dir(self.dir.path());
     }
 

@@ -1,0 +1,511 @@
+//! `jwkit verify-jwt`: resolve the key source, verify one token or a batch, report.
+
+use std::io::{BufRead, BufWriter, Write};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::cli::{KeySourceArgs, VerifyJwtArgs};
+use crate::crypto::verify::{Policy, Rejection, TrustedKeys, Verified, verify_token};
+use crate::crypto::{self, JwkSet, b64, jws};
+use crate::exit::ExitStatus;
+use crate::jwks_client::{FetchOptions, JwksClient, Origin};
+use crate::store::KeyStore;
+use crate::{input, output, when};
+
+/// An error that is not about the token, with its stable kind for `--json`.
+struct Failure {
+    kind: &'static str,
+    err: anyhow::Error,
+}
+
+trait KindExt<T> {
+    fn kind(self, kind: &'static str) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<anyhow::Error>> KindExt<T> for Result<T, E> {
+    fn kind(self, kind: &'static str) -> Result<T, Failure> {
+        self.map_err(|e| Failure {
+            kind,
+            err: e.into(),
+        })
+    }
+}
+
+pub fn run(args: &VerifyJwtArgs) -> Result<ExitStatus> {
+    match run_checked(args) {
+        Ok(status) => Ok(status),
+        Err(Failure { kind, err }) => {
+            if args.json && !args.batch {
+                let doc =
+                    json!({"valid": false, "error": {"kind": kind, "message": format!("{err:#}")}});
+                output::data_line(&doc.to_string())?;
+            }
+            Err(err)
+        }
+    }
+}
+
+fn run_checked(args: &VerifyJwtArgs) -> Result<ExitStatus, Failure> {
+    let policy = policy(args).kind("usage")?;
+    if args.ignore_exp {
+        output::warn("--ignore-exp: expired tokens and tokens without exp are accepted");
+    }
+    if args.allow_http {
+        output::warn(
+            "--allow-http: key sets may come over plain HTTP, where anyone on the path can replace them",
+        );
+    }
+    let mut keys = Keys::resolve(args, &policy)?;
+    if args.batch {
+        batch(args, &policy, &mut keys)
+    } else {
+        single(args, &policy, &mut keys)
+    }
+}
+
+fn policy(args: &VerifyJwtArgs) -> Result<Policy> {
+    let mut iss = args.iss.clone();
+    if let Some(issuer) = &args.source.issuer {
+        match &iss {
+            Some(i) if i != issuer => bail!("--iss {i:?} contradicts --issuer {issuer:?}"),
+            _ => iss = Some(issuer.clone()),
+        }
+    }
+    let leeway = when::parse_duration(&args.leeway).map_err(|e| anyhow!("--leeway: {e}"))?;
+    if leeway < 0 {
+        bail!("--leeway must not be negative");
+    }
+    Ok(Policy {
+        algs: args.alg.clone(),
+        leeway,
+        iss,
+        aud: args.aud.clone(),
+        sub: args.sub.clone(),
+        typ: args.typ.clone(),
+        require: args.require.clone(),
+        ignore_exp: args.ignore_exp,
+        raw: args.raw,
+    })
+}
+
+/// The trusted keys, and for a remote set what is needed to refetch it on an unknown kid.
+struct Keys {
+    trusted: TrustedKeys,
+    remote: Option<Remote>,
+}
+
+struct Remote {
+    client: JwksClient,
+    url: String,
+    /// True once the set has come from the network in this run (then a refetch is pointless).
+    fresh: bool,
+}
+
+fn jwks_checker(body: &[u8]) -> Result<()> {
+    JwkSet::parse(body)
+        .map(drop)
+        .map_err(|e| anyhow!("not a usable JWKS: {e}"))
+}
+
+impl Keys {
+    fn resolve(args: &VerifyJwtArgs, policy: &Policy) -> Result<Keys, Failure> {
+        let s: &KeySourceArgs = &args.source;
+        let local = |trusted| Keys {
+            trusted,
+            remote: None,
+        };
+        if let Some(spec) = &s.key_file {
+            let bytes = input::read(spec, "key file", input::MAX_KEY_BYTES).kind("io")?;
+            let is_set = crypto::json::parse_object(&bytes).is_ok_and(|o| o.contains_key("keys"));
+            let trusted = if is_set {
+                TrustedKeys::from_set(JwkSet::parse(&bytes).kind("key_invalid")?, &policy.algs)
+            } else {
+                let key = crypto::load_key(&bytes, None)
+                    .with_context(|| format!("loading key from {spec}"))
+                    .kind("key_invalid")?;
+                TrustedKeys::single(&key, &policy.algs).kind("key_invalid")?
+            };
+            return Ok(local(non_empty(trusted, spec)?));
+        }
+        if let Some(kid) = &s.key {
+            let stored = KeyStore::open()
+                .and_then(|st| st.find(kid))
+                .kind("key_invalid")?;
+            let mut key = stored.key;
+            key.meta.kid = Some(stored.record.kid);
+            return Ok(local(
+                TrustedKeys::single(&key, &policy.algs).kind("key_invalid")?,
+            ));
+        }
+        if let Some(spec) = &s.jwks_file {
+            let bytes = input::read(spec, "JWKS file", input::MAX_KEY_BYTES).kind("io")?;
+            let set = JwkSet::parse(&bytes)
+                .with_context(|| format!("loading {spec}"))
+                .kind("key_invalid")?;
+            return Ok(local(non_empty(
+                TrustedKeys::from_set(set, &policy.algs),
+                spec,
+            )?));
+        }
+        let timeout = when::parse_duration(&args.timeout)
+            .ok()
+            .filter(|t| *t > 0)
+            .ok_or_else(|| anyhow!("--timeout: expected a positive duration such as 10s"))
+            .kind("usage")?;
+        let mut client = JwksClient::new(FetchOptions {
+            timeout: Duration::from_secs(timeout.unsigned_abs()),
+            allow_http: args.allow_http,
+            cacert: args.cacert.clone(),
+            use_cache: !args.no_cache,
+        });
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let url = if let Some(issuer) = &s.issuer {
+            discover(&mut client, issuer)?
+        } else if let Some(url) = &s.jwks_url {
+            url.clone()
+        } else if let Some(server) = &s.server {
+            server_jwks(server)
+        } else if let Some(url) = env("JWKIT_JWKS_URL") {
+            url
+        } else if let Some(server) = env("JWKIT_SERVER") {
+            server_jwks(&server)
+        } else {
+            return Err(anyhow!(
+                "no key source: use --key-file, --key, --jwks-file, --jwks-url, --issuer or --server (or set JWKIT_JWKS_URL or JWKIT_SERVER)"
+            ))
+            .kind("usage");
+        };
+        let (body, origin) = client.get(&url, &jwks_checker).kind("network")?;
+        let set = JwkSet::parse(body.as_bytes()).kind("key_invalid")?;
+        let trusted = non_empty(TrustedKeys::from_set(set, &policy.algs), &url)?;
+        Ok(Keys {
+            trusted,
+            remote: Some(Remote {
+                client,
+                url,
+                fresh: origin == Origin::Network,
+            }),
+        })
+    }
+
+    /// After an unknown kid: one refetch of a remote set that came from the cache (at most
+    /// once per 30 s across runs). True when the keys were replaced.
+    fn refetch(&mut self, policy: &Policy) -> Result<bool, Failure> {
+        let Some(remote) = &mut self.remote else {
+            return Ok(false);
+        };
+        if remote.fresh {
+            return Ok(false);
+        }
+        remote.fresh = true;
+        let Some(body) = remote
+            .client
+            .refetch(&remote.url, &jwks_checker)
+            .kind("network")?
+        else {
+            return Ok(false);
+        };
+        let set = JwkSet::parse(body.as_bytes()).kind("key_invalid")?;
+        self.trusted = TrustedKeys::from_set(set, &policy.algs);
+        Ok(true)
+    }
+}
+
+fn non_empty(trusted: TrustedKeys, from: &str) -> Result<TrustedKeys, Failure> {
+    if trusted.is_empty() {
+        let why = if trusted.skipped.is_empty() {
+            "it holds no keys".to_string()
+        } else {
+            format!("skipped: {}", trusted.skipped.join("; "))
+        };
+        return Err(anyhow!("no usable verification key in {from} ({why})")).kind("key_invalid");
+    }
+    Ok(trusted)
+}
+
+fn server_jwks(server: &str) -> String {
+    format!("{}/.well-known/jwks.json", server.trim_end_matches('/'))
+}
+
+/// OIDC discovery: the document's issuer must equal the one asked for; its jwks_uri is used.
+fn discover(client: &mut JwksClient, issuer: &str) -> Result<String, Failure> {
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    let check = |body: &[u8]| -> Result<()> {
+        let doc = crypto::json::parse_object(body)
+            .map_err(|e| anyhow!("not a discovery document: {e}"))?;
+        match (doc.get("issuer"), doc.get("jwks_uri")) {
+            (Some(Value::String(_)), Some(Value::String(_))) => Ok(()),
+            _ => bail!("the discovery document lacks issuer or jwks_uri"),
+        }
+    };
+    let (body, _) = client.get(&url, &check).kind("network")?;
+    let doc = crypto::json::parse_object(body.as_bytes())
+        .map_err(|e| anyhow!(e))
+        .kind("network")?;
+    let said = doc
+        .get("issuer")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if said != issuer {
+        return Err(anyhow!(
+            "the discovery document at {url} names issuer {said:?}, not {issuer:?}; refusing its keys"
+        ))
+        .kind("network");
+    }
+    let jwks_uri = doc
+        .get("jwks_uri")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    client.check_url(&jwks_uri).kind("network")?;
+    Ok(jwks_uri)
+}
+
+/// Verifies, and on an unknown kid refetches a remote set once and tries again.
+fn verify_with_refetch(
+    token: &str,
+    keys: &mut Keys,
+    policy: &Policy,
+) -> Result<Result<Verified, Rejection>, Failure> {
+    let now = when::now();
+    let first = verify_token(token, &keys.trusted, policy, now);
+    match &first {
+        Err(r) if r.kind == crypto::verify::Kind::UnknownKid && keys.refetch(policy)? => {
+            Ok(verify_token(token, &keys.trusted, policy, now))
+        }
+        _ => Ok(first),
+    }
+}
+
+fn single(args: &VerifyJwtArgs, policy: &Policy, keys: &mut Keys) -> Result<ExitStatus, Failure> {
+    let arg = args.token.as_deref().or(args.token_arg.as_deref());
+    let raw = input::read_token(arg).kind("io")?;
+    let token = jws::strip_bearer(&raw);
+    match verify_with_refetch(token, keys, policy)? {
+        Ok(v) => {
+            if args.json {
+                output::data_line(&valid_json(&v).to_string()).kind("io")?;
+            } else if policy.raw {
+                output::data(&v.payload).kind("io")?;
+            } else {
+                output::json(&v.claims).kind("io")?;
+            }
+            Ok(ExitStatus::Success)
+        }
+        Err(r) => {
+            if args.json {
+                let doc = json!({"valid": false, "error": {"kind": r.kind, "message": r.message}});
+                output::data_line(&doc.to_string()).kind("io")?;
+            }
+            output::error(&format!(
+                "token rejected: {} ({})",
+                r.message,
+                r.kind.as_str()
+            ));
+            Ok(ExitStatus::Rejected)
+        }
+    }
+}
+
+fn valid_json(v: &Verified) -> Value {
+    let mut doc = Map::new();
+    doc.insert("valid".into(), true.into());
+    doc.insert("kid".into(), v.kid.clone().map_or(Value::Null, Value::from));
+    doc.insert("alg".into(), v.alg.as_str().into());
+    match &v.claims {
+        Some(c) => {
+            doc.insert("claims".into(), Value::Object(c.clone()));
+        }
+        None => {
+            let payload = match std::str::from_utf8(&v.payload) {
+                Ok(t) => t.to_string(),
+                Err(_) => b64::encode(&v.payload),
+            };
+            doc.insert("payload".into(), payload.into());
+        }
+    }
+    Value::Object(doc)
+}
+
+/// One line of `--batch --json` output.
+#[derive(Serialize)]
+struct BatchResult<'a> {
+    line: usize,
+    valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alg: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<BatchError<'a>>,
+}
+
+#[derive(Serialize)]
+struct BatchError<'a> {
+    kind: &'a str,
+    message: &'a str,
+}
+
+/// Lines are verified in chunks of this many, each chunk split over the threads.
+const CHUNK: usize = 16 * 1024;
+
+fn batch(args: &VerifyJwtArgs, policy: &Policy, keys: &mut Keys) -> Result<ExitStatus, Failure> {
+    if args.token.is_some() {
+        return Err(anyhow!(
+            "--batch reads tokens from a file or stdin, not --token"
+        ))
+        .kind("usage");
+    }
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let reader: Box<dyn BufRead> = match args.token_arg.as_deref() {
+        None | Some("-") => Box::new(std::io::stdin().lock()),
+        Some(path) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(path)
+                .with_context(|| format!("reading tokens from {path}"))
+                .kind("io")?,
+        )),
+    };
+    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let (mut valid, mut rejected, mut line_no) = (0usize, 0usize, 0usize);
+    let mut lines = reader.lines();
+    loop {
+        let mut chunk: Vec<(usize, String)> = Vec::with_capacity(CHUNK);
+        for line in lines.by_ref() {
+            line_no += 1;
+            let line = line
+                .with_context(|| format!("reading line {line_no}"))
+                .kind("io")?;
+            if !line.trim().is_empty() {
+                chunk.push((line_no, line));
+            }
+            if chunk.len() == CHUNK {
+                break;
+            }
+        }
+        if chunk.is_empty() {
+            break;
+        }
+        let now = when::now();
+        let mut results = verify_parallel(&chunk, &keys.trusted, policy, now, threads);
+        let unknown = |r: &Result<Verified, Rejection>| matches!(r, Err(e) if e.kind == crypto::verify::Kind::UnknownKid);
+        if results.iter().any(unknown) && keys.refetch(policy)? {
+            for (i, r) in results.iter_mut().enumerate() {
+                if unknown(r) {
+                    *r = verify_token(jws::strip_bearer(&chunk[i].1), &keys.trusted, policy, now);
+                }
+            }
+        }
+        for ((line, _), r) in chunk.iter().zip(&results) {
+            match r {
+                Ok(_) => valid += 1,
+                Err(_) => rejected += 1,
+            }
+            write_result(&mut out, args.json, *line, r).kind("io")?;
+        }
+    }
+    out.flush().kind("io")?;
+    if valid + rejected == 0 {
+        return Err(anyhow!("no tokens on input")).kind("usage");
+    }
+    output::note(&format!(
+        "{} tokens: {valid} valid, {rejected} rejected",
+        valid + rejected
+    ));
+    Ok(if rejected == 0 {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Rejected
+    })
+}
+
+fn verify_parallel(
+    chunk: &[(usize, String)],
+    keys: &TrustedKeys,
+    policy: &Policy,
+    now: i64,
+    threads: usize,
+) -> Vec<Result<Verified, Rejection>> {
+    let check = |(_, t): &(usize, String)| verify_token(jws::strip_bearer(t), keys, policy, now);
+    if threads == 1 || chunk.len() < 64 {
+        return chunk.iter().map(check).collect();
+    }
+    let per = chunk.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunk
+            .chunks(per)
+            .map(|part| {
+                (
+                    part.len(),
+                    scope.spawn(move || part.iter().map(check).collect::<Vec<_>>()),
+                )
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|(len, h)| {
+                // A verification thread cannot panic on input; should it, every token of its
+                // part is reported rather than shifting the results of the others.
+                h.join().unwrap_or_else(|_| {
+                    (0..len)
+                        .map(|_| {
+                            Err(Rejection {
+                                kind: crypto::verify::Kind::Malformed,
+                                message: "internal error in a verification thread".into(),
+                            })
+                        })
+                        .collect()
+                })
+            })
+            .collect()
+    })
+}
+
+fn write_result(
+    out: &mut impl Write,
+    as_json: bool,
+    line: usize,
+    r: &Result<Verified, Rejection>,
+) -> std::io::Result<()> {
+    if as_json {
+        let doc = match r {
+            Ok(v) => BatchResult {
+                line,
+                valid: true,
+                kid: v.kid.as_deref(),
+                alg: Some(v.alg.as_str()),
+                error: None,
+            },
+            Err(e) => BatchResult {
+                line,
+                valid: false,
+                kid: None,
+                alg: None,
+                error: Some(BatchError {
+                    kind: e.kind.as_str(),
+                    message: &e.message,
+                }),
+            },
+        };
+        serde_json::to_writer(&mut *out, &doc)?;
+        out.write_all(b"\n")
+    } else {
+        match r {
+            Ok(v) => writeln!(
+                out,
+                "{line}\tvalid\t{}\t{}",
+                v.alg,
+                v.kid.as_deref().unwrap_or("-")
+            ),
+            Err(e) => writeln!(out, "{line}\trejected\t{}\t{}", e.kind.as_str(), e.message),
+        }
+    }
+}
