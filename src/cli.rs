@@ -22,12 +22,66 @@ use crate::crypto::{Alg, Curve, Hash};
 )]
 #[command(after_long_help = AFTER_HELP)]
 pub struct Cli {
-    /// When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never.
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
-    pub color: ColorChoice,
+    #[command(flatten)]
+    pub global: GlobalArgs,
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+impl Cli {
+    /// Parses the process arguments. The commands scripts call in loops (generate-jwt,
+    /// verify-jwt, decode) are parsed by a clap `Command` holding just that subcommand, built
+    /// from the same definitions: building and dropping the whole tree was a tenth of a
+    /// verify run. Help, version and every error go through the full parser, so what people
+    /// see is the same either way.
+    pub fn parse_args() -> Cli {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        Cli::parse_fast(&args).unwrap_or_else(|| Cli::parse_from(args))
+    }
+
+    /// The one-subcommand parse, or None to leave it to the full parser.
+    pub fn parse_fast(args: &[std::ffi::OsString]) -> Option<Cli> {
+        use clap::FromArgMatches as _;
+        let name = args.get(1)?.to_str()?;
+        let asks_for_docs = args
+            .iter()
+            .skip(2)
+            .any(|a| matches!(a.to_str(), Some("-h" | "--help" | "-V" | "--version")));
+        if asks_for_docs {
+            return None;
+        }
+        let sub = match name {
+            "verify-jwt" => VerifyJwtArgs::augment_args(clap::Command::new("verify-jwt")),
+            "generate-jwt" => GenerateJwtArgs::augment_args(clap::Command::new("generate-jwt")),
+            "decode" => DecodeArgs::augment_args(clap::Command::new("decode")),
+            _ => return None,
+        };
+        let mut cmd = GlobalArgs::augment_args(clap::Command::new("jwkit")).subcommand(sub);
+        let mut matches = cmd.try_get_matches_from_mut(args).ok()?;
+        let global = GlobalArgs::from_arg_matches_mut(&mut matches).ok()?;
+        let (_, mut sub) = matches.remove_subcommand()?;
+        let command = match name {
+            "verify-jwt" => Command::VerifyJwt(Box::new(
+                VerifyJwtArgs::from_arg_matches_mut(&mut sub).ok()?,
+            )),
+            "generate-jwt" => Command::GenerateJwt(Box::new(
+                GenerateJwtArgs::from_arg_matches_mut(&mut sub).ok()?,
+            )),
+            _ => Command::Decode(DecodeArgs::from_arg_matches_mut(&mut sub).ok()?),
+        };
+        // None of this is needed again and the process is short-lived: skip the teardown.
+        std::mem::forget((cmd, matches, sub));
+        Some(Cli { global, command })
+    }
 }
 
 const AFTER_HELP: &str = "\
@@ -547,5 +601,79 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    /// The fast path parses exactly as the full parser does, and leaves errors to it.
+    #[test]
+    fn fast_parse_agrees_with_the_full_parser() {
+        use clap::Parser;
+        let cases: &[&[&str]] = &[
+            &[
+                "jwkit",
+                "verify-jwt",
+                "--key-file",
+                "k.pem",
+                "--alg",
+                "RS256",
+                "--aud",
+                "a",
+                "--aud",
+                "b",
+                "TOKEN",
+            ],
+            &[
+                "jwkit",
+                "verify-jwt",
+                "--color",
+                "never",
+                "--batch",
+                "--threads",
+                "2",
+                "--jwks-url",
+                "https://x",
+                "f.txt",
+            ],
+            &[
+                "jwkit",
+                "generate-jwt",
+                "--key-file",
+                "-",
+                "-c",
+                "a=1",
+                "--claim-str",
+                "b=2",
+                "--jti",
+                "--exp",
+                "-5m",
+            ],
+            &[
+                "jwkit",
+                "generate-jwt",
+                "--secret-env",
+                "S",
+                "--jti",
+                "x",
+                "--no-iat",
+                "--typ",
+                "",
+            ],
+            &["jwkit", "decode", "--json", "a.b.c"],
+            &["jwkit", "decode"],
+        ];
+        for case in cases {
+            let args: Vec<std::ffi::OsString> = case.iter().map(Into::into).collect();
+            let fast = super::Cli::parse_fast(&args).expect("fast path");
+            let full = super::Cli::try_parse_from(&args).expect("full parse");
+            assert_eq!(format!("{fast:?}"), format!("{full:?}"), "{case:?}");
+        }
+        for bad in [
+            &["jwkit", "verify-jwt", "--alg", "none", "t"][..],
+            &["jwkit", "generate-jwt", "--help"],
+            &["jwkit", "decode", "--nope"],
+            &["jwkit", "key", "list"],
+        ] {
+            let args: Vec<std::ffi::OsString> = bad.iter().map(Into::into).collect();
+            assert!(super::Cli::parse_fast(&args).is_none(), "{bad:?}");
+        }
     }
 }

@@ -16,7 +16,7 @@ use exit::ExitStatus;
 
 /// Runs one command. Errors come back to `main`, which prints them once.
 pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
-    output::init_color(cli.color);
+    output::init_color(cli.global.color);
     match &cli.command {
         Command::GenerateKey(args) => cmd::generate_key::run(args),
         Command::GenerateJwt(args) => cmd::generate_jwt::run(args),

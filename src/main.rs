@@ -1,9 +1,7 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = jwkit::cli::Cli::parse();
+    let cli = jwkit::cli::Cli::parse_args();
     match jwkit::run(cli) {
         Ok(status) => status.into(),
         Err(err) => jwkit::exit::report(&err),
