@@ -366,53 +366,67 @@ fn batch(args: &VerifyJwtArgs, policy: &Policy, keys: &mut Keys) -> Result<ExitS
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let reader: Box<dyn BufRead> = match args.token_arg.as_deref() {
-        None | Some("-") => Box::new(std::io::stdin().lock()),
-        Some(path) => Box::new(std::io::BufReader::new(
+    let reader: Box<dyn BufRead + Send> = match args.token_arg.as_deref() {
+        None | Some("-") => Box::new(std::io::BufReader::with_capacity(1 << 16, std::io::stdin())),
+        Some(path) => Box::new(std::io::BufReader::with_capacity(
+            1 << 16,
             std::fs::File::open(path)
                 .with_context(|| format!("reading tokens from {path}"))
                 .kind("io")?,
         )),
     };
-    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let (mut valid, mut rejected, mut line_no) = (0usize, 0usize, 0usize);
-    let mut lines = reader.lines();
-    loop {
-        let mut chunk: Vec<(usize, String)> = Vec::with_capacity(CHUNK);
-        for line in lines.by_ref() {
-            line_no += 1;
-            let line = line
-                .with_context(|| format!("reading line {line_no}"))
-                .kind("io")?;
-            if !line.trim().is_empty() {
-                chunk.push((line_no, line));
-            }
-            if chunk.len() == CHUNK {
-                break;
-            }
-        }
-        if chunk.is_empty() {
-            break;
-        }
-        let now = when::now();
-        let mut results = verify_parallel(&chunk, &keys.trusted, policy, now, threads);
-        let unknown = |r: &Result<Verified, Rejection>| matches!(r, Err(e) if e.kind == crypto::verify::Kind::UnknownKid);
-        if results.iter().any(unknown) && keys.refetch(policy)? {
-            for (i, r) in results.iter_mut().enumerate() {
-                if unknown(r) {
-                    *r = verify_token(jws::strip_bearer(&chunk[i].1), &keys.trusted, policy, now);
+    let as_json = args.json;
+    type Results = Vec<Result<Verified, Rejection>>;
+    // Three stages run at once: a reader fills chunks, this thread verifies them on all cores,
+    // a writer prints the previous chunk. Bounded channels keep memory to a few chunks.
+    let (valid, rejected) = std::thread::scope(|scope| -> Result<(usize, usize), Failure> {
+        let (chunk_tx, chunk_rx) =
+            std::sync::mpsc::sync_channel::<Result<Vec<(usize, String)>, Failure>>(2);
+        let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<(Vec<(usize, String)>, Results)>(2);
+        scope.spawn(move || read_chunks(reader, &chunk_tx));
+        let writer = scope.spawn(move || -> std::io::Result<(usize, usize)> {
+            let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            let (mut valid, mut rejected) = (0, 0);
+            for (chunk, results) in out_rx {
+                for ((line, _), r) in chunk.iter().zip(&results) {
+                    match r {
+                        Ok(_) => valid += 1,
+                        Err(_) => rejected += 1,
+                    }
+                    write_result(&mut out, as_json, *line, r)?;
                 }
             }
-        }
-        for ((line, _), r) in chunk.iter().zip(&results) {
-            match r {
-                Ok(_) => valid += 1,
-                Err(_) => rejected += 1,
+            out.flush()?;
+            Ok((valid, rejected))
+        });
+        for chunk in chunk_rx {
+            let chunk = chunk?;
+            let now = when::now();
+            let mut results = verify_parallel(&chunk, &keys.trusted, policy, now, threads);
+            let unknown = |r: &Result<Verified, Rejection>| matches!(r, Err(e) if e.kind == crypto::verify::Kind::UnknownKid);
+            if results.iter().any(unknown) && keys.refetch(policy)? {
+                for (i, r) in results.iter_mut().enumerate() {
+                    if unknown(r) {
+                        *r = verify_token(
+                            jws::strip_bearer(&chunk[i].1),
+                            &keys.trusted,
+                            policy,
+                            now,
+                        );
+                    }
+                }
             }
-            write_result(&mut out, args.json, *line, r).kind("io")?;
+            if out_tx.send((chunk, results)).is_err() {
+                break; // the writer stopped (a closed stdout): its error is reported below
+            }
         }
-    }
-    out.flush().kind("io")?;
+        drop(out_tx);
+        writer
+            .join()
+            .map_err(|_| anyhow!("the output thread failed"))
+            .kind("io")?
+            .kind("io")
+    })?;
     if valid + rejected == 0 {
         return Err(anyhow!("no tokens on input")).kind("usage");
     }
@@ -425,6 +439,37 @@ fn batch(args: &VerifyJwtArgs, policy: &Policy, keys: &mut Keys) -> Result<ExitS
     } else {
         ExitStatus::Rejected
     })
+}
+
+/// Reads non-blank lines into chunks of `CHUNK`, numbered from 1 as in the input.
+fn read_chunks(
+    reader: Box<dyn BufRead + Send>,
+    tx: &std::sync::mpsc::SyncSender<Result<Vec<(usize, String)>, Failure>>,
+) {
+    let mut chunk = Vec::with_capacity(CHUNK);
+    for (i, line) in reader.lines().enumerate() {
+        match line {
+            Ok(l) if l.trim().is_empty() => {}
+            Ok(l) => chunk.push((i + 1, l)),
+            Err(e) => {
+                let _ = tx.send(Err(Failure {
+                    kind: "io",
+                    err: anyhow::Error::new(e).context(format!("reading line {}", i + 1)),
+                }));
+                return;
+            }
+        }
+        if chunk.len() == CHUNK
+            && tx
+                .send(Ok(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))))
+                .is_err()
+        {
+            return;
+        }
+    }
+    if !chunk.is_empty() {
+        let _ = tx.send(Ok(chunk));
+    }
 }
 
 fn verify_parallel(
