@@ -30,6 +30,7 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             [CompletionResult]::new('genkey', 'genkey', [CompletionResultType]::ParameterValue, 'Generate a key pair or HMAC secret as PEM, JWK or JWKS')
             [CompletionResult]::new('generate-jwt', 'generate-jwt', [CompletionResultType]::ParameterValue, 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout')
             [CompletionResult]::new('verify-jwt', 'verify-jwt', [CompletionResultType]::ParameterValue, 'Verify a token: signature, algorithm and claims, against a key, a key set, a JWKS URL, an OIDC issuer or a jwkit server')
+            [CompletionResult]::new('resign', 'resign', [CompletionResultType]::ParameterValue, 'Give a token a new signature from a new key, claims kept byte for byte unless asked otherwise; with --scan, every token in any text (HAR files, logs, HTTP dumps)')
             [CompletionResult]::new('decode', 'decode', [CompletionResultType]::ParameterValue, 'Show a token''s header and claims, with readable times. Never verifies the signature')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Inspect, convert and publish keys')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
@@ -136,6 +137,36 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             [CompletionResult]::new('--raw', '--raw', [CompletionResultType]::ParameterName, 'Verify the signature only: the payload need not be JWT claims (it is printed as is), and no claim is checked')
             [CompletionResult]::new('--batch', '--batch', [CompletionResultType]::ParameterName, 'Tokens one per line; one result per line, in input order')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'JSON on stdout: {"valid":true,"kid":..,"alg":..,"claims":{..}} or {"valid":false,"error":{"kind":..,"message":..}}; one object per line with --batch')
+            [CompletionResult]::new('--no-cache', '--no-cache', [CompletionResultType]::ParameterName, 'Neither read nor write the JWKS cache')
+            [CompletionResult]::new('--allow-http', '--allow-http', [CompletionResultType]::ParameterName, 'Allow plain-HTTP key sets off loopback (warns)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'jwkit;resign' {
+            [CompletionResult]::new('--key-file', '--key-file', [CompletionResultType]::ParameterName, 'Signing key file: PEM, DER, JWK or JWKS (pick with --kid), recognised by content; `-` reads stdin')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Sign with the stored key with this kid (see `jwkit key list`)')
+            [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'HMAC secret: the raw bytes of FILE (`-` for stdin)')
+            [CompletionResult]::new('--secret-env', '--secret-env', [CompletionResultType]::ParameterName, 'HMAC secret: the value of the environment variable VAR (secrets never go in argv)')
+            [CompletionResult]::new('--kid', '--kid', [CompletionResultType]::ParameterName, 'The new header kid (default: the new key''s kid, else its thumbprint). With a JWKS key file, also picks the key')
+            [CompletionResult]::new('--alg', '--alg', [CompletionResultType]::ParameterName, 'The new algorithm (default: from the new key)')
+            [CompletionResult]::new('--lifetime', '--lifetime', [CompletionResultType]::ParameterName, 'For --refresh of a token with exp but neither iat nor nbf (its lifetime unknown): exp becomes now + DUR')
+            [CompletionResult]::new('--exp', '--exp', [CompletionResultType]::ParameterName, 'Set exp, as WHEN (after --refresh)')
+            [CompletionResult]::new('--set', '--set', [CompletionResultType]::ParameterName, 'Set a claim; VALUE is JSON when it parses as JSON, else a string (repeatable)')
+            [CompletionResult]::new('--unset', '--unset', [CompletionResultType]::ParameterName, 'Remove a claim (repeatable)')
+            [CompletionResult]::new('--verify-with', '--verify-with', [CompletionResultType]::ParameterName, 'The old signature must verify first, against a key or JWKS file, or a JWKS URL')
+            [CompletionResult]::new('--scan', '--scan', [CompletionResultType]::ParameterName, 'Re-sign every token in a text (a file, or `-`/nothing for stdin) and write the text back')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write the result to FILE (atomically) instead of stdout')
+            [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'Write the result to FILE (atomically) instead of stdout')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Threads for --scan (default: all cores)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Total time allowed for each HTTP request')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'Extra trusted CA certificates (PEM) for HTTPS, besides the system roots')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('--keep-kid', '--keep-kid', [CompletionResultType]::ParameterName, 'Keep the token''s own kid')
+            [CompletionResult]::new('--refresh', '--refresh', [CompletionResultType]::ParameterName, 'Make the token current: iat becomes now, and nbf and exp move by as much, so the lifetime is kept')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Overwrite --out if it exists')
             [CompletionResult]::new('--no-cache', '--no-cache', [CompletionResultType]::ParameterName, 'Neither read nor write the JWKS cache')
             [CompletionResult]::new('--allow-http', '--allow-http', [CompletionResultType]::ParameterName, 'Allow plain-HTTP key sets off loopback (warns)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -284,6 +315,7 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             [CompletionResult]::new('generate-key', 'generate-key', [CompletionResultType]::ParameterValue, 'Generate a key pair or HMAC secret as PEM, JWK or JWKS')
             [CompletionResult]::new('generate-jwt', 'generate-jwt', [CompletionResultType]::ParameterValue, 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout')
             [CompletionResult]::new('verify-jwt', 'verify-jwt', [CompletionResultType]::ParameterValue, 'Verify a token: signature, algorithm and claims, against a key, a key set, a JWKS URL, an OIDC issuer or a jwkit server')
+            [CompletionResult]::new('resign', 'resign', [CompletionResultType]::ParameterValue, 'Give a token a new signature from a new key, claims kept byte for byte unless asked otherwise; with --scan, every token in any text (HAR files, logs, HTTP dumps)')
             [CompletionResult]::new('decode', 'decode', [CompletionResultType]::ParameterValue, 'Show a token''s header and claims, with readable times. Never verifies the signature')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Inspect, convert and publish keys')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
@@ -298,6 +330,9 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             break
         }
         'jwkit;help;verify-jwt' {
+            break
+        }
+        'jwkit;help;resign' {
             break
         }
         'jwkit;help;decode' {

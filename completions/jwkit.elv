@@ -27,6 +27,7 @@ set edit:completion:arg-completer[jwkit] = {|@words|
             cand genkey 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
             cand generate-jwt 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout'
             cand verify-jwt 'Verify a token: signature, algorithm and claims, against a key, a key set, a JWKS URL, an OIDC issuer or a jwkit server'
+            cand resign 'Give a token a new signature from a new key, claims kept byte for byte unless asked otherwise; with --scan, every token in any text (HAR files, logs, HTTP dumps)'
             cand decode 'Show a token''s header and claims, with readable times. Never verifies the signature'
             cand key 'Inspect, convert and publish keys'
             cand completions 'Print a shell completion script to stdout'
@@ -129,6 +130,35 @@ set edit:completion:arg-completer[jwkit] = {|@words|
             cand --raw 'Verify the signature only: the payload need not be JWT claims (it is printed as is), and no claim is checked'
             cand --batch 'Tokens one per line; one result per line, in input order'
             cand --json 'JSON on stdout: {"valid":true,"kid":..,"alg":..,"claims":{..}} or {"valid":false,"error":{"kind":..,"message":..}}; one object per line with --batch'
+            cand --no-cache 'Neither read nor write the JWKS cache'
+            cand --allow-http 'Allow plain-HTTP key sets off loopback (warns)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'jwkit;resign'= {
+            cand --key-file 'Signing key file: PEM, DER, JWK or JWKS (pick with --kid), recognised by content; `-` reads stdin'
+            cand --key 'Sign with the stored key with this kid (see `jwkit key list`)'
+            cand --secret-file 'HMAC secret: the raw bytes of FILE (`-` for stdin)'
+            cand --secret-env 'HMAC secret: the value of the environment variable VAR (secrets never go in argv)'
+            cand --kid 'The new header kid (default: the new key''s kid, else its thumbprint). With a JWKS key file, also picks the key'
+            cand --alg 'The new algorithm (default: from the new key)'
+            cand --lifetime 'For --refresh of a token with exp but neither iat nor nbf (its lifetime unknown): exp becomes now + DUR'
+            cand --exp 'Set exp, as WHEN (after --refresh)'
+            cand --set 'Set a claim; VALUE is JSON when it parses as JSON, else a string (repeatable)'
+            cand --unset 'Remove a claim (repeatable)'
+            cand --verify-with 'The old signature must verify first, against a key or JWKS file, or a JWKS URL'
+            cand --scan 'Re-sign every token in a text (a file, or `-`/nothing for stdin) and write the text back'
+            cand -o 'Write the result to FILE (atomically) instead of stdout'
+            cand --out 'Write the result to FILE (atomically) instead of stdout'
+            cand --threads 'Threads for --scan (default: all cores)'
+            cand --timeout 'Total time allowed for each HTTP request'
+            cand --cacert 'Extra trusted CA certificates (PEM) for HTTPS, besides the system roots'
+            cand --color 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never'
+            cand --keep-kid 'Keep the token''s own kid'
+            cand --refresh 'Make the token current: iat becomes now, and nbf and exp move by as much, so the lifetime is kept'
+            cand --force 'Overwrite --out if it exists'
             cand --no-cache 'Neither read nor write the JWKS cache'
             cand --allow-http 'Allow plain-HTTP key sets off loopback (warns)'
             cand -h 'Print help (see more with ''--help'')'
@@ -258,6 +288,7 @@ set edit:completion:arg-completer[jwkit] = {|@words|
             cand generate-key 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
             cand generate-jwt 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout'
             cand verify-jwt 'Verify a token: signature, algorithm and claims, against a key, a key set, a JWKS URL, an OIDC issuer or a jwkit server'
+            cand resign 'Give a token a new signature from a new key, claims kept byte for byte unless asked otherwise; with --scan, every token in any text (HAR files, logs, HTTP dumps)'
             cand decode 'Show a token''s header and claims, with readable times. Never verifies the signature'
             cand key 'Inspect, convert and publish keys'
             cand completions 'Print a shell completion script to stdout'
@@ -269,6 +300,8 @@ set edit:completion:arg-completer[jwkit] = {|@words|
         &'jwkit;help;generate-jwt'= {
         }
         &'jwkit;help;verify-jwt'= {
+        }
+        &'jwkit;help;resign'= {
         }
         &'jwkit;help;decode'= {
         }

@@ -33,6 +33,7 @@ complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "generate-key" -d 'Gener
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "genkey" -d 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "generate-jwt" -d 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "verify-jwt" -d 'Verify a token: signature, algorithm and claims, against a key, a key set, a JWKS URL, an OIDC issuer or a jwkit server'
+complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "resign" -d 'Give a token a new signature from a new key, claims kept byte for byte unless asked otherwise; with --scan, every token in any text (HAR files, logs, HTTP dumps)'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "decode" -d 'Show a token\'s header and claims, with readable times. Never verifies the signature'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "key" -d 'Inspect, convert and publish keys'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
@@ -194,6 +195,45 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l no-cache -d '
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l allow-http -d 'Allow plain-HTTP key sets off loopback (warns)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -s V -l version -d 'Print version'
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l key-file -d 'Signing key file: PEM, DER, JWK or JWKS (pick with --kid), recognised by content; `-` reads stdin' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l key -d 'Sign with the stored key with this kid (see `jwkit key list`)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l secret-file -d 'HMAC secret: the raw bytes of FILE (`-` for stdin)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l secret-env -d 'HMAC secret: the value of the environment variable VAR (secrets never go in argv)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l kid -d 'The new header kid (default: the new key\'s kid, else its thumbprint). With a JWKS key file, also picks the key' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l alg -d 'The new algorithm (default: from the new key)' -r -f -a "HS256\t''
+HS384\t''
+HS512\t''
+RS256\t''
+RS384\t''
+RS512\t''
+PS256\t''
+PS384\t''
+PS512\t''
+ES256\t''
+ES384\t''
+ES512\t''
+ES256K\t''
+EdDSA\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l lifetime -d 'For --refresh of a token with exp but neither iat nor nbf (its lifetime unknown): exp becomes now + DUR' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l exp -d 'Set exp, as WHEN (after --refresh)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l set -d 'Set a claim; VALUE is JSON when it parses as JSON, else a string (repeatable)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l unset -d 'Remove a claim (repeatable)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l verify-with -d 'The old signature must verify first, against a key or JWKS file, or a JWKS URL' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l scan -d 'Re-sign every token in a text (a file, or `-`/nothing for stdin) and write the text back' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -s o -l out -d 'Write the result to FILE (atomically) instead of stdout' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l threads -d 'Threads for --scan (default: all cores)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l timeout -d 'Total time allowed for each HTTP request' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l cacert -d 'Extra trusted CA certificates (PEM) for HTTPS, besides the system roots' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l keep-kid -d 'Keep the token\'s own kid'
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l refresh -d 'Make the token current: iat becomes now, and nbf and exp move by as much, so the lifetime is kept'
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l force -d 'Overwrite --out if it exists'
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l no-cache -d 'Neither read nor write the JWKS cache'
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l allow-http -d 'Allow plain-HTTP key sets off loopback (warns)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -280,14 +320,15 @@ always\t''
 never\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand man" -s h -l help -d 'Print help'
 complete -c jwkit -n "__fish_jwkit_using_subcommand man" -s V -l version -d 'Print version'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt decode key completions man help" -f -a "generate-key" -d 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt decode key completions man help" -f -a "generate-jwt" -d 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt decode key completions man help" -f -a "verify-jwt" -d 'Verify a token: signature, algorithm and claims, against a key, a key set, a JWKS URL, an OIDC issuer or a jwkit server'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt decode key completions man help" -f -a "decode" -d 'Show a token\'s header and claims, with readable times. Never verifies the signature'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt decode key completions man help" -f -a "key" -d 'Inspect, convert and publish keys'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt decode key completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt decode key completions man help" -f -a "man" -d 'Print the man page, or write one page per command into a directory'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt decode key completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key completions man help" -f -a "generate-key" -d 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key completions man help" -f -a "generate-jwt" -d 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key completions man help" -f -a "verify-jwt" -d 'Verify a token: signature, algorithm and claims, against a key, a key set, a JWKS URL, an OIDC issuer or a jwkit server'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key completions man help" -f -a "resign" -d 'Give a token a new signature from a new key, claims kept byte for byte unless asked otherwise; with --scan, every token in any text (HAR files, logs, HTTP dumps)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key completions man help" -f -a "decode" -d 'Show a token\'s header and claims, with readable times. Never verifies the signature'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key completions man help" -f -a "key" -d 'Inspect, convert and publish keys'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key completions man help" -f -a "man" -d 'Print the man page, or write one page per command into a directory'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "list" -d 'List the keys in the key store: kid, type, alg, created'
 complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "show" -d 'Show one stored key: metadata and its public JWK (--private for the private JWK)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "public" -d 'Print the public half of a key'

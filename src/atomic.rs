@@ -50,6 +50,28 @@ pub fn stage(path: &Path, bytes: &[u8], mode: u32) -> Result<Staged> {
     })
 }
 
+/// A temporary file beside `path` to be written bit by bit (a streamed output); `commit` it when
+/// complete. Dropping it unfinished removes it.
+pub fn stage_stream(path: &Path, mode: u32) -> Result<Staged> {
+    stage(path, b"", mode)
+}
+
+impl Staged {
+    /// The open temporary file, for streaming into.
+    pub fn file(&mut self) -> &mut File {
+        self.temp.as_file_mut()
+    }
+
+    /// Syncs what was streamed into the file.
+    pub fn finish(self) -> Result<Staged> {
+        self.temp
+            .as_file()
+            .sync_all()
+            .with_context(|| format!("writing {}", self.path.display()))?;
+        Ok(self)
+    }
+}
+
 /// Renames every staged file into place (never over an existing file unless `force`), then
 /// syncs the directories. On any failure, the files already placed are removed again.
 pub fn commit(staged: Vec<Staged>, force: bool) -> Result<()> {

@@ -117,6 +117,14 @@ pub enum Command {
     /// on stdout, `error: token rejected: ...` on stderr, exit 1. Other errors: exit 2.
     VerifyJwt(Box<VerifyJwtArgs>),
 
+    /// Give a token a new signature from a new key, claims kept byte for byte unless asked
+    /// otherwise; with --scan, every token in any text (HAR files, logs, HTTP dumps).
+    ///
+    /// Header members keep their order; alg and kid become the new key's, and x5t, x5t#S256,
+    /// x5c and jwk are dropped. A `Bearer ` prefix is kept. --scan writes the text back with
+    /// every other byte identical, the same token always becoming the same new token.
+    Resign(Box<ResignArgs>),
+
     /// Show a token's header and claims, with readable times. Never verifies the signature.
     Decode(DecodeArgs),
 
@@ -465,6 +473,13 @@ pub struct VerifyJwtArgs {
     #[arg(long)]
     pub json: bool,
 
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+}
+
+/// How remote key sets are fetched.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
     /// Neither read nor write the JWKS cache.
     #[arg(long)]
     pub no_cache: bool,
@@ -480,6 +495,74 @@ pub struct VerifyJwtArgs {
     /// Extra trusted CA certificates (PEM) for HTTPS, besides the system roots.
     #[arg(long, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ResignArgs {
+    /// The token (a `Bearer ` prefix is kept); `-` or nothing reads stdin.
+    #[arg(value_name = "TOKEN", conflicts_with = "scan")]
+    pub token: Option<String>,
+
+    #[command(flatten)]
+    pub signing: SigningKeyArgs,
+
+    /// The new header kid (default: the new key's kid, else its thumbprint). With a JWKS key
+    /// file, also picks the key.
+    #[arg(long, value_name = "KID")]
+    pub kid: Option<String>,
+
+    /// Keep the token's own kid.
+    #[arg(long, conflicts_with = "kid")]
+    pub keep_kid: bool,
+
+    /// The new algorithm (default: from the new key).
+    #[arg(long, value_enum)]
+    pub alg: Option<Alg>,
+
+    /// Make the token current: iat becomes now, and nbf and exp move by as much, so the
+    /// lifetime is kept.
+    #[arg(long)]
+    pub refresh: bool,
+
+    /// For --refresh of a token with exp but neither iat nor nbf (its lifetime unknown): exp
+    /// becomes now + DUR.
+    #[arg(long, value_name = "DUR", default_value = "1h", requires = "refresh")]
+    pub lifetime: String,
+
+    /// Set exp, as WHEN (after --refresh).
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
+    pub exp: Option<String>,
+
+    /// Set a claim; VALUE is JSON when it parses as JSON, else a string (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+
+    /// Remove a claim (repeatable).
+    #[arg(long = "unset", value_name = "NAME")]
+    pub unset: Vec<String>,
+
+    /// The old signature must verify first, against a key or JWKS file, or a JWKS URL.
+    #[arg(long, value_name = "FILE|URL")]
+    pub verify_with: Option<String>,
+
+    /// Re-sign every token in a text (a file, or `-`/nothing for stdin) and write the text back.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+    pub scan: Option<String>,
+
+    /// Write the result to FILE (atomically) instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Overwrite --out if it exists.
+    #[arg(long, requires = "out")]
+    pub force: bool,
+
+    /// Threads for --scan (default: all cores).
+    #[arg(long, value_name = "N", requires = "scan")]
+    pub threads: Option<usize>,
+
+    #[command(flatten)]
+    pub fetch: FetchArgs,
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::GenerateKey(args) => cmd::generate_key::run(args),
         Command::GenerateJwt(args) => cmd::generate_jwt::run(args),
         Command::VerifyJwt(args) => cmd::verify_jwt::run(args),
+        Command::Resign(args) => cmd::resign::run(args),
         Command::Decode(args) => cmd::decode::run(args),
         Command::Key(sub) => cmd::key::run(sub),
         Command::Completions(args) => cmd::docs::completions(args),

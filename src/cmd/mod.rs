@@ -5,4 +5,5 @@ pub mod docs;
 pub mod generate_jwt;
 pub mod generate_key;
 pub mod key;
+pub mod resign;
 pub mod verify_jwt;

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::cli::{KeySourceArgs, VerifyJwtArgs};
+use crate::cli::{FetchArgs, KeySourceArgs, VerifyJwtArgs};
 use crate::crypto::verify::{Policy, Rejection, TrustedKeys, Verified, verify_token};
 use crate::crypto::{self, JwkSet, b64, jws};
 use crate::exit::ExitStatus;
@@ -16,12 +16,12 @@ use crate::store::KeyStore;
 use crate::{input, output, when};
 
 /// An error that is not about the token, with its stable kind for `--json`.
-struct Failure {
-    kind: &'static str,
-    err: anyhow::Error,
+pub(crate) struct Failure {
+    pub(crate) kind: &'static str,
+    pub(crate) err: anyhow::Error,
 }
 
-trait KindExt<T> {
+pub(crate) trait KindExt<T> {
     fn kind(self, kind: &'static str) -> Result<T, Failure>;
 }
 
@@ -53,12 +53,12 @@ fn run_checked(args: &VerifyJwtArgs) -> Result<ExitStatus, Failure> {
     if args.ignore_exp {
         output::warn("--ignore-exp: expired tokens and tokens without exp are accepted");
     }
-    if args.allow_http {
+    if args.fetch.allow_http {
         output::warn(
             "--allow-http: key sets may come over plain HTTP, where anyone on the path can replace them",
         );
     }
-    let mut keys = Keys::resolve(args, &policy)?;
+    let mut keys = Keys::resolve(&args.source, &args.fetch, &policy)?;
     if args.batch {
         batch(args, &policy, &mut keys)
     } else {
@@ -92,8 +92,8 @@ fn policy(args: &VerifyJwtArgs) -> Result<Policy> {
 }
 
 /// The trusted keys, and for a remote set what is needed to refetch it on an unknown kid.
-struct Keys {
-    trusted: TrustedKeys,
+pub(crate) struct Keys {
+    pub(crate) trusted: TrustedKeys,
     remote: Option<Remote>,
 }
 
@@ -111,8 +111,11 @@ fn jwks_checker(body: &[u8]) -> Result<()> {
 }
 
 impl Keys {
-    fn resolve(args: &VerifyJwtArgs, policy: &Policy) -> Result<Keys, Failure> {
-        let s: &KeySourceArgs = &args.source;
+    pub(crate) fn resolve(
+        s: &KeySourceArgs,
+        fetch: &FetchArgs,
+        policy: &Policy,
+    ) -> Result<Keys, Failure> {
         let local = |trusted| Keys {
             trusted,
             remote: None,
@@ -150,16 +153,16 @@ impl Keys {
                 spec,
             )?));
         }
-        let timeout = when::parse_duration(&args.timeout)
+        let timeout = when::parse_duration(&fetch.timeout)
             .ok()
             .filter(|t| *t > 0)
             .ok_or_else(|| anyhow!("--timeout: expected a positive duration such as 10s"))
             .kind("usage")?;
         let mut client = JwksClient::new(FetchOptions {
             timeout: Duration::from_secs(timeout.unsigned_abs()),
-            allow_http: args.allow_http,
-            cacert: args.cacert.clone(),
-            use_cache: !args.no_cache,
+            allow_http: fetch.allow_http,
+            cacert: fetch.cacert.clone(),
+            use_cache: !fetch.no_cache,
         });
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let url = if let Some(issuer) = &s.issuer {
@@ -193,7 +196,7 @@ impl Keys {
 
     /// After an unknown kid: one refetch of a remote set that came from the cache (at most
     /// once per 30 s across runs). True when the keys were replaced.
-    fn refetch(&mut self, policy: &Policy) -> Result<bool, Failure> {
+    pub(crate) fn refetch(&mut self, policy: &Policy) -> Result<bool, Failure> {
         let Some(remote) = &mut self.remote else {
             return Ok(false);
         };

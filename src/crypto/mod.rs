@@ -8,6 +8,7 @@ pub mod json;
 pub mod jws;
 mod key;
 mod parse;
+pub mod resign;
 mod roca;
 mod sign;
 pub mod verify;

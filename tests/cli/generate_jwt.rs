@@ -29,7 +29,7 @@ fn header_of(token: &str) -> Value {
 
 /// The venv Python with PyJWT that `.ci/run` installs, or None (outside CI only) with a
 /// visible message.
-fn peer_python() -> Option<PathBuf> {
+pub fn peer_python() -> Option<PathBuf> {
     let python = std::env::var_os("JWKIT_TEST_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));

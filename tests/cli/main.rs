@@ -8,5 +8,6 @@ mod generate_jwt;
 mod generate_key;
 mod http;
 mod key;
+mod resign;
 mod util;
 mod verify_jwt;

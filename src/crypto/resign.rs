@@ -1,0 +1,162 @@
+//! Re-signing: a token gets a new signature from a new key. Header members keep their order
+//! (alg and kid are replaced; members tied to the old key are dropped); the payload segment is
+//! kept byte for byte unless a claim change is asked for.
+
+use serde_json::{Map, Value};
+
+use super::jws::Compact;
+use super::{SigningKey, b64, json, jws};
+
+/// Header members that describe the old key, dropped on re-signing.
+const OLD_KEY_MEMBERS: [&str; 4] = ["x5t", "x5t#S256", "x5c", "jwk"];
+
+/// What to put in the new header's kid.
+#[derive(Clone, Debug)]
+pub enum KidChoice {
+    /// This kid (the new key's, or --kid).
+    Set(String),
+    /// Whatever the token had (or nothing).
+    Keep,
+    /// No kid.
+    Omit,
+}
+
+/// Claim edits; all times are relative to one `now` for the whole run, so the same token
+/// always becomes the same new token.
+#[derive(Clone, Debug, Default)]
+pub struct ClaimChanges {
+    /// iat becomes now; nbf and exp move by the same amount. A token with exp but neither iat
+    /// nor nbf has no known lifetime: its exp becomes now + `lifetime`.
+    pub refresh: bool,
+    pub lifetime: i64,
+    pub exp: Option<i64>,
+    pub set: Vec<(String, Value)>,
+    pub unset: Vec<String>,
+}
+
+impl ClaimChanges {
+    pub fn is_empty(&self) -> bool {
+        !self.refresh && self.exp.is_none() && self.set.is_empty() && self.unset.is_empty()
+    }
+}
+
+/// Why a token was not re-signed. `reason` is a short stable phrase for counts; messages
+/// never contain token text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Skip {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+fn skip(reason: &'static str, message: impl Into<String>) -> Skip {
+    Skip {
+        reason,
+        message: message.into(),
+    }
+}
+
+pub struct Resigner {
+    pub signer: SigningKey,
+    pub kid: KidChoice,
+    pub changes: ClaimChanges,
+    pub now: i64,
+}
+
+impl Resigner {
+    /// The re-signed token. `check` runs on the parsed original first (for --verify-with).
+    pub fn resign(
+        &self,
+        token: &str,
+        check: &dyn Fn(&str) -> Result<(), Skip>,
+    ) -> Result<String, Skip> {
+        let c = Compact::parse(token).map_err(|e| skip("malformed", e.to_string()))?;
+        if !c.header.contains_key("alg") {
+            return Err(skip("malformed", "the header has no alg"));
+        }
+        check(token)?;
+        let header = self.new_header(&c.header);
+        let header_b64 =
+            b64::encode(serde_json::to_vec(&header).map_err(|e| skip("malformed", e.to_string()))?);
+        let payload_b64 = if self.changes.is_empty() {
+            c.payload_b64.to_string()
+        } else {
+            let claims = json::parse_object(&c.payload).map_err(|e| {
+                skip(
+                    "payload not claims",
+                    format!("the payload is not a JSON claims set ({e})"),
+                )
+            })?;
+            let claims = self.edit_claims(claims)?;
+            b64::encode(serde_json::to_vec(&claims).map_err(|e| skip("malformed", e.to_string()))?)
+        };
+        jws::encode_segments(&header_b64, &payload_b64, &self.signer)
+            .map_err(|e| skip("signing failed", e.to_string()))
+    }
+
+    fn new_header(&self, old: &Map<String, Value>) -> Map<String, Value> {
+        let mut header = Map::with_capacity(old.len() + 1);
+        for (k, v) in old {
+            if OLD_KEY_MEMBERS.contains(&k.as_str()) {
+                continue;
+            }
+            match k.as_str() {
+                "alg" => {
+                    header.insert(k.clone(), self.signer.alg().as_str().into());
+                }
+                "kid" => match &self.kid {
+                    KidChoice::Set(kid) => {
+                        header.insert(k.clone(), kid.clone().into());
+                    }
+                    KidChoice::Keep => {
+                        header.insert(k.clone(), v.clone());
+                    }
+                    KidChoice::Omit => {}
+                },
+                _ => {
+                    header.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        if let KidChoice::Set(kid) = &self.kid
+            && !header.contains_key("kid")
+        {
+            header.insert("kid".into(), kid.clone().into());
+        }
+        header
+    }
+
+    fn edit_claims(&self, mut claims: Map<String, Value>) -> Result<Map<String, Value>, Skip> {
+        let ch = &self.changes;
+        if ch.refresh {
+            let time =
+                |claims: &Map<String, Value>, name: &str| claims.get(name).and_then(Value::as_i64);
+            let exp = time(&claims, "exp");
+            let Some(anchor) = time(&claims, "iat")
+                .or_else(|| time(&claims, "nbf"))
+                .or_else(|| exp.map(|e| e - ch.lifetime))
+            else {
+                return Err(skip(
+                    "cannot refresh",
+                    "--refresh needs an iat, nbf or exp to move",
+                ));
+            };
+            let delta = self.now - anchor;
+            for name in ["iat", "nbf", "exp"] {
+                if let Some(t) = time(&claims, name) {
+                    claims.insert(name.into(), (t + delta).into());
+                }
+            }
+        }
+        if let Some(exp) = ch.exp {
+            claims.insert("exp".into(), exp.into());
+        }
+        for (name, value) in &ch.set {
+            claims.insert(name.clone(), value.clone());
+        }
+        for name in &ch.unset {
+            claims.shift_remove(name);
+        }
+        Ok(claims)
+    }
+}
