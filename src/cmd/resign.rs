@@ -153,8 +153,21 @@ const MAX_RUN: usize = MAX_TOKEN_BYTES + 1024;
 /// bounded; only randomized signatures (ES*, PS*) can then differ for a later repeat.
 const MAP_LIMIT: usize = 32 << 20;
 
+/// Which bytes can be part of a compact token: base64url and the dot (a table: the scan's
+/// inner loop looks at every byte of the input).
+static TOKEN_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.';
+        i += 1;
+    }
+    t
+};
+
 fn token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'
+    TOKEN_BYTES[b as usize]
 }
 
 /// Counts for the summary on stderr.
@@ -318,18 +331,28 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
 /// not part of it. `long` carries "inside an over-long run" across chunks.
 fn find_tokens(text: &[u8], long: &mut bool, ends_mid_run: bool) -> Vec<(usize, usize)> {
     let mut spans = Vec::new();
-    let mut i = 0;
     let n = text.len();
-    while i < n {
-        if !token_byte(text[i]) {
-            *long = false;
-            i += 1;
-            continue;
+    let mut i = 0;
+    loop {
+        // Skip to the next run of token bytes.
+        match text[i..].iter().position(|&b| token_byte(b)) {
+            None => {
+                if i < n {
+                    *long = false;
+                }
+                break;
+            }
+            Some(0) => {}
+            Some(k) => {
+                *long = false;
+                i += k;
+            }
         }
         let s = i;
-        while i < n && token_byte(text[i]) {
-            i += 1;
-        }
+        i += text[s..]
+            .iter()
+            .position(|&b| !token_byte(b))
+            .unwrap_or(n - s);
         let continued = std::mem::replace(long, false);
         if continued || (i == n && ends_mid_run) {
             // The tail of an over-long run, or the start of one that goes on: never a token.
@@ -338,13 +361,16 @@ fn find_tokens(text: &[u8], long: &mut bool, ends_mid_run: bool) -> Vec<(usize, 
         }
         let mut e = i;
         let run = &text[s..e];
+        if run.len() < 5 || !run.starts_with(b"ey") {
+            continue;
+        }
         let dots = run.iter().filter(|&&b| b == b'.').count();
         if dots == 3 && run.last() == Some(&b'.') {
             e -= 1;
         } else if dots != 2 {
             continue;
         }
-        if e - s <= MAX_TOKEN_BYTES && text[s..e].starts_with(b"ey") {
+        if e - s <= MAX_TOKEN_BYTES {
             spans.push((s, e));
         }
     }
@@ -357,15 +383,15 @@ fn resign_parallel(
     check: &(dyn Fn(&str) -> Result<(), Skip> + Sync),
     threads: usize,
 ) -> Vec<Result<String, Skip>> {
+    // A JWT-looking string that does not parse as a JWS with an alg is "not a JWS".
     let one = |t: &&str| -> Result<String, Skip> {
-        let c = jws::Compact::parse(t);
-        match c {
-            Ok(c) if c.header.contains_key("alg") => resigner.resign(t, check),
-            _ => Err(Skip {
+        resigner.resign(t, check).map_err(|skip| match skip.reason {
+            "malformed" => Skip {
                 reason: "not a JWS",
-                message: "the first segment is not a JSON header with alg".into(),
-            }),
-        }
+                ..skip
+            },
+            _ => skip,
+        })
     };
     if threads == 1 || tokens.len() < 2 {
         return tokens.iter().map(one).collect();
