@@ -33,6 +33,7 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             [CompletionResult]::new('resign', 'resign', [CompletionResultType]::ParameterValue, 'Give a token a new signature from a new key, claims kept byte for byte unless asked otherwise; with --scan, every token in any text (HAR files, logs, HTTP dumps)')
             [CompletionResult]::new('decode', 'decode', [CompletionResultType]::ParameterValue, 'Show a token''s header and claims, with readable times. Never verifies the signature')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Inspect, convert and publish keys')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run a JWKS server: publish keys, take authenticated uploads, issue test tokens')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page, or write one page per command into a directory')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -51,6 +52,8 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write the private key to FILE (mode 0600) instead of stdout')
             [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'Write the private key to FILE (mode 0600) instead of stdout')
             [CompletionResult]::new('--public-out', '--public-out', [CompletionResultType]::ParameterName, 'Also write the public key to FILE')
+            [CompletionResult]::new('--upload', '--upload', [CompletionResultType]::ParameterName, 'Upload the public key to this jwkit server ({URL}/jwks) and print the kid; with no URL, $JWKIT_SERVER')
+            [CompletionResult]::new('--upload-token-file', '--upload-token-file', [CompletionResultType]::ParameterName, 'The upload token (else $JWKIT_UPLOAD_TOKEN)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('--save', '--save', [CompletionResultType]::ParameterName, 'Keep the key in the key store ($JWKIT_HOME/keys) and print its kid')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Overwrite existing files (and a stored key with the same kid)')
@@ -74,6 +77,8 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write the private key to FILE (mode 0600) instead of stdout')
             [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'Write the private key to FILE (mode 0600) instead of stdout')
             [CompletionResult]::new('--public-out', '--public-out', [CompletionResultType]::ParameterName, 'Also write the public key to FILE')
+            [CompletionResult]::new('--upload', '--upload', [CompletionResultType]::ParameterName, 'Upload the public key to this jwkit server ({URL}/jwks) and print the kid; with no URL, $JWKIT_SERVER')
+            [CompletionResult]::new('--upload-token-file', '--upload-token-file', [CompletionResultType]::ParameterName, 'The upload token (else $JWKIT_UPLOAD_TOKEN)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('--save', '--save', [CompletionResultType]::ParameterName, 'Keep the key in the key store ($JWKIT_HOME/keys) and print its kid')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Overwrite existing files (and a stored key with the same kid)')
@@ -196,6 +201,7 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             [CompletionResult]::new('thumbprint', 'thumbprint', [CompletionResultType]::ParameterValue, 'Print a key''s RFC 7638 thumbprint')
             [CompletionResult]::new('convert', 'convert', [CompletionResultType]::ParameterValue, 'Convert a key between PEM, JWK and JWKS')
             [CompletionResult]::new('jwks', 'jwks', [CompletionResultType]::ParameterValue, 'Merge keys and files into one public JWKS (a duplicate kid is an error)')
+            [CompletionResult]::new('upload', 'upload', [CompletionResultType]::ParameterValue, 'Upload a stored key''s public half to a jwkit server')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -263,6 +269,16 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'jwkit;key;upload' {
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'The server (default: $JWKIT_SERVER)')
+            [CompletionResult]::new('--upload-token-file', '--upload-token-file', [CompletionResultType]::ParameterName, 'The upload token (else $JWKIT_UPLOAD_TOKEN)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'jwkit;key;help' {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the keys in the key store: kid, type, alg, created')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one stored key: metadata and its public JWK (--private for the private JWK)')
@@ -270,6 +286,7 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             [CompletionResult]::new('thumbprint', 'thumbprint', [CompletionResultType]::ParameterValue, 'Print a key''s RFC 7638 thumbprint')
             [CompletionResult]::new('convert', 'convert', [CompletionResultType]::ParameterValue, 'Convert a key between PEM, JWK and JWKS')
             [CompletionResult]::new('jwks', 'jwks', [CompletionResultType]::ParameterValue, 'Merge keys and files into one public JWKS (a duplicate kid is an error)')
+            [CompletionResult]::new('upload', 'upload', [CompletionResultType]::ParameterValue, 'Upload a stored key''s public half to a jwkit server')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -291,7 +308,27 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
         'jwkit;key;help;jwks' {
             break
         }
+        'jwkit;key;help;upload' {
+            break
+        }
         'jwkit;key;help;help' {
+            break
+        }
+        'jwkit;serve' {
+            [CompletionResult]::new('--addr', '--addr', [CompletionResultType]::ParameterName, 'Address to listen on (port 0 picks a free one; the URL is printed on stderr)')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Where keys are kept (default: server/ under the key store root)')
+            [CompletionResult]::new('--upload-token-file', '--upload-token-file', [CompletionResultType]::ParameterName, 'The bearer token uploads and deletes need (else $JWKIT_UPLOAD_TOKEN; with neither, uploads answer 403)')
+            [CompletionResult]::new('--rotate-every', '--rotate-every', [CompletionResultType]::ParameterName, 'Roll the server''s signing key this often (with --issue-tokens)')
+            [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'How long a rotated-out signing key stays published (default: one rotation period)')
+            [CompletionResult]::new('--token-ttl', '--token-ttl', [CompletionResultType]::ParameterName, 'Lifetime of /auth tokens')
+            [CompletionResult]::new('--max-age', '--max-age', [CompletionResultType]::ParameterName, 'Cache-Control max-age of the JWKS')
+            [CompletionResult]::new('--issuer', '--issuer', [CompletionResultType]::ParameterName, 'The issuer URL in tokens and discovery (default: http://ADDR as bound)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('--issue-tokens', '--issue-tokens', [CompletionResultType]::ParameterName, 'Keep a signing key of the server''s own and answer POST /auth with tokens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
         'jwkit;completions' {
@@ -318,6 +355,7 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             [CompletionResult]::new('resign', 'resign', [CompletionResultType]::ParameterValue, 'Give a token a new signature from a new key, claims kept byte for byte unless asked otherwise; with --scan, every token in any text (HAR files, logs, HTTP dumps)')
             [CompletionResult]::new('decode', 'decode', [CompletionResultType]::ParameterValue, 'Show a token''s header and claims, with readable times. Never verifies the signature')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Inspect, convert and publish keys')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run a JWKS server: publish keys, take authenticated uploads, issue test tokens')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page, or write one page per command into a directory')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -345,6 +383,7 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             [CompletionResult]::new('thumbprint', 'thumbprint', [CompletionResultType]::ParameterValue, 'Print a key''s RFC 7638 thumbprint')
             [CompletionResult]::new('convert', 'convert', [CompletionResultType]::ParameterValue, 'Convert a key between PEM, JWK and JWKS')
             [CompletionResult]::new('jwks', 'jwks', [CompletionResultType]::ParameterValue, 'Merge keys and files into one public JWKS (a duplicate kid is an error)')
+            [CompletionResult]::new('upload', 'upload', [CompletionResultType]::ParameterValue, 'Upload a stored key''s public half to a jwkit server')
             break
         }
         'jwkit;help;key;list' {
@@ -363,6 +402,12 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             break
         }
         'jwkit;help;key;jwks' {
+            break
+        }
+        'jwkit;help;key;upload' {
+            break
+        }
+        'jwkit;help;serve' {
             break
         }
         'jwkit;help;completions' {

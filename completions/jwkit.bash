@@ -43,6 +43,9 @@ _jwkit() {
             jwkit,resign)
                 cmd="jwkit__subcmd__resign"
                 ;;
+            jwkit,serve)
+                cmd="jwkit__subcmd__serve"
+                ;;
             jwkit,verify-jwt)
                 cmd="jwkit__subcmd__verify__subcmd__jwt"
                 ;;
@@ -70,6 +73,9 @@ _jwkit() {
             jwkit__subcmd__help,resign)
                 cmd="jwkit__subcmd__help__subcmd__resign"
                 ;;
+            jwkit__subcmd__help,serve)
+                cmd="jwkit__subcmd__help__subcmd__serve"
+                ;;
             jwkit__subcmd__help,verify-jwt)
                 cmd="jwkit__subcmd__help__subcmd__verify__subcmd__jwt"
                 ;;
@@ -90,6 +96,9 @@ _jwkit() {
                 ;;
             jwkit__subcmd__help__subcmd__key,thumbprint)
                 cmd="jwkit__subcmd__help__subcmd__key__subcmd__thumbprint"
+                ;;
+            jwkit__subcmd__help__subcmd__key,upload)
+                cmd="jwkit__subcmd__help__subcmd__key__subcmd__upload"
                 ;;
             jwkit__subcmd__key,convert)
                 cmd="jwkit__subcmd__key__subcmd__convert"
@@ -112,6 +121,9 @@ _jwkit() {
             jwkit__subcmd__key,thumbprint)
                 cmd="jwkit__subcmd__key__subcmd__thumbprint"
                 ;;
+            jwkit__subcmd__key,upload)
+                cmd="jwkit__subcmd__key__subcmd__upload"
+                ;;
             jwkit__subcmd__key__subcmd__help,convert)
                 cmd="jwkit__subcmd__key__subcmd__help__subcmd__convert"
                 ;;
@@ -133,6 +145,9 @@ _jwkit() {
             jwkit__subcmd__key__subcmd__help,thumbprint)
                 cmd="jwkit__subcmd__key__subcmd__help__subcmd__thumbprint"
                 ;;
+            jwkit__subcmd__key__subcmd__help,upload)
+                cmd="jwkit__subcmd__key__subcmd__help__subcmd__upload"
+                ;;
             *)
                 ;;
         esac
@@ -140,7 +155,7 @@ _jwkit() {
 
     case "${cmd}" in
         jwkit)
-            opts="-h -V --color --help --version generate-key genkey generate-jwt verify-jwt resign decode key completions man help"
+            opts="-h -V --color --help --version generate-key genkey generate-jwt verify-jwt resign decode key serve completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -288,7 +303,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__generate__subcmd__key)
-            opts="-t -f -o -h -V --type --bits --curve --alg --kid --use --format --out --public-out --save --force --insecure --color --help --version"
+            opts="-t -f -o -h -V --type --bits --curve --alg --kid --use --format --out --public-out --save --force --insecure --upload --upload-token-file --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -342,6 +357,14 @@ _jwkit() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --upload)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upload-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
@@ -354,7 +377,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__help)
-            opts="generate-key generate-jwt verify-jwt resign decode key completions man help"
+            opts="generate-key generate-jwt verify-jwt resign decode key serve completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -438,7 +461,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__help__subcmd__key)
-            opts="list show public thumbprint convert jwks"
+            opts="list show public thumbprint convert jwks upload"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -535,6 +558,20 @@ _jwkit() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        jwkit__subcmd__help__subcmd__key__subcmd__upload)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         jwkit__subcmd__help__subcmd__man)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -563,6 +600,20 @@ _jwkit() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        jwkit__subcmd__help__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         jwkit__subcmd__help__subcmd__verify__subcmd__jwt)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -578,7 +629,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__key)
-            opts="-h -V --color --help --version list show public thumbprint convert jwks help"
+            opts="-h -V --color --help --version list show public thumbprint convert jwks upload help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -630,7 +681,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__key__subcmd__help)
-            opts="list show public thumbprint convert jwks help"
+            opts="list show public thumbprint convert jwks upload help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -728,6 +779,20 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__key__subcmd__help__subcmd__thumbprint)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jwkit__subcmd__key__subcmd__help__subcmd__upload)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -863,6 +928,32 @@ _jwkit() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        jwkit__subcmd__key__subcmd__upload)
+            opts="-h -V --server --upload-token-file --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upload-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         jwkit__subcmd__man)
             opts="-h -V --out --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -957,6 +1048,56 @@ _jwkit() {
                     return 0
                     ;;
                 --cacert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        jwkit__subcmd__serve)
+            opts="-h -V --addr --data-dir --upload-token-file --issue-tokens --rotate-every --grace --token-ttl --max-age --issuer --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upload-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rotate-every)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --grace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-age)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --issuer)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

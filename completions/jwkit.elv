@@ -30,6 +30,7 @@ set edit:completion:arg-completer[jwkit] = {|@words|
             cand resign 'Give a token a new signature from a new key, claims kept byte for byte unless asked otherwise; with --scan, every token in any text (HAR files, logs, HTTP dumps)'
             cand decode 'Show a token''s header and claims, with readable times. Never verifies the signature'
             cand key 'Inspect, convert and publish keys'
+            cand serve 'Run a JWKS server: publish keys, take authenticated uploads, issue test tokens'
             cand completions 'Print a shell completion script to stdout'
             cand man 'Print the man page, or write one page per command into a directory'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -47,6 +48,8 @@ set edit:completion:arg-completer[jwkit] = {|@words|
             cand -o 'Write the private key to FILE (mode 0600) instead of stdout'
             cand --out 'Write the private key to FILE (mode 0600) instead of stdout'
             cand --public-out 'Also write the public key to FILE'
+            cand --upload 'Upload the public key to this jwkit server ({URL}/jwks) and print the kid; with no URL, $JWKIT_SERVER'
+            cand --upload-token-file 'The upload token (else $JWKIT_UPLOAD_TOKEN)'
             cand --color 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never'
             cand --save 'Keep the key in the key store ($JWKIT_HOME/keys) and print its kid'
             cand --force 'Overwrite existing files (and a stored key with the same kid)'
@@ -69,6 +72,8 @@ set edit:completion:arg-completer[jwkit] = {|@words|
             cand -o 'Write the private key to FILE (mode 0600) instead of stdout'
             cand --out 'Write the private key to FILE (mode 0600) instead of stdout'
             cand --public-out 'Also write the public key to FILE'
+            cand --upload 'Upload the public key to this jwkit server ({URL}/jwks) and print the kid; with no URL, $JWKIT_SERVER'
+            cand --upload-token-file 'The upload token (else $JWKIT_UPLOAD_TOKEN)'
             cand --color 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never'
             cand --save 'Keep the key in the key store ($JWKIT_HOME/keys) and print its kid'
             cand --force 'Overwrite existing files (and a stored key with the same kid)'
@@ -186,6 +191,7 @@ set edit:completion:arg-completer[jwkit] = {|@words|
             cand thumbprint 'Print a key''s RFC 7638 thumbprint'
             cand convert 'Convert a key between PEM, JWK and JWKS'
             cand jwks 'Merge keys and files into one public JWKS (a duplicate kid is an error)'
+            cand upload 'Upload a stored key''s public half to a jwkit server'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'jwkit;key;list'= {
@@ -246,6 +252,15 @@ set edit:completion:arg-completer[jwkit] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'jwkit;key;upload'= {
+            cand --server 'The server (default: $JWKIT_SERVER)'
+            cand --upload-token-file 'The upload token (else $JWKIT_UPLOAD_TOKEN)'
+            cand --color 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'jwkit;key;help'= {
             cand list 'List the keys in the key store: kid, type, alg, created'
             cand show 'Show one stored key: metadata and its public JWK (--private for the private JWK)'
@@ -253,6 +268,7 @@ set edit:completion:arg-completer[jwkit] = {|@words|
             cand thumbprint 'Print a key''s RFC 7638 thumbprint'
             cand convert 'Convert a key between PEM, JWK and JWKS'
             cand jwks 'Merge keys and files into one public JWKS (a duplicate kid is an error)'
+            cand upload 'Upload a stored key''s public half to a jwkit server'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'jwkit;key;help;list'= {
@@ -267,7 +283,25 @@ set edit:completion:arg-completer[jwkit] = {|@words|
         }
         &'jwkit;key;help;jwks'= {
         }
+        &'jwkit;key;help;upload'= {
+        }
         &'jwkit;key;help;help'= {
+        }
+        &'jwkit;serve'= {
+            cand --addr 'Address to listen on (port 0 picks a free one; the URL is printed on stderr)'
+            cand --data-dir 'Where keys are kept (default: server/ under the key store root)'
+            cand --upload-token-file 'The bearer token uploads and deletes need (else $JWKIT_UPLOAD_TOKEN; with neither, uploads answer 403)'
+            cand --rotate-every 'Roll the server''s signing key this often (with --issue-tokens)'
+            cand --grace 'How long a rotated-out signing key stays published (default: one rotation period)'
+            cand --token-ttl 'Lifetime of /auth tokens'
+            cand --max-age 'Cache-Control max-age of the JWKS'
+            cand --issuer 'The issuer URL in tokens and discovery (default: http://ADDR as bound)'
+            cand --color 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never'
+            cand --issue-tokens 'Keep a signing key of the server''s own and answer POST /auth with tokens'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
         }
         &'jwkit;completions'= {
             cand --color 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never'
@@ -291,6 +325,7 @@ set edit:completion:arg-completer[jwkit] = {|@words|
             cand resign 'Give a token a new signature from a new key, claims kept byte for byte unless asked otherwise; with --scan, every token in any text (HAR files, logs, HTTP dumps)'
             cand decode 'Show a token''s header and claims, with readable times. Never verifies the signature'
             cand key 'Inspect, convert and publish keys'
+            cand serve 'Run a JWKS server: publish keys, take authenticated uploads, issue test tokens'
             cand completions 'Print a shell completion script to stdout'
             cand man 'Print the man page, or write one page per command into a directory'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -312,6 +347,7 @@ set edit:completion:arg-completer[jwkit] = {|@words|
             cand thumbprint 'Print a key''s RFC 7638 thumbprint'
             cand convert 'Convert a key between PEM, JWK and JWKS'
             cand jwks 'Merge keys and files into one public JWKS (a duplicate kid is an error)'
+            cand upload 'Upload a stored key''s public half to a jwkit server'
         }
         &'jwkit;help;key;list'= {
         }
@@ -324,6 +360,10 @@ set edit:completion:arg-completer[jwkit] = {|@words|
         &'jwkit;help;key;convert'= {
         }
         &'jwkit;help;key;jwks'= {
+        }
+        &'jwkit;help;key;upload'= {
+        }
+        &'jwkit;help;serve'= {
         }
         &'jwkit;help;completions'= {
         }

@@ -36,6 +36,7 @@ complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "verify-jwt" -d 'Verify 
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "resign" -d 'Give a token a new signature from a new key, claims kept byte for byte unless asked otherwise; with --scan, every token in any text (HAR files, logs, HTTP dumps)'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "decode" -d 'Show a token\'s header and claims, with readable times. Never verifies the signature'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "key" -d 'Inspect, convert and publish keys'
+complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "serve" -d 'Run a JWKS server: publish keys, take authenticated uploads, issue test tokens'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "man" -d 'Print the man page, or write one page per command into a directory'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -69,6 +70,8 @@ jwk\t'One JSON Web Key'
 jwks\t'A JSON Web Key Set holding the key'"
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -s o -l out -d 'Write the private key to FILE (mode 0600) instead of stdout' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l public-out -d 'Also write the public key to FILE' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l upload -d 'Upload the public key to this jwkit server ({URL}/jwks) and print the kid; with no URL, $JWKIT_SERVER' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l upload-token-file -d 'The upload token (else $JWKIT_UPLOAD_TOKEN)' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -107,6 +110,8 @@ jwk\t'One JSON Web Key'
 jwks\t'A JSON Web Key Set holding the key'"
 complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -s o -l out -d 'Write the private key to FILE (mode 0600) instead of stdout' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l public-out -d 'Also write the public key to FILE' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l upload -d 'Upload the public key to this jwkit server ({URL}/jwks) and print the kid; with no URL, $JWKIT_SERVER' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l upload-token-file -d 'The upload token (else $JWKIT_UPLOAD_TOKEN)' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -240,18 +245,19 @@ never\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l json -d 'One JSON document: {header, claims, signature, times}'
 complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -s h -l help -d 'Print help'
 complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -s V -l version -d 'Print version'
-complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks help" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks upload help" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks help" -s h -l help -d 'Print help'
-complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks help" -s V -l version -d 'Print version'
-complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks help" -f -a "list" -d 'List the keys in the key store: kid, type, alg, created'
-complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks help" -f -a "show" -d 'Show one stored key: metadata and its public JWK (--private for the private JWK)'
-complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks help" -f -a "public" -d 'Print the public half of a key'
-complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks help" -f -a "thumbprint" -d 'Print a key\'s RFC 7638 thumbprint'
-complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks help" -f -a "convert" -d 'Convert a key between PEM, JWK and JWKS'
-complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks help" -f -a "jwks" -d 'Merge keys and files into one public JWKS (a duplicate kid is an error)'
-complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks upload help" -s h -l help -d 'Print help'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks upload help" -s V -l version -d 'Print version'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks upload help" -f -a "list" -d 'List the keys in the key store: kid, type, alg, created'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks upload help" -f -a "show" -d 'Show one stored key: metadata and its public JWK (--private for the private JWK)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks upload help" -f -a "public" -d 'Print the public half of a key'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks upload help" -f -a "thumbprint" -d 'Print a key\'s RFC 7638 thumbprint'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks upload help" -f -a "convert" -d 'Convert a key between PEM, JWK and JWKS'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks upload help" -f -a "jwks" -d 'Merge keys and files into one public JWKS (a duplicate kid is an error)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks upload help" -f -a "upload" -d 'Upload a stored key\'s public half to a jwkit server'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks upload help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from list" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -302,13 +308,35 @@ always\t''
 never\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from jwks" -s h -l help -d 'Print help'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from jwks" -s V -l version -d 'Print version'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from upload" -l server -d 'The server (default: $JWKIT_SERVER)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from upload" -l upload-token-file -d 'The upload token (else $JWKIT_UPLOAD_TOKEN)' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from upload" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from upload" -s h -l help -d 'Print help'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from upload" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the keys in the key store: kid, type, alg, created'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one stored key: metadata and its public JWK (--private for the private JWK)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "public" -d 'Print the public half of a key'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "thumbprint" -d 'Print a key\'s RFC 7638 thumbprint'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "convert" -d 'Convert a key between PEM, JWK and JWKS'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "jwks" -d 'Merge keys and files into one public JWKS (a duplicate kid is an error)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "upload" -d 'Upload a stored key\'s public half to a jwkit server'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l addr -d 'Address to listen on (port 0 picks a free one; the URL is printed on stderr)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l data-dir -d 'Where keys are kept (default: server/ under the key store root)' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l upload-token-file -d 'The bearer token uploads and deletes need (else $JWKIT_UPLOAD_TOKEN; with neither, uploads answer 403)' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l rotate-every -d 'Roll the server\'s signing key this often (with --issue-tokens)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l grace -d 'How long a rotated-out signing key stays published (default: one rotation period)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l token-ttl -d 'Lifetime of /auth tokens' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l max-age -d 'Cache-Control max-age of the JWKS' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l issuer -d 'The issuer URL in tokens and discovery (default: http://ADDR as bound)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l issue-tokens -d 'Keep a signing key of the server\'s own and answer POST /auth with tokens'
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand completions" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -320,18 +348,20 @@ always\t''
 never\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand man" -s h -l help -d 'Print help'
 complete -c jwkit -n "__fish_jwkit_using_subcommand man" -s V -l version -d 'Print version'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key completions man help" -f -a "generate-key" -d 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key completions man help" -f -a "generate-jwt" -d 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key completions man help" -f -a "verify-jwt" -d 'Verify a token: signature, algorithm and claims, against a key, a key set, a JWKS URL, an OIDC issuer or a jwkit server'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key completions man help" -f -a "resign" -d 'Give a token a new signature from a new key, claims kept byte for byte unless asked otherwise; with --scan, every token in any text (HAR files, logs, HTTP dumps)'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key completions man help" -f -a "decode" -d 'Show a token\'s header and claims, with readable times. Never verifies the signature'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key completions man help" -f -a "key" -d 'Inspect, convert and publish keys'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key completions man help" -f -a "man" -d 'Print the man page, or write one page per command into a directory'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key serve completions man help" -f -a "generate-key" -d 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key serve completions man help" -f -a "generate-jwt" -d 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key serve completions man help" -f -a "verify-jwt" -d 'Verify a token: signature, algorithm and claims, against a key, a key set, a JWKS URL, an OIDC issuer or a jwkit server'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key serve completions man help" -f -a "resign" -d 'Give a token a new signature from a new key, claims kept byte for byte unless asked otherwise; with --scan, every token in any text (HAR files, logs, HTTP dumps)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key serve completions man help" -f -a "decode" -d 'Show a token\'s header and claims, with readable times. Never verifies the signature'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key serve completions man help" -f -a "key" -d 'Inspect, convert and publish keys'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key serve completions man help" -f -a "serve" -d 'Run a JWKS server: publish keys, take authenticated uploads, issue test tokens'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key serve completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key serve completions man help" -f -a "man" -d 'Print the man page, or write one page per command into a directory'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key serve completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "list" -d 'List the keys in the key store: kid, type, alg, created'
 complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "show" -d 'Show one stored key: metadata and its public JWK (--private for the private JWK)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "public" -d 'Print the public half of a key'
 complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "thumbprint" -d 'Print a key\'s RFC 7638 thumbprint'
 complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "convert" -d 'Convert a key between PEM, JWK and JWKS'
 complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "jwks" -d 'Merge keys and files into one public JWKS (a duplicate kid is an error)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "upload" -d 'Upload a stored key\'s public half to a jwkit server'

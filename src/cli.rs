@@ -132,6 +132,15 @@ pub enum Command {
     #[command(subcommand)]
     Key(KeyCommand),
 
+    /// Run a JWKS server: publish keys, take authenticated uploads, issue test tokens.
+    ///
+    /// Endpoints: GET /.well-known/jwks.json, GET /.well-known/openid-configuration,
+    /// POST /jwks (upload; Authorization: Bearer <upload token>), DELETE /jwks/{kid},
+    /// POST /auth (with --issue-tokens; ?expired=true for an expired token), GET /health,
+    /// GET / and /connect. Binds 127.0.0.1 unless told otherwise. One log line per request on
+    /// stderr; stops cleanly on SIGINT or SIGTERM.
+    Serve(ServeArgs),
+
     /// Print a shell completion script to stdout.
     Completions(CompletionsArgs),
 
@@ -258,6 +267,55 @@ pub struct GenerateKeyArgs {
     /// never generated: jwkit refuses to load them.
     #[arg(long)]
     pub insecure: bool,
+
+    /// Upload the public key to this jwkit server ({URL}/jwks) and print the kid; with no URL,
+    /// $JWKIT_SERVER.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    pub upload: Option<String>,
+
+    /// The upload token (else $JWKIT_UPLOAD_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    pub upload_token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one; the URL is printed on stderr).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+    pub addr: String,
+
+    /// Where keys are kept (default: server/ under the key store root).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// The bearer token uploads and deletes need (else $JWKIT_UPLOAD_TOKEN; with neither,
+    /// uploads answer 403).
+    #[arg(long, value_name = "FILE")]
+    pub upload_token_file: Option<PathBuf>,
+
+    /// Keep a signing key of the server's own and answer POST /auth with tokens.
+    #[arg(long)]
+    pub issue_tokens: bool,
+
+    /// Roll the server's signing key this often (with --issue-tokens).
+    #[arg(long, value_name = "DUR")]
+    pub rotate_every: Option<String>,
+
+    /// How long a rotated-out signing key stays published (default: one rotation period).
+    #[arg(long, value_name = "DUR")]
+    pub grace: Option<String>,
+
+    /// Lifetime of /auth tokens.
+    #[arg(long, value_name = "DUR", default_value = "15m")]
+    pub token_ttl: String,
+
+    /// Cache-Control max-age of the JWKS.
+    #[arg(long, value_name = "DUR", default_value = "5m")]
+    pub max_age: String,
+
+    /// The issuer URL in tokens and discovery (default: http://ADDR as bound).
+    #[arg(long, value_name = "URL")]
+    pub issuer: Option<String>,
 }
 
 /// Where a key comes from: a file (PEM, DER, JWK or JWKS; `-` for stdin) or the key store.
@@ -595,6 +653,23 @@ pub enum KeyCommand {
 
     /// Merge keys and files into one public JWKS (a duplicate kid is an error).
     Jwks(KeyJwksArgs),
+
+    /// Upload a stored key's public half to a jwkit server.
+    Upload(KeyUploadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeyUploadArgs {
+    /// The kid (or thumbprint) of a stored key.
+    pub kid: String,
+
+    /// The server (default: $JWKIT_SERVER).
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+
+    /// The upload token (else $JWKIT_UPLOAD_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    pub upload_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

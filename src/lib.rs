@@ -8,7 +8,9 @@ pub mod exit;
 pub mod input;
 pub mod jwks_client;
 pub mod output;
+pub mod server;
 pub mod store;
+pub mod upload;
 pub mod when;
 
 use cli::{Cli, Command};
@@ -24,6 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Resign(args) => cmd::resign::run(args),
         Command::Decode(args) => cmd::decode::run(args),
         Command::Key(sub) => cmd::key::run(sub),
+        Command::Serve(args) => cmd::serve::run(args),
         Command::Completions(args) => cmd::docs::completions(args),
         Command::Man(args) => cmd::docs::man(args),
     }

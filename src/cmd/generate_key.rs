@@ -9,6 +9,7 @@ use crate::crypto::{Alg, Curve, Hash, Key, KeyMeta, KeySpec};
 use crate::exit::ExitStatus;
 use crate::output;
 use crate::store::KeyStore;
+use crate::upload;
 
 pub fn run(args: &GenerateKeyArgs) -> Result<ExitStatus> {
     let (spec, alg) = spec_and_alg(args)?;
@@ -47,8 +48,35 @@ pub fn run(args: &GenerateKeyArgs) -> Result<ExitStatus> {
         let text = render_public(&key.public()?, args.format)?;
         staged.push(atomic::stage(path, text.as_bytes(), 0o644)?);
     }
+    // Upload before anything is committed locally: a refused upload (401, 409) loses nothing.
+    let uploaded = match &args.upload {
+        Some(url) => {
+            let server = upload::server_url(Some(url.as_str()).filter(|u| !u.is_empty()))?;
+            let token =
+                upload::read_upload_token(args.upload_token_file.as_deref())?.ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no upload token: use --upload-token-file or set JWKIT_UPLOAD_TOKEN"
+                    )
+                })?;
+            let public = key.public().map_err(|_| {
+                anyhow::anyhow!(
+                    "an HMAC secret is never uploaded: a JWKS server publishes public keys"
+                )
+            })?;
+            let kid = upload::upload(&server, &public, &token)?;
+            output::note(&format!("uploaded {kid} to {server}"));
+            Some(kid)
+        }
+        None => None,
+    };
     atomic::commit(staged, args.force)?;
-    if args.save {
+    if let Some(kid) = uploaded {
+        if args.save {
+            let path = KeyStore::open()?.save(&key, alg, args.force)?;
+            output::note(&format!("saved key {kid} to {}", path.display()));
+        }
+        output::data_line(&kid)?;
+    } else if args.save {
         let path = KeyStore::open()?.save(&key, alg, args.force)?;
         output::note(&format!("saved key {kid} to {}", path.display()));
         output::data_line(&kid)?;

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use crate::cli::{
     Format, KeyCommand, KeyConvertArgs, KeyInput, KeyJwksArgs, KeyListArgs, KeyPublicArgs,
-    KeyShowArgs, KeyThumbprintArgs,
+    KeyShowArgs, KeyThumbprintArgs, KeyUploadArgs,
 };
 use crate::crypto::{self, Hash, Key, PublicKey};
 use crate::exit::ExitStatus;
@@ -24,6 +24,7 @@ pub fn run(cmd: &KeyCommand) -> Result<ExitStatus> {
         KeyCommand::Thumbprint(a) => thumbprint(a),
         KeyCommand::Convert(a) => convert(a),
         KeyCommand::Jwks(a) => jwks(a),
+        KeyCommand::Upload(a) => upload(a),
     }?;
     Ok(ExitStatus::Success)
 }
@@ -239,6 +240,21 @@ fn jwks(args: &KeyJwksArgs) -> Result<()> {
     }
     let set: Vec<Map<String, Value>> = keys.iter().map(|(_, pk)| pk.to_jwk()).collect();
     output::json(&json!({ "keys": set }))
+}
+
+fn upload(args: &KeyUploadArgs) -> Result<()> {
+    let server = crate::upload::server_url(args.server.as_deref())?;
+    let token =
+        crate::upload::read_upload_token(args.upload_token_file.as_deref())?.ok_or_else(|| {
+            anyhow::anyhow!("no upload token: use --upload-token-file or set JWKIT_UPLOAD_TOKEN")
+        })?;
+    let stored = KeyStore::open()?.find(&args.kid)?;
+    let mut key = stored.key;
+    key.meta.kid = Some(stored.record.kid);
+    let public = key.public()?;
+    let kid = crate::upload::upload(&server, &public, &token)?;
+    output::note(&format!("uploaded {kid} to {server}"));
+    Ok(output::data_line(&kid)?)
 }
 
 fn is_jwks(bytes: &[u8]) -> bool {

@@ -6,4 +6,5 @@ pub mod generate_jwt;
 pub mod generate_key;
 pub mod key;
 pub mod resign;
+pub mod serve;
 pub mod verify_jwt;

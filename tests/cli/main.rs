@@ -9,5 +9,6 @@ mod generate_key;
 mod http;
 mod key;
 mod resign;
+mod serve;
 mod util;
 mod verify_jwt;
