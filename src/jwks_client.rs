@@ -309,7 +309,8 @@ fn max_age(headers: &reqwest::header::HeaderMap) -> i64 {
         .clamp(MIN_MAX_AGE, MAX_MAX_AGE)
 }
 
-fn is_loopback(url: &Url) -> bool {
+/// True for localhost and loopback addresses, where plain HTTP cannot leave the machine.
+pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),

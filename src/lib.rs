@@ -8,6 +8,7 @@ pub mod exit;
 pub mod input;
 pub mod jwks_client;
 pub mod output;
+pub mod parallel;
 pub mod server;
 pub mod store;
 pub mod upload;

@@ -38,9 +38,7 @@ pub fn upload(server: &str, key: &PublicKey, token: &str) -> Result<String> {
     let url = format!("{server}/jwks");
     let parsed =
         reqwest::Url::parse(&url).with_context(|| format!("invalid server URL {server:?}"))?;
-    let loopback = matches!(parsed.host(), Some(url::Host::Domain("localhost")))
-        || matches!(parsed.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
-        || matches!(parsed.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
+    let loopback = crate::jwks_client::is_loopback(&parsed);
     if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
         bail!("refusing to upload to {url}: use HTTPS (plain HTTP only on loopback)");
     }

@@ -393,35 +393,11 @@ fn resign_parallel(
             _ => skip,
         })
     };
-    if threads == 1 || tokens.len() < 2 {
-        return tokens.iter().map(one).collect();
-    }
-    let per = tokens.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = tokens
-            .chunks(per)
-            .map(|part| {
-                (
-                    part.len(),
-                    scope.spawn(move || part.iter().map(one).collect::<Vec<_>>()),
-                )
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|(len, h)| {
-                h.join().unwrap_or_else(|_| {
-                    (0..len)
-                        .map(|_| {
-                            Err(Skip {
-                                reason: "internal error",
-                                message: "a signing thread failed".into(),
-                            })
-                        })
-                        .collect()
-                })
-            })
-            .collect()
+    crate::parallel::map_ordered(tokens, threads, one, || {
+        Err(Skip {
+            reason: "internal error",
+            message: "a signing thread failed".into(),
+        })
     })
 }
 

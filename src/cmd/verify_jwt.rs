@@ -484,39 +484,19 @@ fn verify_parallel(
     now: i64,
     threads: usize,
 ) -> Vec<Result<Verified, Rejection>> {
-    let check = |(_, t): &(usize, String)| verify_token(jws::strip_bearer(t), keys, policy, now);
-    if threads == 1 || chunk.len() < 64 {
-        return chunk.iter().map(check).collect();
-    }
-    let per = chunk.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = chunk
-            .chunks(per)
-            .map(|part| {
-                (
-                    part.len(),
-                    scope.spawn(move || part.iter().map(check).collect::<Vec<_>>()),
-                )
+    // Small chunks are not worth the threads.
+    let threads = if chunk.len() < 64 { 1 } else { threads };
+    crate::parallel::map_ordered(
+        chunk,
+        threads,
+        |(_, t)| verify_token(jws::strip_bearer(t), keys, policy, now),
+        || {
+            Err(Rejection {
+                kind: crypto::verify::Kind::Malformed,
+                message: "internal error in a verification thread".into(),
             })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|(len, h)| {
-                // A verification thread cannot panic on input; should it, every token of its
-                // part is reported rather than shifting the results of the others.
-                h.join().unwrap_or_else(|_| {
-                    (0..len)
-                        .map(|_| {
-                            Err(Rejection {
-                                kind: crypto::verify::Kind::Malformed,
-                                message: "internal error in a verification thread".into(),
-                            })
-                        })
-                        .collect()
-                })
-            })
-            .collect()
-    })
+        },
+    )
 }
 
 fn write_result(

@@ -74,10 +74,10 @@ pub fn pyjwt_verify(python: &PathBuf, cases: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-#[test]
-fn every_algorithm_verifies_in_pyjwt_with_kid_and_typ() {
-    let env = Env::new();
-    let k256 = env.ok(&[
+/// A signing key for every algorithm: RFC vector keys where there is one, and a secp256k1 key
+/// and a 512-bit HMAC secret generated into `env` (as `k256.jwk` and `hmac.jwk`).
+pub fn alg_keys(env: &Env) -> Vec<(&'static str, String)> {
+    env.ok(&[
         "generate-key",
         "-t",
         "ec",
@@ -85,27 +85,39 @@ fn every_algorithm_verifies_in_pyjwt_with_kid_and_typ() {
         "secp256k1",
         "-f",
         "jwk",
+        "--out",
+        "k256.jwk",
     ]);
-    std::fs::write(env.path("k256.jwk"), k256).expect("write");
-    let hmac = env.ok(&["generate-key", "-t", "hmac", "--bits", "512", "-f", "jwk"]);
-    std::fs::write(env.path("hmac.jwk"), hmac).expect("write");
+    env.ok(&[
+        "generate-key",
+        "-t",
+        "hmac",
+        "--bits",
+        "512",
+        "-f",
+        "jwk",
+        "--out",
+        "hmac.jwk",
+    ]);
     let rsa = key_path("rfc7515-A.2.private.pem");
-    let cases: Vec<(&str, String)> = vec![
-        ("HS256", "hmac.jwk".into()),
-        ("HS384", "hmac.jwk".into()),
-        ("HS512", "hmac.jwk".into()),
-        ("RS256", rsa.clone()),
-        ("RS384", rsa.clone()),
-        ("RS512", rsa.clone()),
-        ("PS256", rsa.clone()),
-        ("PS384", rsa.clone()),
-        ("PS512", rsa),
+    let mut cases: Vec<(&'static str, String)> = ["HS256", "HS384", "HS512"]
+        .map(|a| (a, "hmac.jwk".to_string()))
+        .to_vec();
+    cases.extend(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"].map(|a| (a, rsa.clone())));
+    cases.extend([
         ("ES256", key_path("rfc7515-A.3.private.pem")),
         ("ES384", key_path("generated-p384.private.pem")),
         ("ES512", key_path("rfc7515-A.4.private.sec1.pem")),
         ("ES256K", "k256.jwk".into()),
         ("EdDSA", key_path("rfc8037-A.1.private.pem")),
-    ];
+    ]);
+    cases
+}
+
+#[test]
+fn every_algorithm_verifies_in_pyjwt_with_kid_and_typ() {
+    let env = Env::new();
+    let cases = alg_keys(&env);
     assert_eq!(cases.len(), jwkit::crypto::Alg::ALL.len());
     let mut peer_cases = Vec::new();
     for (alg, key) in &cases {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use jwkit::crypto::jws::Compact;
 use serde_json::{Value, json};
 
-use crate::generate_jwt::{peer_python, pyjwt_verify};
+use crate::generate_jwt::{alg_keys, peer_python, pyjwt_verify};
 use crate::util::{Env, vector_json, vectors};
 
 fn key_path(name: &str) -> String {
@@ -59,45 +59,7 @@ fn every_algorithm_resigns_keeping_the_payload_and_pyjwt_agrees() {
         ],
     );
     let (_, old_payload) = parts(&token);
-    env.ok(&[
-        "generate-key",
-        "-t",
-        "ec",
-        "--curve",
-        "secp256k1",
-        "-f",
-        "jwk",
-        "--out",
-        "k256.jwk",
-    ]);
-    env.ok(&[
-        "generate-key",
-        "-t",
-        "hmac",
-        "--bits",
-        "512",
-        "-f",
-        "jwk",
-        "--out",
-        "hmac.jwk",
-    ]);
-    let rsa = key_path("rfc7515-A.2.private.pem");
-    let cases: Vec<(&str, String)> = vec![
-        ("HS256", "hmac.jwk".into()),
-        ("HS384", "hmac.jwk".into()),
-        ("HS512", "hmac.jwk".into()),
-        ("RS256", rsa.clone()),
-        ("RS384", rsa.clone()),
-        ("RS512", rsa.clone()),
-        ("PS256", rsa.clone()),
-        ("PS384", rsa.clone()),
-        ("PS512", rsa),
-        ("ES256", key_path("rfc7515-A.3.private.pem")),
-        ("ES384", key_path("generated-p384.private.pem")),
-        ("ES512", key_path("rfc7515-A.4.private.pem")),
-        ("ES256K", "k256.jwk".into()),
-        ("EdDSA", key_path("rfc8037-A.1.private.pem")),
-    ];
+    let cases = alg_keys(&env);
     let mut peer = Vec::new();
     for (alg, key) in &cases {
         let new = env.ok(&["resign", "--key-file", key, "--alg", alg, &token]);
