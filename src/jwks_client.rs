@@ -284,8 +284,19 @@ impl JwksClient {
 
 /// A fetch error with its cause, said plainly (timeouts and refused connections included).
 fn describe(e: reqwest::Error, url: &str) -> anyhow::Error {
+    let tls = {
+        let mut source: Option<&dyn std::error::Error> = Some(&e);
+        let mut found = false;
+        while let Some(err) = source {
+            found |= err.to_string().contains("certificate");
+            source = err.source();
+        }
+        found
+    };
     let what = if e.is_timeout() {
         "timed out".to_string()
+    } else if tls {
+        "the server's TLS certificate is not trusted (--cacert FILE adds a CA)".to_string()
     } else if e.is_connect() {
         "could not connect".to_string()
     } else if e.is_redirect() {

@@ -1017,3 +1017,126 @@ fn batch_results_come_in_input_order_on_any_number_of_threads() {
     )
     .fails_with("no tokens");
 }
+
+/// HTTPS with an independent TLS server (`openssl s_server -WWW`) and a private CA: refused by
+/// default (the CA is not a system root), accepted with `--cacert`.
+#[test]
+fn https_key_sets_need_a_trusted_certificate() {
+    let env = Env::new();
+    let dir = env.dir.path();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=jwkit test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("w");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    std::fs::write(
+        dir.join("jwks.json"),
+        jwks_of(&env, &["rfc7515-A.3.public.pem"]),
+    )
+    .expect("w");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut server = std::process::Command::new("openssl")
+        .args([
+            "s_server",
+            "-quiet",
+            "-WWW",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-cert",
+            "leaf.pem",
+            "-key",
+            "leaf.key",
+        ])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("s_server");
+    let url = format!("https://127.0.0.1:{port}/jwks.json");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        && started.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t = es256(r#"{"alg":"ES256"}"#);
+    let refused = env.run(&["verify-jwt", "--jwks-url", &url, "--no-cache", &t]);
+    let trusted = env.run(&[
+        "verify-jwt",
+        "--jwks-url",
+        &url,
+        "--no-cache",
+        "--cacert",
+        "ca.pem",
+        &t,
+    ]);
+    let _ = server.kill();
+    let _ = server.wait();
+    refused.fails_with("TLS certificate is not trusted (--cacert FILE adds a CA)");
+    assert_eq!(trusted.code, 0, "{}", trusted.stderr);
+}
