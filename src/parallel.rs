@@ -1,8 +1,14 @@
 //! An ordered parallel map: a slice split over scoped threads, results in input order. Used by
 //! `verify-jwt --batch` and `resign --scan`.
 
-/// Applies `f` to every item on up to `threads` threads. Should a thread panic (nothing in
-/// jwkit panics on input), each item of its share gets `on_panic()`, so results never shift.
+/// Items per unit of work: small enough that threads finish together, large enough that
+/// taking the next unit costs nothing.
+const BLOCK: usize = 64;
+
+/// Applies `f` to every item on up to `threads` threads, which take blocks of items as they
+/// go (a thread slowed by the OS does not hold the others up). Should a thread panic (nothing
+/// in jwkit panics on input), each item it did not return gets `on_panic()`, so results never
+/// shift.
 pub fn map_ordered<T, R, F, P>(items: &[T], threads: usize, f: F, on_panic: P) -> Vec<R>
 where
     T: Sync,
@@ -10,29 +16,46 @@ where
     F: Fn(&T) -> R + Sync,
     P: Fn() -> R + Sync,
 {
-    if threads <= 1 || items.len() < 2 {
+    let blocks = items.len().div_ceil(BLOCK);
+    if threads <= 1 || blocks < 2 {
         return items.iter().map(&f).collect();
     }
-    let per = items.len().div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(per)
-            .map(|part| {
-                (
-                    part.len(),
-                    scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()),
-                )
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (f, next) = (&f, &next);
+    let mut done: Vec<(usize, Vec<R>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads.min(blocks))
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if b >= blocks {
+                            break mine;
+                        }
+                        let part = &items[b * BLOCK..((b + 1) * BLOCK).min(items.len())];
+                        mine.push((b, part.iter().map(f).collect::<Vec<R>>()));
+                    }
+                })
             })
             .collect();
         handles
             .into_iter()
-            .flat_map(|(len, h)| {
-                h.join()
-                    .unwrap_or_else(|_| (0..len).map(|_| on_panic()).collect())
-            })
+            .flat_map(|h| h.join().unwrap_or_default())
             .collect()
-    })
+    });
+    done.sort_unstable_by_key(|(b, _)| *b);
+    let mut out = Vec::with_capacity(items.len());
+    let mut done = done.into_iter().peekable();
+    for b in 0..blocks {
+        match done.next_if(|(i, _)| *i == b) {
+            Some((_, results)) => out.extend(results),
+            None => {
+                let len = ((b + 1) * BLOCK).min(items.len()) - b * BLOCK;
+                out.extend((0..len).map(|_| on_panic()));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -381,7 +381,7 @@ fn batch(args: &VerifyJwtArgs, policy: &Policy, keys: &mut Keys) -> Result<ExitS
         )),
     };
     let as_json = args.json;
-    type Results = Vec<Result<Verified, Rejection>>;
+    type Results = Vec<Outcome>;
     // Three stages run at once: a reader fills chunks, this thread verifies them on all cores,
     // a writer prints the previous chunk. Bounded channels keep memory to a few chunks.
     let (valid, rejected) = std::thread::scope(|scope| -> Result<(usize, usize), Failure> {
@@ -408,16 +408,17 @@ fn batch(args: &VerifyJwtArgs, policy: &Policy, keys: &mut Keys) -> Result<ExitS
             let chunk = chunk?;
             let now = when::now();
             let mut results = verify_parallel(&chunk, &keys.trusted, policy, now, threads);
-            let unknown = |r: &Result<Verified, Rejection>| matches!(r, Err(e) if e.kind == crypto::verify::Kind::UnknownKid);
+            let unknown =
+                |r: &Outcome| matches!(r, Err(e) if e.kind == crypto::verify::Kind::UnknownKid);
             if results.iter().any(unknown) && keys.refetch(policy)? {
                 for (i, r) in results.iter_mut().enumerate() {
                     if unknown(r) {
-                        *r = verify_token(
+                        *r = outcome(verify_token(
                             jws::strip_bearer(&chunk[i].1),
                             &keys.trusted,
                             policy,
                             now,
-                        );
+                        ));
                     }
                 }
             }
@@ -477,19 +478,25 @@ fn read_chunks(
     }
 }
 
+/// What a batch keeps of a verified token: its kid and alg. The claims are dropped in the
+/// worker thread that parsed them (freeing memory in another thread contends in malloc).
+type Outcome = Result<(Option<String>, crypto::Alg), Rejection>;
+
+fn outcome(r: Result<Verified, Rejection>) -> Outcome {
+    r.map(|v| (v.kid, v.alg))
+}
+
 fn verify_parallel(
     chunk: &[(usize, String)],
     keys: &TrustedKeys,
     policy: &Policy,
     now: i64,
     threads: usize,
-) -> Vec<Result<Verified, Rejection>> {
-    // Small chunks are not worth the threads.
-    let threads = if chunk.len() < 64 { 1 } else { threads };
+) -> Vec<Outcome> {
     crate::parallel::map_ordered(
         chunk,
         threads,
-        |(_, t)| verify_token(jws::strip_bearer(t), keys, policy, now),
+        |(_, t)| outcome(verify_token(jws::strip_bearer(t), keys, policy, now)),
         || {
             Err(Rejection {
                 kind: crypto::verify::Kind::Malformed,
@@ -503,15 +510,15 @@ fn write_result(
     out: &mut impl Write,
     as_json: bool,
     line: usize,
-    r: &Result<Verified, Rejection>,
+    r: &Outcome,
 ) -> std::io::Result<()> {
     if as_json {
         let doc = match r {
-            Ok(v) => BatchResult {
+            Ok((kid, alg)) => BatchResult {
                 line,
                 valid: true,
-                kid: v.kid.as_deref(),
-                alg: Some(v.alg.as_str()),
+                kid: kid.as_deref(),
+                alg: Some(alg.as_str()),
                 error: None,
             },
             Err(e) => BatchResult {
@@ -529,11 +536,10 @@ fn write_result(
         out.write_all(b"\n")
     } else {
         match r {
-            Ok(v) => writeln!(
+            Ok((kid, alg)) => writeln!(
                 out,
-                "{line}\tvalid\t{}\t{}",
-                v.alg,
-                v.kid.as_deref().unwrap_or("-")
+                "{line}\tvalid\t{alg}\t{}",
+                kid.as_deref().unwrap_or("-")
             ),
             Err(e) => writeln!(out, "{line}\trejected\t{}\t{}", e.kind.as_str(), e.message),
         }
