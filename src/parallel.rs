@@ -16,16 +16,37 @@ where
     F: Fn(&T) -> R + Sync,
     P: Fn() -> R + Sync,
 {
+    map_ordered_with(items, threads, || (), |_, t| f(t), on_panic)
+}
+
+/// `map_ordered` where each thread first builds its own state with `init` (used, for example,
+/// for a thread-local copy of the verification keys).
+pub fn map_ordered_with<T, S, R, I, F, P>(
+    items: &[T],
+    threads: usize,
+    init: I,
+    f: F,
+    on_panic: P,
+) -> Vec<R>
+where
+    T: Sync,
+    R: Send,
+    I: Fn() -> S + Sync,
+    F: Fn(&mut S, &T) -> R + Sync,
+    P: Fn() -> R + Sync,
+{
     let blocks = items.len().div_ceil(BLOCK);
     if threads <= 1 || blocks < 2 {
-        return items.iter().map(&f).collect();
+        let mut state = init();
+        return items.iter().map(|t| f(&mut state, t)).collect();
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let (f, next) = (&f, &next);
+    let (f, init, next) = (&f, &init, &next);
     let mut done: Vec<(usize, Vec<R>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads.min(blocks))
             .map(|_| {
                 scope.spawn(move || {
+                    let mut state = init();
                     let mut mine = Vec::new();
                     loop {
                         let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -33,7 +54,7 @@ where
                             break mine;
                         }
                         let part = &items[b * BLOCK..((b + 1) * BLOCK).min(items.len())];
-                        mine.push((b, part.iter().map(f).collect::<Vec<R>>()));
+                        mine.push((b, part.iter().map(|t| f(&mut state, t)).collect::<Vec<R>>()));
                     }
                 })
             })

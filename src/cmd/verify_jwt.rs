@@ -493,10 +493,20 @@ fn verify_parallel(
     now: i64,
     threads: usize,
 ) -> Vec<Outcome> {
-    crate::parallel::map_ordered(
+    // Each thread verifies with its own copy of the keys when there is more than one thread.
+    let share = threads <= 1;
+    crate::parallel::map_ordered_with(
         chunk,
         threads,
-        |(_, t)| outcome(verify_token(jws::strip_bearer(t), keys, policy, now)),
+        || (!share).then(|| keys.independent_copy()),
+        |own, (_, t)| {
+            outcome(verify_token(
+                jws::strip_bearer(t),
+                own.as_ref().unwrap_or(keys),
+                policy,
+                now,
+            ))
+        },
         || {
             Err(Rejection {
                 kind: crypto::verify::Kind::Malformed,

@@ -59,11 +59,14 @@ fn reject(kind: Kind, message: impl Into<String>) -> Rejection {
 struct TrustedKey {
     kid: Option<String>,
     verifiers: Vec<VerifyingKey>,
+    /// The key itself, to build an independent copy for another thread.
+    source: Key,
 }
 
 /// The keys a token may be checked against, parsed once (a batch reuses them for every token).
 pub struct TrustedKeys {
     keys: Vec<TrustedKey>,
+    allowed: Vec<Alg>,
     /// One key given directly (not a set): a header kid need not match a key without one.
     single: bool,
     /// Set entries that could not be used, with the reason, for messages.
@@ -76,6 +79,7 @@ impl TrustedKeys {
     pub fn single(key: &Key, allowed: &[Alg]) -> Result<TrustedKeys, Error> {
         Ok(TrustedKeys {
             keys: vec![trust(key, allowed)?],
+            allowed: allowed.to_vec(),
             single: true,
             skipped: Vec::new(),
         })
@@ -95,8 +99,24 @@ impl TrustedKeys {
         }
         TrustedKeys {
             keys,
+            allowed: allowed.to_vec(),
             single: false,
             skipped,
+        }
+    }
+
+    /// The same keys parsed afresh: threads that each verify with their own copy share no
+    /// aws-lc key object (whose reference counts and locks they would otherwise contend on).
+    pub fn independent_copy(&self) -> TrustedKeys {
+        TrustedKeys {
+            keys: self
+                .keys
+                .iter()
+                .filter_map(|k| trust(&k.source, &self.allowed).ok())
+                .collect(),
+            allowed: self.allowed.clone(),
+            single: self.single,
+            skipped: self.skipped.clone(),
         }
     }
 
@@ -133,6 +153,7 @@ fn trust(key: &Key, allowed: &[Alg]) -> Result<TrustedKey, Error> {
     Ok(TrustedKey {
         kid: key.meta.kid.clone(),
         verifiers,
+        source: key.clone(),
     })
 }
 
