@@ -55,10 +55,12 @@ fn reject(kind: Kind, message: impl Into<String>) -> Rejection {
     }
 }
 
-/// A key trusted for verification, bound in advance to every algorithm it may verify.
+/// A key trusted for verification, with the algorithms it may verify. The aws-lc verifier for
+/// an algorithm is built on first use and kept (a single token needs one; a batch reuses it).
 struct TrustedKey {
     kid: Option<String>,
-    verifiers: Vec<VerifyingKey>,
+    algs: Vec<Alg>,
+    verifiers: Vec<std::sync::OnceLock<Option<VerifyingKey>>>,
     /// The key itself, to build an independent copy for another thread.
     source: Key,
 }
@@ -144,17 +146,33 @@ impl TrustedKeys {
 }
 
 fn trust(key: &Key, allowed: &[Alg]) -> Result<TrustedKey, Error> {
-    let verifiers = key
+    let algs: Vec<Alg> = key
         .algs()
         .into_iter()
         .filter(|a| allowed.is_empty() || allowed.contains(a))
-        .map(|a| VerifyingKey::new(key, a))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect();
+    let verifiers: Vec<std::sync::OnceLock<Option<VerifyingKey>>> =
+        algs.iter().map(|_| std::sync::OnceLock::new()).collect();
+    // Check the key now, so a bad one is reported when loaded, not at the first token; the
+    // verifier built for the check is kept.
+    if let (Some(first), Some(cell)) = (algs.first(), verifiers.first()) {
+        let _ = cell.set(Some(VerifyingKey::new(key, *first)?));
+    }
     Ok(TrustedKey {
         kid: key.meta.kid.clone(),
         verifiers,
+        algs,
         source: key.clone(),
     })
+}
+
+impl TrustedKey {
+    fn verifier(&self, alg: Alg) -> Option<&VerifyingKey> {
+        let i = self.algs.iter().position(|a| *a == alg)?;
+        self.verifiers[i]
+            .get_or_init(|| VerifyingKey::new(&self.source, alg).ok())
+            .as_ref()
+    }
 }
 
 /// What a token must satisfy besides its signature.
@@ -306,15 +324,12 @@ fn select<'k>(
     }
     let fits: Vec<(&TrustedKey, &VerifyingKey)> = by_kid
         .iter()
-        .filter_map(|k| k.verifiers.iter().find(|v| v.alg() == alg).map(|v| (*k, v)))
+        .filter_map(|k| k.verifier(alg).map(|v| (*k, v)))
         .collect();
     match fits.as_slice() {
         [(k, v)] => Ok((k.kid.clone(), v)),
         [] => {
-            let accepted: Vec<Alg> = by_kid
-                .iter()
-                .flat_map(|k| k.verifiers.iter().map(VerifyingKey::alg))
-                .collect();
+            let accepted: Vec<Alg> = by_kid.iter().flat_map(|k| k.algs.iter().copied()).collect();
             let which = match kid {
                 Some(k) => format!("the key with kid \"{k}\""),
                 None => "no key in the set".into(),
