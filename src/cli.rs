@@ -236,7 +236,7 @@ pub struct GenerateKeyArgs {
     pub alg: Option<Alg>,
 
     /// Key ID (default: the RFC 7638 SHA-256 thumbprint).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub kid: Option<String>,
 
     /// Public key use recorded in the JWK.
@@ -330,11 +330,16 @@ pub struct KeyInput {
     pub file: Option<String>,
 
     /// Use the stored key with this kid (see `jwkit key list`).
-    #[arg(long, value_name = "KID")]
+    #[arg(long, value_name = "KID", allow_hyphen_values = true)]
     pub key: Option<String>,
 
     /// Pick the key with this kid when the file is a JWKS.
-    #[arg(long, value_name = "KID", conflicts_with = "key")]
+    #[arg(
+        long,
+        value_name = "KID",
+        conflicts_with = "key",
+        allow_hyphen_values = true
+    )]
     pub kid: Option<String>,
 }
 
@@ -348,7 +353,7 @@ pub struct SigningKeyArgs {
     pub key_file: Option<String>,
 
     /// Sign with the stored key with this kid (see `jwkit key list`).
-    #[arg(long, value_name = "KID")]
+    #[arg(long, value_name = "KID", allow_hyphen_values = true)]
     pub key: Option<String>,
 
     /// HMAC secret: the raw bytes of FILE (`-` for stdin).
@@ -367,7 +372,7 @@ pub struct GenerateJwtArgs {
 
     /// Header kid (default: the key's kid, else its RFC 7638 thumbprint). With a JWKS key
     /// file, also picks the key.
-    #[arg(long, value_name = "KID")]
+    #[arg(long, value_name = "KID", allow_hyphen_values = true)]
     pub kid: Option<String>,
 
     /// Leave kid out of the header.
@@ -447,7 +452,7 @@ pub struct KeySourceArgs {
     pub key_file: Option<String>,
 
     /// The stored key with this kid.
-    #[arg(long, value_name = "KID")]
+    #[arg(long, value_name = "KID", allow_hyphen_values = true)]
     pub key: Option<String>,
 
     /// A JWKS file.
@@ -566,7 +571,7 @@ pub struct ResignArgs {
 
     /// The new header kid (default: the new key's kid, else its thumbprint). With a JWKS key
     /// file, also picks the key.
-    #[arg(long, value_name = "KID")]
+    #[arg(long, value_name = "KID", allow_hyphen_values = true)]
     pub kid: Option<String>,
 
     /// Keep the token's own kid.
@@ -661,6 +666,7 @@ pub enum KeyCommand {
 #[derive(Debug, Args)]
 pub struct KeyUploadArgs {
     /// The kid (or thumbprint) of a stored key.
+    #[arg(allow_hyphen_values = true)]
     pub kid: String,
 
     /// The server (default: $JWKIT_SERVER).
@@ -682,6 +688,7 @@ pub struct KeyListArgs {
 #[derive(Debug, Args)]
 pub struct KeyShowArgs {
     /// The kid (or thumbprint) of a stored key.
+    #[arg(allow_hyphen_values = true)]
     pub kid: String,
 
     /// Include the private JWK.
@@ -734,7 +741,7 @@ pub struct KeyJwksArgs {
     pub files: Vec<String>,
 
     /// Stored keys to add, by kid (repeatable).
-    #[arg(long = "key", value_name = "KID")]
+    #[arg(long = "key", value_name = "KID", allow_hyphen_values = true)]
     pub keys: Vec<String>,
 }
 

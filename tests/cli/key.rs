@@ -281,3 +281,27 @@ fn malformed_keys_get_a_cause_and_exit_2() {
     env.run(&["key", "public", "--key", "nope"])
         .fails_with("no key with kid \"nope\"");
 }
+
+/// Thumbprints are base64url, so about one kid in 64 begins with '-': every argument that takes
+/// a kid must accept it.
+#[test]
+fn kids_that_begin_with_a_hyphen_work_everywhere() {
+    let env = Env::new();
+    let kid = env.ok(&["generate-key", "-t", "ec", "--save", "--kid", "-Ikid"]);
+    assert_eq!(kid.trim(), "-Ikid");
+    assert!(
+        env.ok(&["key", "show", "-Ikid"])
+            .contains("\"kid\": \"-Ikid\"")
+    );
+    env.ok(&["key", "public", "--key", "-Ikid"]);
+    let token = env.ok(&["generate-jwt", "--key", "-Ikid", "--exp", "5m"]);
+    env.ok(&["verify-jwt", "--key", "-Ikid", token.trim()]);
+    let set = env.ok(&["key", "jwks", "--key", "-Ikid"]);
+    std::fs::write(env.path("set.json"), &set).expect("write");
+    env.ok(&["key", "public", "set.json", "--kid", "-Ikid"]);
+    let resigned = env.ok(&["resign", "--key", "-Ikid", "--kid", "-Other", token.trim()]);
+    let header = jwkit::crypto::jws::Compact::parse(resigned.trim())
+        .expect("token")
+        .header;
+    assert_eq!(header["kid"], "-Other");
+}
