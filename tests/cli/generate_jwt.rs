@@ -185,7 +185,7 @@ fn times_exp_nbf_iat_and_expired() {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_secs() as i64;
-    assert!((iat - now).abs() <= 1, "iat {iat} now {now}");
+    assert!((iat - now).abs() <= 5, "iat {iat} now {now}");
     let c = claims_of(&env.ok(&[
         "generate-jwt",
         "--key-file",
@@ -199,13 +199,13 @@ fn times_exp_nbf_iat_and_expired() {
     ]));
     assert_eq!(c["exp"], 1_893_456_000);
     assert_eq!(c["nbf"], 1_700_000_000);
-    assert!((c["iat"].as_i64().expect("iat") - (now - 300)).abs() <= 1);
+    assert!((c["iat"].as_i64().expect("iat") - (now - 300)).abs() <= 5);
     let c = claims_of(&env.ok(&["generate-jwt", "--key-file", &key, "--expired"]));
     let (iat, exp) = (
         c["iat"].as_i64().expect("iat"),
         c["exp"].as_i64().expect("exp"),
     );
-    assert!((exp - (now - 3600)).abs() <= 1 && exp - iat == 3600, "{c}");
+    assert!((exp - (now - 3600)).abs() <= 5 && exp - iat == 3600, "{c}");
     let c = claims_of(&env.ok(&["generate-jwt", "--key-file", &key, "--no-iat"]));
     assert_eq!(c, json!({}));
     env.run(&[

@@ -109,7 +109,7 @@ fn refresh_makes_the_rfc7519_example_valid_now() {
         .as_secs() as i64;
     // The example has exp but no iat or nbf, so its lifetime is unknown: --lifetime (1h) applies.
     assert!(
-        (claims["exp"].as_i64().expect("exp") - (now + 3600)).abs() <= 2,
+        (claims["exp"].as_i64().expect("exp") - (now + 3600)).abs() <= 5,
         "{claims}"
     );
     assert_eq!(claims["iss"], "joe");
@@ -131,7 +131,7 @@ fn refresh_makes_the_rfc7519_example_valid_now() {
         serde_json::from_str(&env.ok(&["verify-jwt", "--key-file", &public, new.trim()]))
             .expect("valid");
     let iat = c["iat"].as_i64().expect("iat");
-    assert!((iat - now).abs() <= 2);
+    assert!((iat - now).abs() <= 5);
     assert_eq!(c["nbf"].as_i64().expect("nbf") - iat, 60);
     assert_eq!(c["exp"].as_i64().expect("exp") - iat, 900);
 }
