@@ -152,6 +152,17 @@ impl JwksClient {
         }
     }
 
+    /// The parsed URL (scheme checked) and its cache entry, if caching is on and there is one.
+    fn checked_and_cached(&self, url: &str) -> Result<(Url, Option<CacheEntry>)> {
+        let checked = self.check_url(url)?;
+        let cached = if self.opts.use_cache {
+            self.read_cache(url)
+        } else {
+            None
+        };
+        Ok((checked, cached))
+    }
+
     /// The body at `url`: from the cache within max-age, else fetched (revalidating with the
     /// ETag). `validate` must accept a body before it is cached or used. When the fetch fails
     /// and the cache holds a body under 24 h old, that is used with a warning.
@@ -160,12 +171,7 @@ impl JwksClient {
         url: &str,
         validate: &dyn Fn(&[u8]) -> Result<()>,
     ) -> Result<(String, Origin)> {
-        let checked = self.check_url(url)?;
-        let cached = if self.opts.use_cache {
-            self.read_cache(url)
-        } else {
-            None
-        };
+        let (checked, cached) = self.checked_and_cached(url)?;
         let now = when::now();
         if let Some(c) = &cached
             && now < c.fetched_at + c.max_age
@@ -195,12 +201,7 @@ impl JwksClient {
         url: &str,
         validate: &dyn Fn(&[u8]) -> Result<()>,
     ) -> Result<Option<String>> {
-        let checked = self.check_url(url)?;
-        let cached = if self.opts.use_cache {
-            self.read_cache(url)
-        } else {
-            None
-        };
+        let (checked, cached) = self.checked_and_cached(url)?;
         let now = when::now();
         if let Some(at) = cached.as_ref().and_then(|c| c.refetched_at)
             && now - at < REFETCH_INTERVAL
