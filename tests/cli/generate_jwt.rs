@@ -74,6 +74,15 @@ pub fn pyjwt_verify(python: &PathBuf, cases: &[Value]) -> Vec<Value> {
         .collect()
 }
 
+/// The verifying key as a peer would get it: the public JWK, or for HMAC the secret's JWK.
+pub fn peer_key(env: &Env, alg: &str, key: &str) -> Value {
+    if alg.starts_with("HS") {
+        serde_json::from_str(&std::fs::read_to_string(env.path(key)).expect("read")).expect("json")
+    } else {
+        serde_json::from_str(&env.ok(&["key", "public", key, "-f", "jwk"])).expect("json")
+    }
+}
+
 /// A signing key for every algorithm: RFC vector keys where there is one, and a secp256k1 key
 /// and a 512-bit HMAC secret generated into `env` (as `k256.jwk` and `hmac.jwk`).
 pub fn alg_keys(env: &Env) -> Vec<(&'static str, String)> {
@@ -143,13 +152,7 @@ fn every_algorithm_verifies_in_pyjwt_with_kid_and_typ() {
             json!({"alg": alg, "typ": "JWT", "kid": kid}),
             "{alg}"
         );
-        // The verifying key as a peer would get it: the public JWK (the secret for HMAC).
-        let verify_key: Value = if alg.starts_with("HS") {
-            serde_json::from_str(&std::fs::read_to_string(env.path(key)).expect("read"))
-                .expect("json")
-        } else {
-            serde_json::from_str(&env.ok(&["key", "public", key, "-f", "jwk"])).expect("json")
-        };
+        let verify_key = peer_key(&env, alg, key);
         peer_cases.push(json!({"token": token.trim(), "key": verify_key, "alg": alg}));
     }
     let Some(python) = peer_python() else { return };

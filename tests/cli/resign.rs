@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use jwkit::crypto::jws::Compact;
 use serde_json::{Value, json};
 
-use crate::generate_jwt::{alg_keys, peer_python, pyjwt_verify};
+use crate::generate_jwt::{alg_keys, peer_key, peer_python, pyjwt_verify};
 use crate::util::{Env, vector_json, vectors};
 
 fn key_path(name: &str) -> String {
@@ -75,12 +75,7 @@ fn every_algorithm_resigns_keeping_the_payload_and_pyjwt_agrees() {
             json!({"alg": alg, "typ": "JWT", "kid": kid, "cty": "JWT"}).to_string(),
             "{alg}"
         );
-        let verify_key: Value = if alg.starts_with("HS") {
-            serde_json::from_str(&std::fs::read_to_string(env.path(key)).expect("read"))
-                .expect("json")
-        } else {
-            serde_json::from_str(&env.ok(&["key", "public", key, "-f", "jwk"])).expect("json")
-        };
+        let verify_key = peer_key(&env, alg, key);
         peer.push(json!({"token": new.trim(), "key": verify_key, "alg": alg}));
     }
     let Some(python) = peer_python() else { return };
