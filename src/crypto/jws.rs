@@ -49,13 +49,11 @@ impl std::fmt::Display for Segment {
 /// signing input exactly as it appeared in the token.
 #[derive(Debug, Clone)]
 pub struct Compact<'a> {
-    pub token: &'a str,
     pub header: Map<String, Value>,
     pub payload: Vec<u8>,
     pub signature: Vec<u8>,
     /// `header.payload` as received (what the signature covers).
     pub signing_input: &'a str,
-    pub header_b64: &'a str,
     pub payload_b64: &'a str,
     pub signature_b64: &'a str,
 }
@@ -98,12 +96,10 @@ impl<'a> Compact<'a> {
         }
         let header = json::parse_object(&header_bytes).map_err(MalformedToken::HeaderJson)?;
         Ok(Compact {
-            token,
             header,
             payload,
             signature,
             signing_input: &token[..h.len() + 1 + p.len()],
-            header_b64: h,
             payload_b64: p,
             signature_b64: s,
         })

@@ -136,10 +136,6 @@ impl TrustedKeys {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
