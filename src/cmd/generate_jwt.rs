@@ -63,11 +63,7 @@ pub(crate) fn load_signing_key(src: &SigningKeyArgs, kid: Option<&str>) -> Resul
         let bytes = input::read(spec, "key file", input::MAX_KEY_BYTES)?;
         let name = if spec == "-" { "stdin" } else { spec };
         // A JWKS needs --kid to pick a key; for a single key, --kid only names it in the header.
-        let pick = if json::parse_object(&bytes).is_ok_and(|o| o.contains_key("keys")) {
-            kid
-        } else {
-            None
-        };
+        let pick = if crypto::is_jwks(&bytes) { kid } else { None };
         crypto::load_key(&bytes, pick).with_context(|| format!("loading key from {name}"))?
     } else if let Some(kid) = &src.key {
         let stored = KeyStore::open()?.find(kid)?;

@@ -205,17 +205,15 @@ fn jwks(args: &KeyJwksArgs) -> Result<()> {
     for spec in &args.files {
         let bytes = input::read(spec, "key file", input::MAX_KEY_BYTES)?;
         let name = if spec == "-" { "stdin" } else { spec.as_str() };
-        let loaded: Vec<Key> = match crypto::JwkSet::parse(&bytes) {
-            Ok(set) if is_jwks(&bytes) => set
-                .entries
-                .into_iter()
-                .map(|e| e.key)
-                .collect::<Result<_, _>>()
-                .with_context(|| format!("loading keys from {name}"))?,
-            _ => vec![
+        let loaded: Vec<Key> = if crypto::is_jwks(&bytes) {
+            crypto::JwkSet::parse(&bytes)
+                .and_then(|set| set.entries.into_iter().map(|e| e.key).collect())
+                .with_context(|| format!("loading keys from {name}"))?
+        } else {
+            vec![
                 crypto::load_key(&bytes, None)
                     .with_context(|| format!("loading key from {name}"))?,
-            ],
+            ]
         };
         for k in loaded {
             keys.push((name.to_string(), public_for_set(&k, name)?));
@@ -255,10 +253,6 @@ fn upload(args: &KeyUploadArgs) -> Result<()> {
     let kid = crate::upload::upload(&server, &public, &token)?;
     output::note(&format!("uploaded {kid} to {server}"));
     Ok(output::data_line(&kid)?)
-}
-
-fn is_jwks(bytes: &[u8]) -> bool {
-    crypto::json::parse_object(bytes).is_ok_and(|o| o.contains_key("keys"))
 }
 
 fn public_for_set(key: &Key, from: &str) -> Result<PublicKey> {

@@ -122,7 +122,7 @@ impl Keys {
         };
         if let Some(spec) = &s.key_file {
             let bytes = input::read(spec, "key file", input::MAX_KEY_BYTES).kind("io")?;
-            let is_set = crypto::json::parse_object(&bytes).is_ok_and(|o| o.contains_key("keys"));
+            let is_set = crypto::is_jwks(&bytes);
             let trusted = if is_set {
                 TrustedKeys::from_set(JwkSet::parse(&bytes).kind("key_invalid")?, &policy.algs)
             } else {

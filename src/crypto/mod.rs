@@ -15,7 +15,7 @@ pub mod verify;
 
 pub use alg::{Alg, Curve, Hash};
 pub use key::{Key, KeyMeta, KeyType, PublicKey, PublicMaterial};
-pub use parse::{JwkSet, load_key};
+pub use parse::{JwkSet, is_jwks, load_key};
 pub use sign::{KeySpec, SigningKey, VerifyingKey, sign, verify};
 
 /// What can go wrong in the core. Messages are complete sentences fragments for `error: ...`.

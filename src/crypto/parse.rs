@@ -69,6 +69,11 @@ pub fn load_key(bytes: &[u8], kid: Option<&str>) -> Result<Key, Error> {
     }
 }
 
+/// True when the bytes are a JWK Set (a JSON object with "keys"), not a single key.
+pub fn is_jwks(bytes: &[u8]) -> bool {
+    json::parse_object(bytes).is_ok_and(|o| o.contains_key("keys"))
+}
+
 fn trim_ascii(b: &[u8]) -> &[u8] {
     let start = b
         .iter()
