@@ -5,6 +5,16 @@ command -v hyperfine >/dev/null || { echo "hyperfine is needed (apt-get install 
 COMPARE_TMP=$(mktemp -d)
 trap 'rm -rf "$COMPARE_TMP"' EXIT
 
+# Builds the release binary and prints its path (cargo names the host tuple in it, see
+# .cargo/config.toml).
+release_jwkit() {
+  cargo build --release --quiet --message-format=json | python3 -c '
+import json, sys
+exe = [m["executable"] for m in map(json.loads, sys.stdin)
+       if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "jwkit" and m.get("executable")]
+print(exe[-1]) if exe else sys.exit("release_jwkit: cargo built no jwkit binary")'
+}
+
 compare() {
   local name=$1 runs=$2 ours=$3 theirs=$4
   hyperfine -N --warmup 3 --runs "$runs" --export-json "$COMPARE_TMP/r.json" "$ours" "$theirs" >/dev/null 2>&1

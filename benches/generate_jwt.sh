@@ -7,8 +7,7 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-50}
 source benches/compare.sh
 command -v jwt >/dev/null || { echo "jwt-cli is needed (cargo install jwt-cli)" >&2; exit 2; }
-cargo build --release --quiet
-J=$PWD/target/release/jwkit
+J=$(release_jwkit)
 K=$PWD/tests/vectors/keys
 cp "$K/rfc7515-A.1.hmac.bin" "$COMPARE_TMP/hs.bin"
 CLAIMS_J="--iss me --sub alice --exp 1h --kid k1"

@@ -6,8 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-30}
 source benches/compare.sh
-cargo build --release --quiet
-J=$PWD/target/release/jwkit
+J=$(release_jwkit)
 echo "| key | jwkit median | openssl median | jwkit / openssl | runs |"
 echo "|---|---|---|---|---|"
 compare RSA-2048 "$RUNS" "$J generate-key --type rsa --bits 2048" "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048"

@@ -9,8 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=${1:-1024}
 source benches/compare.sh
-cargo build --release --quiet
-J=$PWD/target/release/jwkit
+J=$(release_jwkit)
 K=$PWD/tests/vectors/keys
 T=$COMPARE_TMP
 

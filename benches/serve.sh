@@ -10,8 +10,7 @@ SECS=${1:-10}
 source benches/compare.sh
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 2; }
 command -v nginx >/dev/null || { echo "nginx is needed (apt-get install nginx)" >&2; exit 2; }
-cargo build --release --quiet
-J=$PWD/target/release/jwkit
+J=$(release_jwkit)
 T=$COMPARE_TMP
 export JWKIT_HOME=$T/home JWKIT_UPLOAD_TOKEN=bench-token
 "$J" serve --addr 127.0.0.1:18081 --data-dir "$T/data" 2>/dev/null &

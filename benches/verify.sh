@@ -10,8 +10,7 @@ cd "$(dirname "$0")/.."
 N=${1:-100000}
 source benches/compare.sh
 command -v jwt >/dev/null || { echo "jwt-cli is needed (cargo install jwt-cli)" >&2; exit 2; }
-cargo build --release --quiet
-J=$PWD/target/release/jwkit
+J=$(release_jwkit)
 K=$PWD/tests/vectors/keys
 T=$COMPARE_TMP
 
