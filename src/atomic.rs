@@ -112,9 +112,48 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("syncing directory {}", dir.display()))
 }
 
-/// Creates `dir` (and parents) and sets it to `mode`, whatever the umask.
-pub fn private_dir(dir: &Path, mode: u32) -> Result<()> {
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    fs::set_permissions(dir, Permissions::from_mode(mode))
-        .with_context(|| format!("setting permissions on {}", dir.display()))
+/// Creates `dir` and whichever of its parents are missing as 0700, whatever the umask. A
+/// directory that already exists keeps its mode: jwkit never changes the permissions of a
+/// directory it did not create (`--data-dir /tmp` must not lock everyone else out).
+pub fn private_dir(dir: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(d) = cur.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        missing.push(d);
+        cur = d.parent();
+    }
+    for d in missing.into_iter().rev() {
+        match fs::create_dir(d) {
+            Ok(()) => fs::set_permissions(d, Permissions::from_mode(0o700))
+                .with_context(|| format!("setting permissions on {}", d.display()))?,
+            // Another run created it in the meantime: it is theirs, as it is.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(anyhow::Error::from(e).context(format!("creating {}", d.display())));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a directory that group or others may write to: whoever can write there can plant or
+/// swap keys. The caller names what the directory is for.
+pub fn refuse_shared(dir: &Path, what: &str) -> Result<()> {
+    let meta = fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+    if !meta.is_dir() {
+        bail!("{what} {} is not a directory", dir.display());
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        bail!(
+            "{what} {} is writable by {} (mode {mode:04o}), so others could plant or replace keys; jwkit leaves its mode alone: use a private directory, or chmod go-w it",
+            dir.display(),
+            if mode & 0o002 != 0 {
+                "everyone"
+            } else {
+                "its group"
+            }
+        );
+    }
+    Ok(())
 }

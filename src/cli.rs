@@ -365,10 +365,36 @@ pub struct SigningKeyArgs {
     pub secret_env: Option<String>,
 }
 
+/// How an HMAC secret from --secret-file / --secret-env is taken.
+#[derive(Debug, Args)]
+pub struct SecretArgs {
+    /// Accept an HMAC secret shorter than RFC 7518 §3.2 asks (32 bytes for HS256), such as an
+    /// app's existing secret, with a warning.
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// The --secret-file or --secret-env value is base64 (standard or URL-safe, padded or not,
+    /// as `kubectl get secret -o yaml` shows it); the decoded bytes are the secret.
+    #[arg(long)]
+    pub secret_base64: bool,
+}
+
+impl SecretArgs {
+    pub fn options(&self) -> crate::secret::SecretOptions {
+        crate::secret::SecretOptions {
+            insecure: self.insecure,
+            base64: self.secret_base64,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct GenerateJwtArgs {
     #[command(flatten)]
     pub signing: SigningKeyArgs,
+
+    #[command(flatten)]
+    pub secret: SecretArgs,
 
     /// Header kid (default: the key's kid, else its RFC 7638 thumbprint). With a JWKS key
     /// file, also picks the key.
@@ -422,9 +448,14 @@ pub struct GenerateJwtArgs {
     #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "")]
     pub jti: Option<String>,
 
-    /// Expiry (exp), as WHEN.
+    /// Expiry (exp), as WHEN (default: 1h from now, so the token passes verify-jwt, which
+    /// requires exp).
     #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
     pub exp: Option<String>,
+
+    /// Leave exp out (a token that never expires; verify-jwt then needs --ignore-exp).
+    #[arg(long, conflicts_with = "exp")]
+    pub no_exp: bool,
 
     /// Not before (nbf), as WHEN.
     #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
@@ -439,7 +470,7 @@ pub struct GenerateJwtArgs {
     pub no_iat: bool,
 
     /// A token that expired an hour ago (iat two hours ago), for testing rejections.
-    #[arg(long, conflicts_with_all = ["exp", "iat", "no_iat"])]
+    #[arg(long, conflicts_with_all = ["exp", "no_exp", "iat", "no_iat"])]
     pub expired: bool,
 }
 
@@ -470,6 +501,14 @@ pub struct KeySourceArgs {
     /// A jwkit server: its /.well-known/jwks.json [env: JWKIT_SERVER].
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
+
+    /// An HMAC secret: the raw bytes of FILE (`-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<String>,
+
+    /// An HMAC secret: the value of the environment variable VAR.
+    #[arg(long, value_name = "VAR")]
+    pub secret_env: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -486,6 +525,9 @@ pub struct VerifyJwtArgs {
     #[command(flatten)]
     pub source: KeySourceArgs,
 
+    #[command(flatten)]
+    pub secret: SecretArgs,
+
     /// Allowed algorithm (repeatable); default: whatever the selected key supports.
     #[arg(long, value_enum)]
     pub alg: Vec<Alg>,
@@ -494,9 +536,15 @@ pub struct VerifyJwtArgs {
     #[arg(long)]
     pub iss: Option<String>,
 
-    /// Accepted audience (repeatable); the token's aud must hold one of them.
+    /// Accepted audience (repeatable); the token's aud must hold one of them. A token that has
+    /// aud is rejected unless --aud names one of its values or --any-aud is given (RFC 7519
+    /// §4.1.3).
     #[arg(long)]
     pub aud: Vec<String>,
+
+    /// Accept a token whatever its aud says (the caller does not identify itself by audience).
+    #[arg(long, conflicts_with = "aud")]
+    pub any_aud: bool,
 
     /// Required subject (sub).
     #[arg(long)]
@@ -518,9 +566,13 @@ pub struct VerifyJwtArgs {
     #[arg(long)]
     pub ignore_exp: bool,
 
+    /// Judge exp, nbf and iat as of WHEN instead of now (a capture's time, for example).
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
+    pub at: Option<String>,
+
     /// Verify the signature only: the payload need not be JWT claims (it is printed as is), and
     /// no claim is checked.
-    #[arg(long, conflicts_with_all = ["iss", "aud", "sub", "require", "ignore_exp"])]
+    #[arg(long, conflicts_with_all = ["iss", "aud", "any_aud", "sub", "typ", "issuer", "require", "ignore_exp", "at"])]
     pub raw: bool,
 
     /// Tokens one per line; one result per line, in input order.
@@ -568,6 +620,9 @@ pub struct ResignArgs {
 
     #[command(flatten)]
     pub signing: SigningKeyArgs,
+
+    #[command(flatten)]
+    pub secret: SecretArgs,
 
     /// The new header kid (default: the new key's kid, else its thumbprint). With a JWKS key
     /// file, also picks the key.

@@ -33,6 +33,11 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let prefix = crate::output::paint("error:", crate::output::RED);
-    let _ = writeln!(io::stderr().lock(), "{prefix} {err:#}");
+    let text = format!("{err:#}");
+    let _ = writeln!(
+        io::stderr().lock(),
+        "{prefix} {}",
+        crate::output::escape(&text)
+    );
     ExitStatus::Error.into()
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 
-use crate::crypto::jws::MAX_TOKEN_BYTES;
+use crate::crypto::jws::{MAX_TOKEN_BYTES, MalformedToken};
 
 /// Key files beyond this are not keys.
 pub const MAX_KEY_BYTES: u64 = 1 << 20;
@@ -62,7 +62,8 @@ pub fn read(spec: &str, what: &str, limit: u64) -> Result<Vec<u8>> {
 }
 
 /// Reads a token from the argument, or from stdin when it is absent or `-`. At most a little
-/// over 64 KiB is read, so a huge input is refused without reading it all.
+/// over 64 KiB is read, so a huge input is refused without reading it all. An input that is
+/// too long or not UTF-8 is a `MalformedToken` error (a bad token, not a failure to read one).
 pub fn read_token(arg: Option<&str>) -> Result<String> {
     if let Some(t) = arg.filter(|t| *t != "-") {
         return Ok(t.to_string());
@@ -70,16 +71,8 @@ pub fn read_token(arg: Option<&str>) -> Result<String> {
     // Room for white space and a `Bearer ` prefix around a maximal token.
     let limit = MAX_TOKEN_BYTES as u64 + 1024;
     match read_capped("-", "token", limit)? {
-        Capped::TooLarge => {
-            bail!(
-                "the token on stdin is over {MAX_TOKEN_BYTES} bytes; tokens that long are refused"
-            )
-        }
-        Capped::Whole(bytes) => String::from_utf8(bytes).map_err(|e| {
-            anyhow::anyhow!(
-                "the token is not text: byte {} is not UTF-8",
-                e.utf8_error().valid_up_to()
-            )
-        }),
+        Capped::TooLarge => Err(MalformedToken::InputTooLong.into()),
+        Capped::Whole(bytes) => String::from_utf8(bytes)
+            .map_err(|e| MalformedToken::NotUtf8(e.utf8_error().valid_up_to()).into()),
     }
 }

@@ -18,14 +18,17 @@ use crate::{atomic, output, when};
 
 /// Responses larger than this (after decompression) are refused.
 pub const MAX_BODY_BYTES: u64 = 1 << 20;
-/// Cache lifetime bounds and default (seconds).
-const MIN_MAX_AGE: i64 = 60;
+/// Cache lifetime bound and default (seconds). A server's max-age is honoured down to 0 (then
+/// every run revalidates with the ETag): a cache must never hide a key the server published.
 const MAX_MAX_AGE: i64 = 24 * 3600;
 const DEFAULT_MAX_AGE: i64 = 300;
 /// A cached set this young is used, with a warning, when a fetch fails.
-const STALE_LIMIT: i64 = 24 * 3600;
-/// An unknown kid triggers at most one refetch per this many seconds, across runs.
-const REFETCH_INTERVAL: i64 = 30;
+const STALE_LIMIT_MS: i64 = 24 * 3600 * 1000;
+/// An unknown kid refetches a cached set at most once per this many milliseconds per URL,
+/// across runs: tokens with made-up kids cannot turn jwkit into a request flood, and a key
+/// published since the last fetch is picked up at once (unless another unknown kid forced a
+/// refetch in the same short window).
+pub const REFETCH_WINDOW_MS: i64 = 2000;
 
 pub struct FetchOptions {
     pub timeout: Duration,
@@ -34,17 +37,18 @@ pub struct FetchOptions {
     pub use_cache: bool,
 }
 
-/// One cached response.
+/// One cached response. Times are Unix milliseconds.
 #[derive(Serialize, Deserialize)]
 struct CacheEntry {
     url: String,
-    fetched_at: i64,
+    fetched_ms: i64,
+    /// Seconds.
     max_age: i64,
     #[serde(default)]
     etag: Option<String>,
     /// When an unknown kid last forced a refetch of this URL.
     #[serde(default)]
-    refetched_at: Option<i64>,
+    refetched_ms: Option<i64>,
     body: String,
 }
 
@@ -53,8 +57,57 @@ struct CacheEntry {
 pub enum Origin {
     /// Fetched (or revalidated with 304) during this run.
     Network,
-    /// From the cache, within max-age.
-    Cache,
+    /// From the cache, fetched this many milliseconds ago.
+    Cache { age_ms: i64 },
+}
+
+/// Unix time in milliseconds.
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// The URL for messages: a password in it is replaced by `***`.
+pub fn redact(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The directory of cached key sets (`dirs::cache_dir()` + `/jwkit/jwks`).
+fn cache_root() -> Option<PathBuf> {
+    dirs::cache_dir().map(|d| d.join("jwkit").join("jwks"))
+}
+
+/// Drops every cached response from `server` (its base URL): after an upload to it, the next
+/// verify must see the set the server now serves. Returns how many entries were dropped.
+pub fn forget_server(server: &str) -> usize {
+    let Some(dir) = cache_root() else { return 0 };
+    let Ok(read) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    let base = server.trim_end_matches('/');
+    let mut dropped = 0;
+    for entry in read.filter_map(|e| e.ok()) {
+        let path = entry.path();
+        let Some(cached) = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<CacheEntry>(&b).ok())
+        else {
+            continue;
+        };
+        let under = cached
+            .url
+            .strip_prefix(base)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']));
+        if under && std::fs::remove_file(&path).is_ok() {
+            dropped += 1;
+        }
+    }
+    dropped
 }
 
 pub struct JwksClient {
@@ -65,7 +118,7 @@ pub struct JwksClient {
 
 impl JwksClient {
     pub fn new(opts: FetchOptions) -> JwksClient {
-        let cache_dir = dirs::cache_dir().map(|d| d.join("jwkit").join("jwks"));
+        let cache_dir = cache_root();
         JwksClient {
             opts,
             http: None,
@@ -75,14 +128,15 @@ impl JwksClient {
 
     /// Parses `url` and refuses plain HTTP off loopback unless --allow-http.
     pub fn check_url(&self, url: &str) -> Result<Url> {
-        let parsed = Url::parse(url).with_context(|| format!("invalid URL {url:?}"))?;
+        let shown = redact(url);
+        let parsed = Url::parse(url).with_context(|| format!("invalid URL {shown:?}"))?;
         match parsed.scheme() {
             "https" => Ok(parsed),
             "http" if self.opts.allow_http || is_loopback(&parsed) => Ok(parsed),
             "http" => bail!(
-                "refusing plain HTTP to {url}: key sets must come over HTTPS (--allow-http overrides, loopback is always allowed)"
+                "refusing plain HTTP to {shown}: key sets must come over HTTPS (--allow-http overrides, loopback is always allowed)"
             ),
-            other => bail!("unsupported URL scheme {other:?} in {url}"),
+            other => bail!("unsupported URL scheme {other:?} in {shown}"),
         }
     }
 
@@ -143,7 +197,7 @@ impl JwksClient {
         };
         let write = || -> Result<()> {
             let dir = path.parent().unwrap_or(Path::new("."));
-            atomic::private_dir(dir, 0o700)?;
+            atomic::private_dir(dir)?;
             let bytes = serde_json::to_vec(entry)?;
             atomic::commit(vec![atomic::stage(&path, &bytes, 0o600)?], true)
         };
@@ -172,39 +226,50 @@ impl JwksClient {
         validate: &dyn Fn(&[u8]) -> Result<()>,
     ) -> Result<(String, Origin)> {
         let (checked, cached) = self.checked_and_cached(url)?;
-        let now = when::now();
+        let now = now_ms();
         if let Some(c) = &cached
-            && now < c.fetched_at + c.max_age
-            && now >= c.fetched_at
+            && now < c.fetched_ms + c.max_age * 1000
+            && now >= c.fetched_ms
         {
-            return Ok((c.body.clone(), Origin::Cache));
+            return Ok((
+                c.body.clone(),
+                Origin::Cache {
+                    age_ms: now - c.fetched_ms,
+                },
+            ));
         }
         match self.fetch(checked, cached.as_ref(), validate) {
             Ok(body) => Ok((body, Origin::Network)),
             Err(e) => match cached {
-                Some(c) if now - c.fetched_at < STALE_LIMIT => {
+                Some(c) if now - c.fetched_ms < STALE_LIMIT_MS => {
                     output::warn(&format!(
                         "{e:#}; using the copy cached {} ago",
-                        when::span((now - c.fetched_at).unsigned_abs())
+                        when::span(((now - c.fetched_ms) / 1000).unsigned_abs())
                     ));
-                    Ok((c.body, Origin::Cache))
+                    Ok((
+                        c.body,
+                        Origin::Cache {
+                            age_ms: now - c.fetched_ms,
+                        },
+                    ))
                 }
                 _ => Err(e),
             },
         }
     }
 
-    /// After an unknown kid: fetches `url` again, ignoring max-age, unless that was done in the
-    /// last 30 s (by any run). Returns the new body, or None when the refetch is not due.
+    /// After an unknown kid: fetches `url` again, ignoring max-age, unless an unknown kid did
+    /// so in the last `REFETCH_WINDOW_MS` (in any run). Returns the new body, or None when the
+    /// refetch is not due.
     pub fn refetch(
         &mut self,
         url: &str,
         validate: &dyn Fn(&[u8]) -> Result<()>,
     ) -> Result<Option<String>> {
         let (checked, cached) = self.checked_and_cached(url)?;
-        let now = when::now();
-        if let Some(at) = cached.as_ref().and_then(|c| c.refetched_at)
-            && now - at < REFETCH_INTERVAL
+        let now = now_ms();
+        if let Some(at) = cached.as_ref().and_then(|c| c.refetched_ms)
+            && now - at < REFETCH_WINDOW_MS
             && now >= at
         {
             return Ok(None);
@@ -213,7 +278,7 @@ impl JwksClient {
         if self.opts.use_cache
             && let Some(mut c) = self.read_cache(url)
         {
-            c.refetched_at = Some(now);
+            c.refetched_ms = Some(now);
             self.write_cache(&c);
         }
         Ok(Some(body))
@@ -227,11 +292,12 @@ impl JwksClient {
     ) -> Result<String> {
         let use_cache = self.opts.use_cache;
         let url_text = url.to_string();
+        let shown = redact(&url_text);
         let mut req = self.client()?.get(url.clone());
         if let Some(etag) = cached.and_then(|c| c.etag.as_deref()) {
             req = req.header(reqwest::header::IF_NONE_MATCH, etag);
         }
-        let resp = req.send().map_err(|e| describe(e, &url_text))?;
+        let resp = req.send().map_err(|e| describe(e, &shown))?;
         let status = resp.status();
         let max_age = max_age(resp.headers());
         let etag = resp
@@ -239,16 +305,16 @@ impl JwksClient {
             .get(reqwest::header::ETAG)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let now = when::now();
+        let now = now_ms();
         if status == reqwest::StatusCode::NOT_MODIFIED
             && let Some(c) = cached
         {
             let entry = CacheEntry {
                 url: c.url.clone(),
-                fetched_at: now,
+                fetched_ms: now,
                 max_age,
                 etag: etag.or_else(|| c.etag.clone()),
-                refetched_at: c.refetched_at,
+                refetched_ms: c.refetched_ms,
                 body: c.body.clone(),
             };
             if use_cache {
@@ -257,25 +323,25 @@ impl JwksClient {
             return Ok(entry.body);
         }
         if !status.is_success() {
-            bail!("GET {url_text}: HTTP {status}");
+            bail!("GET {shown}: HTTP {status}");
         }
         let mut body = Vec::new();
         resp.take(MAX_BODY_BYTES + 1)
             .read_to_end(&mut body)
-            .map_err(|e| anyhow!("GET {url_text}: reading the body: {e}"))?;
+            .map_err(|e| anyhow!("GET {shown}: reading the body: {}", e))?;
         if body.len() as u64 > MAX_BODY_BYTES {
-            bail!("GET {url_text}: the response is over {MAX_BODY_BYTES} bytes; refused");
+            bail!("GET {shown}: the response is over {MAX_BODY_BYTES} bytes; refused");
         }
-        validate(&body).with_context(|| format!("GET {url_text}"))?;
-        let body = String::from_utf8(body)
-            .map_err(|_| anyhow!("GET {url_text}: the body is not UTF-8"))?;
+        validate(&body).with_context(|| format!("GET {shown}"))?;
+        let body =
+            String::from_utf8(body).map_err(|_| anyhow!("GET {shown}: the body is not UTF-8"))?;
         if use_cache {
             self.write_cache(&CacheEntry {
                 url: url_text,
-                fetched_at: now,
+                fetched_ms: now,
                 max_age,
                 etag,
-                refetched_at: cached.and_then(|c| c.refetched_at),
+                refetched_ms: cached.and_then(|c| c.refetched_ms),
                 body: body.clone(),
             });
         }
@@ -305,20 +371,31 @@ fn describe(e: reqwest::Error, url: &str) -> anyhow::Error {
     } else {
         "failed".to_string()
     };
-    anyhow::Error::new(e).context(format!("GET {url}: {what}"))
+    // The URL (which may hold a password) is named once, redacted, by the context.
+    anyhow::Error::new(e.without_url()).context(format!("GET {url}: {what}"))
 }
 
-/// `Cache-Control: max-age=N`, clamped to 1 min .. 24 h; 5 min when absent.
+/// `Cache-Control: max-age=N`, at most 24 h; 5 min when absent; 0 for `no-cache`/`no-store`.
 fn max_age(headers: &reqwest::header::HeaderMap) -> i64 {
-    headers
+    let directives: Vec<String> = headers
         .get_all(reqwest::header::CACHE_CONTROL)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|d| d.trim().strip_prefix("max-age="))
+        .map(|d| d.trim().to_ascii_lowercase())
+        .collect();
+    if directives
+        .iter()
+        .any(|d| d == "no-cache" || d == "no-store")
+    {
+        return 0;
+    }
+    directives
+        .iter()
+        .filter_map(|d| d.strip_prefix("max-age="))
         .find_map(|n| n.trim().parse::<i64>().ok())
         .unwrap_or(DEFAULT_MAX_AGE)
-        .clamp(MIN_MAX_AGE, MAX_MAX_AGE)
+        .clamp(0, MAX_MAX_AGE)
 }
 
 /// True for localhost and loopback addresses, where plain HTTP cannot leave the machine.

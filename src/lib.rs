@@ -1,6 +1,7 @@
 //! jwkit: a JWT client and key toolkit. `run` dispatches one parsed command line.
 
 pub mod atomic;
+pub mod checked_keys;
 pub mod cli;
 pub mod cmd;
 pub mod crypto;
@@ -9,6 +10,7 @@ pub mod input;
 pub mod jwks_client;
 pub mod output;
 pub mod parallel;
+pub mod secret;
 pub mod server;
 pub mod store;
 pub mod upload;
@@ -20,6 +22,7 @@ use exit::ExitStatus;
 /// Runs one command. Errors come back to `main`, which prints them once.
 pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     output::init_color(cli.global.color);
+    crypto::set_primality_memo(&checked_keys::MEMO);
     match &cli.command {
         Command::GenerateKey(args) => cmd::generate_key::run(args),
         Command::GenerateJwt(args) => cmd::generate_jwt::run(args),

@@ -1,5 +1,7 @@
 //! The one printer: data to stdout, messages to stderr, and the colour decision.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
 use std::sync::OnceLock;
 
@@ -56,15 +58,86 @@ pub fn json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 
 /// `error: ...` on stderr, for a reported outcome that is not a failure of jwkit itself.
 pub fn error(msg: &str) {
-    let _ = writeln!(io::stderr().lock(), "{} {msg}", paint("error:", RED));
+    let _ = writeln!(
+        io::stderr().lock(),
+        "{} {}",
+        paint("error:", RED),
+        escape(msg)
+    );
 }
 
 /// `warning: ...` on stderr.
 pub fn warn(msg: &str) {
-    let _ = writeln!(io::stderr().lock(), "{} {msg}", paint("warning:", YELLOW));
+    let _ = writeln!(
+        io::stderr().lock(),
+        "{} {}",
+        paint("warning:", YELLOW),
+        escape(msg)
+    );
 }
 
 /// A note for people on stderr ("saved key ...").
 pub fn note(msg: &str) {
-    let _ = writeln!(io::stderr().lock(), "{msg}");
+    let _ = writeln!(io::stderr().lock(), "{}", escape(msg));
+}
+
+/// The one escaping rule for text that reaches stdout or stderr outside JSON (DESIGN.md §3):
+/// control characters (C0, DEL, C1) and invisible or direction-changing characters are written
+/// as `\n`, `\t`, `\r`, `\0` or `\u{..}`, so text from a token, a key set or a request can
+/// neither add or remove a line nor send a terminal an escape sequence. Everything else, other
+/// scripts included, is kept. Applying it twice changes nothing more.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            c if needs_escape(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00ad}'                       // soft hyphen
+            | '\u{061c}'                     // Arabic letter mark
+            | '\u{180e}'                     // Mongolian vowel separator
+            | '\u{200b}'..='\u{200f}'        // zero-width characters, LRM, RLM
+            | '\u{2028}'..='\u{202e}'        // line/paragraph separators, bidi embeddings
+            | '\u{2060}'..='\u{206f}'        // word joiner, bidi isolates, invisible operators
+            | '\u{feff}'                     // zero-width no-break space (BOM)
+            | '\u{fff9}'..='\u{fffb}'        // interlinear annotation
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn escape_keeps_text_on_one_line_and_is_idempotent() {
+        let hostile = "a\n2\tvalid\tRS256\tadmin\r\u{1b}[2J\u{1b}]0;x\u{7}\0\u{9b}\u{202e}z";
+        let once = escape(hostile);
+        assert!(!once.chars().any(|c| c.is_control()), "{once}");
+        assert!(!once.contains('\u{202e}'));
+        assert_eq!(
+            once,
+            "a\\n2\\tvalid\\tRS256\\tadmin\\r\\u{1b}[2J\\u{1b}]0;x\\u{7}\\0\\u{9b}\\u{202e}z"
+        );
+        assert_eq!(escape(&once), once);
+        assert!(matches!(
+            escape("José ünïcode"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 }

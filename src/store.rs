@@ -65,8 +65,9 @@ impl KeyStore {
         let kid = key.kid_or_thumbprint();
         let thumbprint = key.thumbprint(Hash::Sha256);
         let dir = self.keys_dir();
-        atomic::private_dir(&self.root, 0o700)?;
-        atomic::private_dir(&dir, 0o700)?;
+        atomic::private_dir(&dir)?;
+        atomic::refuse_shared(&self.root, "the key store")?;
+        atomic::refuse_shared(&dir, "the key store")?;
         let path = dir.join(format!("{thumbprint}.json"));
         if !force && path.exists() {
             bail!("this key is already in the store ({})", path.display());

@@ -41,7 +41,8 @@ struct TimeReading {
 
 pub fn run(args: &DecodeArgs) -> Result<ExitStatus> {
     let raw = input::read_token(args.token.as_deref())?;
-    let token = jws::Compact::parse(jws::strip_bearer(&raw))?;
+    let pasted = jws::pasted(&raw);
+    let token = jws::Compact::parse(&pasted.token)?;
     output::warn("signature not verified (decode never verifies; use verify-jwt)");
     let now = when::now();
     let claims = token.claims();

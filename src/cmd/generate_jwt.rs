@@ -4,11 +4,12 @@ use anyhow::{Context, Result, bail};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use serde_json::{Map, Value};
 
-use crate::cli::{GenerateJwtArgs, SigningKeyArgs};
-use crate::crypto::{self, Key, KeyMeta, SigningKey, b64, json, jws};
+use crate::cli::{GenerateJwtArgs, SecretArgs, SigningKeyArgs};
+use crate::crypto::{self, Key, SigningKey, b64, json, jws};
 use crate::exit::ExitStatus;
 use crate::input;
 use crate::output;
+use crate::secret;
 use crate::store::KeyStore;
 use crate::when;
 
@@ -21,7 +22,7 @@ pub fn run(args: &GenerateJwtArgs) -> Result<ExitStatus> {
     let now = when::now();
     // Claims first: a mistake there should not cost a key parse.
     let claims = build_claims(args, now)?;
-    let key = load_signing_key(&args.signing, args.kid.as_deref())?;
+    let key = load_signing_key(&args.signing, &args.secret, args.kid.as_deref())?;
     let alg = match args.alg {
         Some(alg) => {
             key.check_alg(alg)?;
@@ -57,8 +58,16 @@ pub fn run(args: &GenerateJwtArgs) -> Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
+/// The lifetime of a token when neither --exp nor --no-exp is given: verify-jwt requires exp, so
+/// a token made without thinking about it still verifies, and still expires.
+pub const DEFAULT_LIFETIME: i64 = 3600;
+
 /// Loads the signing key from exactly one of --key-file, --key, --secret-file, --secret-env.
-pub(crate) fn load_signing_key(src: &SigningKeyArgs, kid: Option<&str>) -> Result<Key> {
+pub(crate) fn load_signing_key(
+    src: &SigningKeyArgs,
+    secret: &SecretArgs,
+    kid: Option<&str>,
+) -> Result<Key> {
     let key = if let Some(spec) = &src.key_file {
         let bytes = input::read(spec, "key file", input::MAX_KEY_BYTES)?;
         let name = if spec == "-" { "stdin" } else { spec };
@@ -70,18 +79,12 @@ pub(crate) fn load_signing_key(src: &SigningKeyArgs, kid: Option<&str>) -> Resul
         let mut key = stored.key;
         key.meta.kid = Some(stored.record.kid);
         key
-    } else if let Some(spec) = &src.secret_file {
-        let bytes = input::read(spec, "secret file", input::MAX_KEY_BYTES)?;
-        crypto::Key::hmac(bytes, KeyMeta::default())
-            .with_context(|| format!("loading the HMAC secret from {spec}"))?
-    } else if let Some(var) = &src.secret_env {
-        let value = std::env::var_os(var).filter(|v| !v.is_empty());
-        let Some(value) = value else {
-            bail!("environment variable {var} is not set or empty");
-        };
-        use std::os::unix::ffi::OsStrExt;
-        crypto::Key::hmac(value.as_bytes().to_vec(), KeyMeta::default())
-            .with_context(|| format!("loading the HMAC secret from ${var}"))?
+    } else if let Some(key) = secret::load(
+        src.secret_file.as_deref(),
+        src.secret_env.as_deref(),
+        secret.options(),
+    )? {
+        key
     } else {
         bail!("no signing key: use --key-file, --key, --secret-file or --secret-env");
     };
@@ -172,6 +175,13 @@ fn build_claims(args: &GenerateJwtArgs, now: i64) -> Result<Map<String, Value>> 
         claims.insert("exp".into(), (now - 3600).into());
     } else if let Some(exp) = &args.exp {
         claims.insert("exp".into(), at("exp", exp)?.into());
+    } else if !args.no_exp && !claims.contains_key("exp") {
+        // Relative to iat when one was given, so --iat keeps the default lifetime.
+        let from = claims.get("iat").and_then(Value::as_i64).unwrap_or(now);
+        let exp = from
+            .checked_add(DEFAULT_LIFETIME)
+            .ok_or_else(|| anyhow::anyhow!("--iat is too far in the future to add exp"))?;
+        claims.insert("exp".into(), exp.into());
     }
     if let (Some(exp), Some(nbf)) = (
         claims.get("exp").and_then(Value::as_i64),

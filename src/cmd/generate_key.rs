@@ -34,6 +34,7 @@ pub fn run(args: &GenerateKeyArgs) -> Result<ExitStatus> {
         kid: args.kid.clone(),
         alg: args.alg,
         use_: args.use_.map(|KeyUse::Sig| "sig".to_string()),
+        key_ops: None,
     };
     let mut key = Key::generate(spec, meta, args.insecure)?;
     key.meta.kid = Some(key.kid_or_thumbprint());

@@ -54,7 +54,7 @@ pub fn run(args: &ResignArgs) -> Result<ExitStatus> {
 }
 
 fn resigner(args: &ResignArgs, now: i64) -> Result<Resigner> {
-    let key = load_signing_key(&args.signing, args.kid.as_deref())?;
+    let key = load_signing_key(&args.signing, &args.secret, args.kid.as_deref())?;
     let alg: Alg = match args.alg {
         Some(a) => {
             key.check_alg(a)?;
@@ -106,12 +106,14 @@ fn verifier(source: &str, args: &ResignArgs) -> Result<(Keys, Policy)> {
         jwks_url: is_url.then(|| source.to_string()),
         issuer: None,
         server: None,
+        secret_file: None,
+        secret_env: None,
     };
     let policy = Policy {
         raw: true,
         ..Policy::default()
     };
-    let keys = Keys::resolve(&src, &args.fetch, &policy)
+    let keys = Keys::resolve(&src, &Default::default(), &args.fetch, &policy)
         .map_err(|Failure { err, .. }| err.context("--verify-with"))?;
     Ok((keys, policy))
 }
@@ -122,12 +124,12 @@ fn single(
     check: &dyn Fn(&str) -> Result<(), Skip>,
 ) -> Result<ExitStatus> {
     let raw = input::read_token(args.token.as_deref())?;
-    let text = raw.trim();
-    let token = jws::strip_bearer(text);
-    let prefix = &text[..text.len() - token.len()];
-    match resigner.resign(token, check) {
+    // What surrounds the token (a `Bearer ` prefix, quotes, a trailing comma) is put back
+    // around the new one, less the outer white space.
+    let pasted = jws::pasted(raw.trim());
+    match resigner.resign(&pasted.token, check) {
         Ok(new) => {
-            let line = format!("{prefix}{new}\n");
+            let line = format!("{}{new}{}\n", pasted.before, pasted.after);
             match &args.out {
                 Some(path) => atomic::commit(
                     vec![atomic::stage(path, line.as_bytes(), 0o644)?],

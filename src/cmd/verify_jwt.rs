@@ -12,6 +12,7 @@ use crate::crypto::verify::{Policy, Rejection, TrustedKeys, Verified, verify_tok
 use crate::crypto::{self, JwkSet, b64, jws};
 use crate::exit::ExitStatus;
 use crate::jwks_client::{FetchOptions, JwksClient, Origin};
+use crate::secret::{self, SecretOptions};
 use crate::store::KeyStore;
 use crate::{input, output, when};
 
@@ -58,11 +59,28 @@ fn run_checked(args: &VerifyJwtArgs) -> Result<ExitStatus, Failure> {
             "--allow-http: key sets may come over plain HTTP, where anyone on the path can replace them",
         );
     }
-    let mut keys = Keys::resolve(&args.source, &args.fetch, &policy)?;
+    let at = args
+        .at
+        .as_deref()
+        .map(|w| when::parse_when(w, when::now()).map_err(|e| anyhow!("--at: {e}")))
+        .transpose()
+        .kind("usage")?;
+    let mut keys = Keys::resolve(&args.source, &args.secret.options(), &args.fetch, &policy)?;
+    let clock = Clock(at);
     if args.batch {
-        batch(args, &policy, &mut keys)
+        batch(args, &policy, &mut keys, clock)
     } else {
-        single(args, &policy, &mut keys)
+        single(args, &policy, &mut keys, clock)
+    }
+}
+
+/// The moment tokens are judged at: now, or `--at`.
+#[derive(Clone, Copy)]
+struct Clock(Option<i64>);
+
+impl Clock {
+    fn now(self) -> i64 {
+        self.0.unwrap_or_else(when::now)
     }
 }
 
@@ -83,6 +101,7 @@ fn policy(args: &VerifyJwtArgs) -> Result<Policy> {
         leeway,
         iss,
         aud: args.aud.clone(),
+        any_aud: args.any_aud,
         sub: args.sub.clone(),
         typ: args.typ.clone(),
         require: args.require.clone(),
@@ -102,6 +121,8 @@ struct Remote {
     url: String,
     /// True once the set has come from the network in this run (then a refetch is pointless).
     fresh: bool,
+    /// How old the cached copy in use is, when it came from the cache.
+    cached_age_ms: Option<i64>,
 }
 
 fn jwks_checker(body: &[u8]) -> Result<()> {
@@ -113,6 +134,7 @@ fn jwks_checker(body: &[u8]) -> Result<()> {
 impl Keys {
     pub(crate) fn resolve(
         s: &KeySourceArgs,
+        secret: &SecretOptions,
         fetch: &FetchArgs,
         policy: &Policy,
     ) -> Result<Keys, Failure> {
@@ -120,6 +142,13 @@ impl Keys {
             trusted,
             remote: None,
         };
+        if let Some(key) = secret::load(s.secret_file.as_deref(), s.secret_env.as_deref(), *secret)
+            .kind("key_invalid")?
+        {
+            return Ok(local(
+                TrustedKeys::single(&key, &policy.algs).kind("key_invalid")?,
+            ));
+        }
         if let Some(spec) = &s.key_file {
             let bytes = input::read(spec, "key file", input::MAX_KEY_BYTES).kind("io")?;
             let is_set = crypto::is_jwks(&bytes);
@@ -177,7 +206,7 @@ impl Keys {
             server_jwks(&server)
         } else {
             return Err(anyhow!(
-                "no key source: use --key-file, --key, --jwks-file, --jwks-url, --issuer or --server (or set JWKIT_JWKS_URL or JWKIT_SERVER)"
+                "no key source: use --key-file, --key, --jwks-file, --jwks-url, --issuer, --server, --secret-file or --secret-env (or set JWKIT_JWKS_URL or JWKIT_SERVER)"
             ))
             .kind("usage");
         };
@@ -185,19 +214,50 @@ impl Keys {
         let set = JwkSet::parse(body.as_bytes()).kind("key_invalid")?;
         // A server's set may be empty (every key deleted): then the token is what fails, as
         // unknown_kid, not the key source.
-        let trusted = TrustedKeys::from_set(set, &policy.algs);
+        let trusted = TrustedKeys::from_fetched_set(set, &policy.algs);
+        let cached_age_ms = match origin {
+            Origin::Network => None,
+            Origin::Cache { age_ms } => Some(age_ms),
+        };
         Ok(Keys {
             trusted,
             remote: Some(Remote {
                 client,
                 url,
-                fresh: origin == Origin::Network,
+                fresh: cached_age_ms.is_none(),
+                cached_age_ms,
             }),
         })
     }
 
-    /// After an unknown kid: one refetch of a remote set that came from the cache (at most
-    /// once per 30 s across runs). True when the keys were replaced.
+    /// For an unknown_kid message: where the set came from, when it came from the cache.
+    fn cache_note(&self) -> Option<String> {
+        let remote = self.remote.as_ref()?;
+        let age = remote.cached_age_ms?;
+        Some(format!(
+            "the key set from {} was cached {} ago; --no-cache fetches it anew",
+            crate::jwks_client::redact(&remote.url),
+            if age < 1000 {
+                format!("{age}ms")
+            } else {
+                when::span((age / 1000).unsigned_abs())
+            }
+        ))
+    }
+
+    /// Adds the cache note to an unknown_kid rejection.
+    fn explain(&self, mut r: Rejection) -> Rejection {
+        if r.kind == crypto::verify::Kind::UnknownKid
+            && let Some(note) = self.cache_note()
+        {
+            r.message = format!("{}; {note}", r.message);
+        }
+        r
+    }
+
+    /// After an unknown kid: one refetch of a remote set that came from the cache (rate-limited
+    /// per URL across runs, see `jwks_client::REFETCH_WINDOW_MS`). True when the keys were
+    /// replaced.
     pub(crate) fn refetch(&mut self, policy: &Policy) -> Result<bool, Failure> {
         let Some(remote) = &mut self.remote else {
             return Ok(false);
@@ -214,7 +274,8 @@ impl Keys {
             return Ok(false);
         };
         let set = JwkSet::parse(body.as_bytes()).kind("key_invalid")?;
-        self.trusted = TrustedKeys::from_set(set, &policy.algs);
+        self.trusted = TrustedKeys::from_fetched_set(set, &policy.algs);
+        remote.cached_age_ms = None;
         Ok(true)
     }
 }
@@ -259,7 +320,8 @@ fn discover(client: &mut JwksClient, issuer: &str) -> Result<String, Failure> {
         .unwrap_or_default();
     if said != issuer {
         return Err(anyhow!(
-            "the discovery document at {url} names issuer {said:?}, not {issuer:?}; refusing its keys"
+            "the discovery document at {} names issuer {said:?}, not {issuer:?}; refusing its keys",
+            crate::jwks_client::redact(&url)
         ))
         .kind("network");
     }
@@ -277,22 +339,45 @@ fn verify_with_refetch(
     token: &str,
     keys: &mut Keys,
     policy: &Policy,
+    now: i64,
 ) -> Result<Result<Verified, Rejection>, Failure> {
-    let now = when::now();
     let first = verify_token(token, &keys.trusted, policy, now);
-    match &first {
+    let result = match &first {
         Err(r) if r.kind == crypto::verify::Kind::UnknownKid && keys.refetch(policy)? => {
-            Ok(verify_token(token, &keys.trusted, policy, now))
+            verify_token(token, &keys.trusted, policy, now)
         }
-        _ => Ok(first),
+        _ => first,
+    };
+    Ok(result.map_err(|r| keys.explain(r)))
+}
+
+/// The token from the argument or stdin, as pasted; an input that cannot be a token (too long,
+/// not UTF-8) is a rejection like any other malformed token.
+fn read_token(arg: Option<&str>) -> Result<Result<String, Rejection>, Failure> {
+    match input::read_token(arg) {
+        Ok(raw) => Ok(Ok(jws::pasted(&raw).token.into_owned())),
+        Err(e) => match e.downcast_ref::<jws::MalformedToken>() {
+            Some(m) => Ok(Err(Rejection {
+                kind: crypto::verify::Kind::Malformed,
+                message: m.to_string(),
+            })),
+            None => Err(Failure { kind: "io", err: e }),
+        },
     }
 }
 
-fn single(args: &VerifyJwtArgs, policy: &Policy, keys: &mut Keys) -> Result<ExitStatus, Failure> {
+fn single(
+    args: &VerifyJwtArgs,
+    policy: &Policy,
+    keys: &mut Keys,
+    clock: Clock,
+) -> Result<ExitStatus, Failure> {
     let arg = args.token.as_deref().or(args.token_arg.as_deref());
-    let raw = input::read_token(arg).kind("io")?;
-    let token = jws::strip_bearer(&raw);
-    match verify_with_refetch(token, keys, policy)? {
+    let verdict = match read_token(arg)? {
+        Ok(token) => verify_with_refetch(&token, keys, policy, clock.now())?,
+        Err(r) => Err(r),
+    };
+    match verdict {
         Ok(v) => {
             if args.json {
                 output::data_line(&valid_json(&v).to_string()).kind("io")?;
@@ -360,7 +445,12 @@ struct BatchError<'a> {
 /// Lines are verified in chunks of this many, each chunk split over the threads.
 const CHUNK: usize = 16 * 1024;
 
-fn batch(args: &VerifyJwtArgs, policy: &Policy, keys: &mut Keys) -> Result<ExitStatus, Failure> {
+fn batch(
+    args: &VerifyJwtArgs,
+    policy: &Policy,
+    keys: &mut Keys,
+    clock: Clock,
+) -> Result<ExitStatus, Failure> {
     if args.token.is_some() {
         return Err(anyhow!(
             "--batch reads tokens from a file or stdin, not --token"
@@ -406,7 +496,7 @@ fn batch(args: &VerifyJwtArgs, policy: &Policy, keys: &mut Keys) -> Result<ExitS
         });
         for chunk in chunk_rx {
             let chunk = chunk?;
-            let now = when::now();
+            let now = clock.now();
             let mut results = verify_parallel(&chunk, &keys.trusted, policy, now, threads);
             let unknown =
                 |r: &Outcome| matches!(r, Err(e) if e.kind == crypto::verify::Kind::UnknownKid);
@@ -414,12 +504,19 @@ fn batch(args: &VerifyJwtArgs, policy: &Policy, keys: &mut Keys) -> Result<ExitS
                 for (i, r) in results.iter_mut().enumerate() {
                     if unknown(r) {
                         *r = outcome(verify_token(
-                            jws::strip_bearer(&chunk[i].1),
+                            &jws::pasted(&chunk[i].1).token,
                             &keys.trusted,
                             policy,
                             now,
                         ));
                     }
+                }
+            }
+            for r in results.iter_mut() {
+                if let Err(e) = r
+                    && e.kind == crypto::verify::Kind::UnknownKid
+                {
+                    *e = keys.explain(e.clone());
                 }
             }
             if out_tx.send((chunk, results)).is_err() {
@@ -447,16 +544,24 @@ fn batch(args: &VerifyJwtArgs, policy: &Policy, keys: &mut Keys) -> Result<ExitS
     })
 }
 
-/// Reads non-blank lines into chunks of `CHUNK`, numbered from 1 as in the input.
+/// Reads non-blank lines into chunks of `CHUNK`, numbered from 1 as in the input. A line that
+/// is not UTF-8 is kept with its bad bytes replaced, so it is rejected as malformed on its own.
 fn read_chunks(
-    reader: Box<dyn BufRead + Send>,
+    mut reader: Box<dyn BufRead + Send>,
     tx: &std::sync::mpsc::SyncSender<Result<Vec<(usize, String)>, Failure>>,
 ) {
     let mut chunk = Vec::with_capacity(CHUNK);
-    for (i, line) in reader.lines().enumerate() {
-        match line {
-            Ok(l) if l.trim().is_empty() => {}
-            Ok(l) => chunk.push((i + 1, l)),
+    let mut buf = Vec::new();
+    for i in 0.. {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) => break,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buf);
+                if !line.trim().is_empty() {
+                    chunk.push((i + 1, line.into_owned()));
+                }
+            }
             Err(e) => {
                 let _ = tx.send(Err(Failure {
                     kind: "io",
@@ -501,7 +606,7 @@ fn verify_parallel(
         || (!share).then(|| keys.independent_copy()),
         |own, (_, t)| {
             outcome(verify_token(
-                jws::strip_bearer(t),
+                &jws::pasted(t).token,
                 own.as_ref().unwrap_or(keys),
                 policy,
                 now,
@@ -545,13 +650,19 @@ fn write_result(
         serde_json::to_writer(&mut *out, &doc)?;
         out.write_all(b"\n")
     } else {
+        // Text from tokens and key sets is escaped: a line gains no tab and no line break.
         match r {
             Ok((kid, alg)) => writeln!(
                 out,
                 "{line}\tvalid\t{alg}\t{}",
-                kid.as_deref().unwrap_or("-")
+                output::escape(kid.as_deref().unwrap_or("-"))
             ),
-            Err(e) => writeln!(out, "{line}\trejected\t{}\t{}", e.kind.as_str(), e.message),
+            Err(e) => writeln!(
+                out,
+                "{line}\trejected\t{}\t{}",
+                e.kind.as_str(),
+                output::escape(&e.message)
+            ),
         }
     }
 }

@@ -19,13 +19,25 @@ pub fn decode(text: &str) -> Result<Vec<u8>, String> {
         base64::DecodeError::InvalidByte(at, b'=') => {
             format!("padding '=' at byte {at} (base64url here is unpadded)")
         }
-        base64::DecodeError::InvalidByte(at, _) => format!("not valid base64url at byte {at}"),
+        base64::DecodeError::InvalidByte(at, byte) => {
+            format!("not valid base64url: {} at byte {at}", describe_byte(byte))
+        }
         base64::DecodeError::InvalidLength(_) => "not valid base64url: impossible length".into(),
         base64::DecodeError::InvalidLastSymbol(at, _) => {
             format!("not valid base64url at byte {at}: non-canonical trailing bits")
         }
         base64::DecodeError::InvalidPadding => "not valid base64url: padding".into(),
     })
+}
+
+/// A byte for a message: `'"'` when printable ASCII, else its hex value.
+fn describe_byte(b: u8) -> String {
+    match b {
+        b' ' => "a space".into(),
+        b'\'' => "\"'\"".into(),
+        0x21..=0x7e => format!("'{}'", b as char),
+        _ => format!("byte 0x{b:02x}"),
+    }
 }
 
 #[cfg(test)]

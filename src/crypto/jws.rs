@@ -20,6 +20,14 @@ pub enum MalformedToken {
         s = if *.0 == 1 { "" } else { "s" }
     )]
     Segments(usize),
+    #[error(
+        "the token has 5 segments: it is a JWE (an encrypted token), not a signed JWS; jwkit reads and verifies JWS only"
+    )]
+    Jwe,
+    #[error("the token on stdin is over {MAX_TOKEN_BYTES} bytes; tokens that long are refused")]
+    InputTooLong,
+    #[error("the token is not text: byte {0} is not UTF-8")]
+    NotUtf8(usize),
     #[error("{segment} segment is {reason}")]
     Base64 { segment: Segment, reason: String },
     #[error("header is not JSON: {0}")]
@@ -58,13 +66,57 @@ pub struct Compact<'a> {
     pub signature_b64: &'a str,
 }
 
-/// Strips surrounding white space and a `Bearer ` prefix (RFC 6750 scheme names are
-/// case-insensitive).
-pub fn strip_bearer(text: &str) -> &str {
-    let t = text.trim();
-    match t.get(..7) {
-        Some(p) if p.eq_ignore_ascii_case("bearer ") => t[7..].trim_start(),
-        _ => t,
+/// A token as people paste it, taken out of what surrounds it: white space, an
+/// `Authorization:` header name, a `Bearer` scheme, quotes, and trailing punctuation (a comma,
+/// a semicolon, a closing quote, brace, bracket or parenthesis). White space inside the token
+/// (a token wrapped over lines) is removed. `before` and `after` are what was taken off the
+/// ends, so `resign` can put the new token back in the same place.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Pasted<'a> {
+    pub before: &'a str,
+    pub token: std::borrow::Cow<'a, str>,
+    pub after: &'a str,
+}
+
+/// Characters a paste may put around a token: quotes and backticks.
+fn is_quote(c: char) -> bool {
+    matches!(c, '"' | '\'' | '`')
+}
+
+/// Strips `name` (ASCII, any case) from the start of `text`.
+fn strip_word<'t>(text: &'t str, name: &str) -> Option<&'t str> {
+    let head = text.get(..name.len())?;
+    head.eq_ignore_ascii_case(name).then(|| &text[name.len()..])
+}
+
+/// Takes a pasted token apart from its surroundings (see `Pasted`).
+pub fn pasted(text: &str) -> Pasted<'_> {
+    let mut rest = text.trim_start_matches(|c: char| c.is_whitespace() || is_quote(c));
+    if let Some(after_name) = strip_word(rest, "authorization") {
+        let after_name = after_name.trim_start_matches(|c: char| c.is_whitespace() || is_quote(c));
+        if let Some(value) = after_name.strip_prefix(':') {
+            rest = value.trim_start_matches(|c: char| c.is_whitespace() || is_quote(c));
+        }
+    }
+    if let Some(after_scheme) = strip_word(rest, "bearer")
+        && after_scheme.starts_with(char::is_whitespace)
+    {
+        rest = after_scheme.trim_start_matches(|c: char| c.is_whitespace() || is_quote(c));
+    }
+    let core = rest.trim_end_matches(|c: char| {
+        c.is_whitespace() || is_quote(c) || matches!(c, ',' | ';' | '}' | ']' | ')')
+    });
+    let start = text.len() - rest.len();
+    let end = start + core.len();
+    let token = if core.contains(char::is_whitespace) {
+        std::borrow::Cow::Owned(core.chars().filter(|c| !c.is_whitespace()).collect())
+    } else {
+        std::borrow::Cow::Borrowed(core)
+    };
+    Pasted {
+        before: &text[..start],
+        token,
+        after: &text[end..],
     }
 }
 
@@ -83,7 +135,10 @@ impl<'a> Compact<'a> {
         let (Some(h), Some(p), Some(s), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(MalformedToken::Segments(token.split('.').count()));
+            return Err(match token.split('.').count() {
+                5 => MalformedToken::Jwe,
+                n => MalformedToken::Segments(n),
+            });
         };
         let decode = |segment: Segment, text: &str| {
             b64::decode(text).map_err(|reason| MalformedToken::Base64 { segment, reason })
@@ -160,8 +215,9 @@ mod tests {
         let err = Compact::parse("eyJhbGciOiJIUzI1NiJ9.e3+0.").expect_err("plus");
         assert_eq!(
             err.to_string(),
-            "payload segment is not valid base64url at byte 2"
+            "payload segment is not valid base64url: '+' at byte 2"
         );
+        assert_eq!(Compact::parse("a.b.c.d.e").err(), Some(MalformedToken::Jwe));
         assert!(matches!(
             Compact::parse("WzFd.e30.").err(),
             Some(MalformedToken::HeaderJson(_))
@@ -174,9 +230,24 @@ mod tests {
     }
 
     #[test]
-    fn bearer_prefix_and_white_space() {
-        assert_eq!(strip_bearer("  Bearer abc.def.ghi \n"), "abc.def.ghi");
-        assert_eq!(strip_bearer("bearer abc"), "abc");
-        assert_eq!(strip_bearer("abc"), "abc");
+    fn pasted_tokens_lose_what_surrounds_them() {
+        let t = |s: &str| pasted(s).token.into_owned();
+        assert_eq!(t("  Bearer abc.def.ghi \n"), "abc.def.ghi");
+        assert_eq!(t("bearer abc"), "abc");
+        assert_eq!(t("abc"), "abc");
+        assert_eq!(t("\"abc.def.ghi\","), "abc.def.ghi");
+        assert_eq!(t("'abc.def.ghi'"), "abc.def.ghi");
+        assert_eq!(t("Authorization: Bearer abc.def.ghi\r\n"), "abc.def.ghi");
+        assert_eq!(t("authorization:bearer  abc.def.ghi"), "abc.def.ghi");
+        assert_eq!(
+            t("\"Authorization\": \"Bearer abc.def.ghi\"}"),
+            "abc.def.ghi"
+        );
+        assert_eq!(t("abc.de\n  f.ghi"), "abc.def.ghi");
+        assert_eq!(t("abc.def.ghi);"), "abc.def.ghi");
+        // A token that merely starts with the letters of a scheme is kept whole.
+        assert_eq!(t("Bearerish.x.y"), "Bearerish.x.y");
+        let p = pasted("Bearer abc.def.ghi\",\n");
+        assert_eq!((p.before, p.after), ("Bearer ", "\",\n"));
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use super::{Alg, Curve, Error, Hash, b64, roca};
+use super::{Alg, Curve, Error, Hash, b64, roca, weak};
 
 /// Smallest RSA modulus jwkit loads (DESIGN.md §7).
 pub const MIN_RSA_BITS: usize = 2048;
@@ -23,6 +23,9 @@ pub struct KeyMeta {
     pub alg: Option<Alg>,
     /// `sig`, or `enc` for an encryption key (loads, but never signs or verifies).
     pub use_: Option<String>,
+    /// RFC 7517 §4.3 `key_ops`, when the JWK has it: the key signs only with "sign" in it and
+    /// verifies only with "verify".
+    pub key_ops: Option<Vec<String>>,
 }
 
 /// The public members of an asymmetric key. No private member fits in here.
@@ -101,6 +104,9 @@ pub struct Key {
     /// The aws-lc key pair built when a private key was checked, kept so signing does not
     /// parse and validate the key a second time.
     pair: Option<Arc<SigningPair>>,
+    /// An HMAC secret shorter than its hash, taken on purpose (`--insecure`): it fits every HS
+    /// algorithm instead of none.
+    short_secret: bool,
 }
 
 /// A public key: the public half of an asymmetric key and its metadata, nothing else.
@@ -240,6 +246,9 @@ impl PublicMaterial {
                         "the RSA modulus has the ROCA fingerprint (CVE-2017-15361): its private key can be recovered",
                     ));
                 }
+                if let Some(why) = weak::rsa_modulus_weakness(n) {
+                    return Err(Error::key(why));
+                }
             }
             PublicMaterial::Ec { curve, x, y } => {
                 let len = curve.coordinate_len();
@@ -257,6 +266,9 @@ impl PublicMaterial {
                         "an Ed25519 public key is 32 bytes, not {}",
                         x.len()
                     )));
+                }
+                if let Some(why) = weak::ed25519_weakness(x) {
+                    return Err(Error::key(why));
                 }
             }
         }
@@ -435,6 +447,7 @@ impl Key {
             meta,
             material,
             pair: None,
+            short_secret: false,
         };
         key.pair = key.check()?.map(Arc::new);
         Ok(key)
@@ -461,7 +474,20 @@ impl Key {
                 k: Zeroizing::new(k),
             },
             pair: None,
+            short_secret: false,
         }
+    }
+
+    /// An HMAC secret shorter than RFC 7518 §3.2 asks, taken on purpose (`--insecure`, for an
+    /// app's existing secret): it signs and verifies with any HS algorithm.
+    pub fn hmac_short(k: Vec<u8>, meta: KeyMeta) -> Result<Key, Error> {
+        if k.is_empty() {
+            return Err(Error::key("the HMAC secret is empty"));
+        }
+        let mut key = Key::hmac_unchecked(k, meta);
+        key.short_secret = true;
+        check_meta(&key.meta, &key.material_algs(), &key.key_type())?;
+        Ok(key)
     }
 
     pub fn key_type(&self) -> KeyType {
@@ -490,7 +516,9 @@ impl Key {
             Material::Asymmetric { public, .. } => public.algs(),
             Material::Hmac { k } => [Alg::HS256, Alg::HS384, Alg::HS512]
                 .into_iter()
-                .filter(|a| a.hash().is_some_and(|h| k.len() >= h.output_len()))
+                .filter(|a| {
+                    self.short_secret || a.hash().is_some_and(|h| k.len() >= h.output_len())
+                })
                 .collect(),
         }
     }
@@ -518,6 +546,17 @@ impl Key {
     /// True for a key marked `use: enc`.
     pub fn is_encryption_key(&self) -> bool {
         self.meta.use_.as_deref() == Some("enc")
+    }
+
+    /// `Ok` when the key's `key_ops` (if it has them) allow `op` ("sign" or "verify").
+    pub fn check_op(&self, op: &str) -> Result<(), Error> {
+        match &self.meta.key_ops {
+            Some(ops) if !ops.iter().any(|o| o == op) => Err(Error::key(format!(
+                "the key's key_ops ({}) do not include \"{op}\" (RFC 7517 §4.3)",
+                ops.join(", ")
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// `Ok` when `alg` may be used with this key, else an error naming the algs that fit.

@@ -12,11 +12,13 @@ pub mod resign;
 mod roca;
 mod sign;
 pub mod verify;
+mod weak;
 
 pub use alg::{Alg, Curve, Hash};
 pub use key::{Key, KeyMeta, KeyType, PublicKey, PublicMaterial};
 pub use parse::{JwkSet, is_jwks, load_key};
 pub use sign::{KeySpec, SigningKey, VerifyingKey, sign, verify};
+pub use weak::{PrimalityMemo, set_primality_memo};
 
 /// What can go wrong in the core. Messages are complete sentences fragments for `error: ...`.
 #[derive(Debug, thiserror::Error)]

@@ -280,22 +280,30 @@ const RSA_PRIVATE: [&str; 6] = ["d", "p", "q", "dp", "dq", "qi"];
 /// Parses one JWK object (RFC 7517/7518/8037) into a checked key.
 pub(crate) fn from_jwk(obj: &Map<String, Value>) -> Result<Key, Error> {
     let kty = str_member(obj, "kty")?.ok_or_else(|| Error::key("JWK has no \"kty\""))?;
+    let key_ops = match obj.get("key_ops") {
+        None => None,
+        Some(ops) => {
+            let ops: Vec<String> = ops
+                .as_array()
+                .filter(|a| a.iter().all(Value::is_string))
+                .ok_or_else(|| Error::key("JWK member \"key_ops\" must be an array of strings"))?
+                .iter()
+                .filter_map(|o| o.as_str().map(str::to_string))
+                .collect();
+            if !ops.iter().any(|o| o == "sign" || o == "verify") {
+                return Err(Error::key(
+                    "the JWK's key_ops allow neither \"sign\" nor \"verify\"",
+                ));
+            }
+            Some(ops)
+        }
+    };
     let meta = KeyMeta {
         kid: str_member(obj, "kid")?.map(str::to_string),
         alg: str_member(obj, "alg")?.map(str::parse::<Alg>).transpose()?,
         use_: str_member(obj, "use")?.map(str::to_string),
+        key_ops,
     };
-    if let Some(ops) = obj.get("key_ops") {
-        let ops = ops
-            .as_array()
-            .filter(|a| a.iter().all(Value::is_string))
-            .ok_or_else(|| Error::key("JWK member \"key_ops\" must be an array of strings"))?;
-        if !ops.is_empty() && !ops.iter().any(|o| o == "sign" || o == "verify") {
-            return Err(Error::key(
-                "the JWK's key_ops allow neither \"sign\" nor \"verify\"",
-            ));
-        }
-    }
     let foreign: &[&str] = match kty {
         "RSA" => &["crv", "x", "y", "k"],
         "EC" => &["n", "e", "k", "p", "q", "dp", "dq", "qi", "oth"],

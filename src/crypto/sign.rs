@@ -35,6 +35,7 @@ impl SigningKey {
     /// Binds `key` to `alg`, refusing public keys and algorithms that do not fit the key.
     pub fn new(key: &Key, alg: Alg) -> Result<SigningKey, Error> {
         key.check_alg(alg)?;
+        key.check_op("sign")?;
         let pair = key.signing_pair()?;
         let inner = match &*pair {
             SigningPair::Hmac(k) => Signer::Hmac(Box::new(hmac::Key::new(hmac_alg(alg), k))),
@@ -97,6 +98,7 @@ impl VerifyingKey {
     /// Binds `key` to `alg`. HMAC algorithms take only HMAC secrets, never a public key's bytes.
     pub fn new(key: &Key, alg: Alg) -> Result<VerifyingKey, Error> {
         key.check_alg(alg)?;
+        key.check_op("verify")?;
         let inner = match &key.material {
             Material::Hmac { k } => Verifier::Hmac(Box::new(hmac::Key::new(hmac_alg(alg), k))),
             Material::Asymmetric { public, .. } => {

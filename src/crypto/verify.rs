@@ -90,10 +90,26 @@ impl TrustedKeys {
     /// Every usable key of a JWKS. Entries that do not load (an encryption key, an unsupported
     /// kty) are skipped and remembered, so one odd key does not break a whole issuer.
     pub fn from_set(set: JwkSet, allowed: &[Alg]) -> TrustedKeys {
+        TrustedKeys::from_entries(set, allowed, false)
+    }
+
+    /// A set fetched from a URL: as `from_set`, but secret (`oct`) keys are skipped too. Whoever
+    /// can read the URL has them, so they prove nothing about who signed a token.
+    pub fn from_fetched_set(set: JwkSet, allowed: &[Alg]) -> TrustedKeys {
+        TrustedKeys::from_entries(set, allowed, true)
+    }
+
+    fn from_entries(set: JwkSet, allowed: &[Alg], fetched: bool) -> TrustedKeys {
         let mut keys = Vec::new();
         let mut skipped = Vec::new();
         for entry in set.entries {
             let name = entry.kid.clone().unwrap_or_else(|| "(no kid)".into());
+            if fetched && entry.kty == "oct" {
+                skipped.push(format!(
+                    "{name}: a secret (oct) key in a fetched set is never used, since anyone who can read the set could sign with it"
+                ));
+                continue;
+            }
             match entry.key.and_then(|k| trust(&k, allowed)) {
                 Ok(t) => keys.push(t),
                 Err(e) => skipped.push(format!("{name}: {e}")),
@@ -181,6 +197,10 @@ pub struct Policy {
     pub iss: Option<String>,
     /// Accepted audiences; the token's aud must hold one of them.
     pub aud: Vec<String>,
+    /// Accept any aud (`--any-aud`). Without it and without `aud`, a token with aud is
+    /// rejected (RFC 7519 §4.1.3: a recipient that does not identify itself with a value in
+    /// aud must reject the token).
+    pub any_aud: bool,
     pub sub: Option<String>,
     pub typ: Option<String>,
     pub require: Vec<String>,
@@ -459,7 +479,18 @@ fn check_claims(claims: &Map<String, Value>, policy: &Policy, now: i64) -> Resul
             }
         }
     }
-    if !policy.aud.is_empty() {
+    if policy.aud.is_empty() {
+        if let Some(aud) = claims.get("aud")
+            && !policy.any_aud
+        {
+            return Err(reject(
+                Kind::ClaimMismatch,
+                format!(
+                    "the token is for audience {aud}, and no --aud was given; add --aud with one of its values, or --any-aud to accept any audience"
+                ),
+            ));
+        }
+    } else {
         let auds: Vec<&str> = match claims.get("aud") {
             None => {
                 return Err(reject(

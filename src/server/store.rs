@@ -69,7 +69,8 @@ struct State {
 
 fn io_dir(root: &Path, name: &str) -> Result<PathBuf> {
     let dir = root.join(name);
-    atomic::private_dir(&dir, 0o700)?;
+    atomic::private_dir(&dir)?;
+    atomic::refuse_shared(&dir, "the data directory")?;
     // A kill -9 between create and rename leaves a temporary file: it was never acknowledged.
     for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = entry?.path();
@@ -98,7 +99,8 @@ impl Store {
     /// Opens (creating) the data directory and loads every key. A file that does not load is
     /// reported on stderr and skipped.
     pub fn open(root: &Path) -> Result<Store> {
-        atomic::private_dir(root, 0o700)?;
+        atomic::private_dir(root)?;
+        atomic::refuse_shared(root, "the data directory")?;
         let keys_dir = io_dir(root, "keys")?;
         let signing_dir = io_dir(root, "signing")?;
         let mut state = State::default();
