@@ -209,7 +209,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__generate__subcmd__jwt)
-            opts="-c -h -V --key-file --key --secret-file --secret-env --kid --no-kid --alg --typ --header --claim --claim-str --claims --iss --sub --aud --jti --exp --nbf --iat --no-iat --expired --color --help --version"
+            opts="-c -h -V --key-file --key --secret-file --secret-env --insecure --secret-base64 --kid --no-kid --alg --typ --header --claim --claim-str --claims --iss --sub --aud --jti --exp --no-exp --nbf --iat --no-iat --expired --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -955,7 +955,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__man)
-            opts="-h -V --out --color --help --version"
+            opts="-h -V --out --force --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -977,7 +977,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__resign)
-            opts="-o -h -V --key-file --key --secret-file --secret-env --kid --keep-kid --alg --refresh --lifetime --exp --set --unset --verify-with --scan --out --force --threads --no-cache --allow-http --timeout --cacert --color --help --version"
+            opts="-o -h -V --key-file --key --secret-file --secret-env --insecure --secret-base64 --kid --keep-kid --alg --refresh --lifetime --exp --set --unset --verify-with --scan --out --force --threads --no-cache --allow-http --timeout --cacert --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1113,7 +1113,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__verify__subcmd__jwt)
-            opts="-h -V --token --key-file --key --jwks-file --jwks-url --issuer --server --alg --iss --aud --sub --typ --leeway --require --ignore-exp --raw --batch --threads --json --no-cache --allow-http --timeout --cacert --color --help --version"
+            opts="-h -V --token --key-file --key --jwks-file --jwks-url --issuer --server --secret-file --secret-env --insecure --secret-base64 --alg --iss --aud --any-aud --sub --typ --leeway --require --ignore-exp --at --raw --batch --threads --json --no-cache --allow-http --timeout --cacert --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1147,6 +1147,14 @@ _jwkit() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --secret-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret-env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --alg)
                     COMPREPLY=($(compgen -W "HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 ES256K EdDSA" -- "${cur}"))
                     return 0
@@ -1172,6 +1180,10 @@ _jwkit() {
                     return 0
                     ;;
                 --require)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --at)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -148,13 +148,16 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l iss -d 'Iss
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l sub -d 'Subject (sub)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l aud -d 'Audience (aud); repeat for an array' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l jti -d 'Token ID (jti); with no value, a random 128-bit ID' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l exp -d 'Expiry (exp), as WHEN' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l exp -d 'Expiry (exp), as WHEN (default: 1h from now, so the token passes verify-jwt, which requires exp)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l nbf -d 'Not before (nbf), as WHEN' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l iat -d 'Issued at (iat), as WHEN (default: now)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l insecure -d 'Accept an HMAC secret shorter than RFC 7518 §3.2 asks (32 bytes for HS256), such as an app\'s existing secret, with a warning'
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l secret-base64 -d 'The --secret-file or --secret-env value is base64 (standard or URL-safe, padded or not, as `kubectl get secret -o yaml` shows it); the decoded bytes are the secret'
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l no-kid -d 'Leave kid out of the header'
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l no-exp -d 'Leave exp out (a token that never expires; verify-jwt then needs --ignore-exp)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l no-iat -d 'Leave iat out'
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l expired -d 'A token that expired an hour ago (iat two hours ago), for testing rejections'
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -166,6 +169,8 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l jwks-file -d 
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l jwks-url -d 'A JWKS URL [env: JWKIT_JWKS_URL]' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l issuer -d 'An OIDC issuer: its discovery document names the JWKS, and the token\'s iss must match' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l server -d 'A jwkit server: its /.well-known/jwks.json [env: JWKIT_SERVER]' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l secret-file -d 'An HMAC secret: the raw bytes of FILE (`-` for stdin)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l secret-env -d 'An HMAC secret: the value of the environment variable VAR' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l alg -d 'Allowed algorithm (repeatable); default: whatever the selected key supports' -r -f -a "HS256\t''
 HS384\t''
 HS512\t''
@@ -181,17 +186,21 @@ ES512\t''
 ES256K\t''
 EdDSA\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l iss -d 'Required issuer (iss)' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l aud -d 'Accepted audience (repeatable); the token\'s aud must hold one of them' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l aud -d 'Accepted audience (repeatable); the token\'s aud must hold one of them. A token that has aud is rejected unless --aud names one of its values or --any-aud is given (RFC 7519 §4.1.3)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l sub -d 'Required subject (sub)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l typ -d 'Required header typ (compared without case, with or without "application/")' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l leeway -d 'Clock skew tolerated for exp and nbf' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l require -d 'A claim that must be present (repeatable)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l at -d 'Judge exp, nbf and iat as of WHEN instead of now (a capture\'s time, for example)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l threads -d 'Threads for --batch (default: all cores)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l timeout -d 'Total time allowed for each HTTP request' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l cacert -d 'Extra trusted CA certificates (PEM) for HTTPS, besides the system roots' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l insecure -d 'Accept an HMAC secret shorter than RFC 7518 §3.2 asks (32 bytes for HS256), such as an app\'s existing secret, with a warning'
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l secret-base64 -d 'The --secret-file or --secret-env value is base64 (standard or URL-safe, padded or not, as `kubectl get secret -o yaml` shows it); the decoded bytes are the secret'
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l any-aud -d 'Accept a token whatever its aud says (the caller does not identify itself by audience)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l ignore-exp -d 'Accept tokens that have expired or have no exp (warns)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l raw -d 'Verify the signature only: the payload need not be JWT claims (it is printed as is), and no claim is checked'
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l batch -d 'Tokens one per line; one result per line, in input order'
@@ -232,6 +241,8 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l cacert -d 'Extra 
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l insecure -d 'Accept an HMAC secret shorter than RFC 7518 §3.2 asks (32 bytes for HS256), such as an app\'s existing secret, with a warning'
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l secret-base64 -d 'The --secret-file or --secret-env value is base64 (standard or URL-safe, padded or not, as `kubectl get secret -o yaml` shows it); the decoded bytes are the secret'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l keep-kid -d 'Keep the token\'s own kid'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l refresh -d 'Make the token current: iat becomes now, and nbf and exp move by as much, so the lifetime is kept'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l force -d 'Overwrite --out if it exists'
@@ -346,6 +357,7 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand man" -l out -d 'Write jwkit.
 complete -c jwkit -n "__fish_jwkit_using_subcommand man" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand man" -l force -d 'Replace pages that already exist in --out DIR'
 complete -c jwkit -n "__fish_jwkit_using_subcommand man" -s h -l help -d 'Print help'
 complete -c jwkit -n "__fish_jwkit_using_subcommand man" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key serve completions man help" -f -a "generate-key" -d 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'

@@ -812,6 +812,10 @@ pub struct ManArgs {
     /// Write jwkit.1 and one page per command into DIR instead of printing jwkit.1.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+
+    /// Replace pages that already exist in --out DIR.
+    #[arg(long, requires = "out")]
+    pub force: bool,
 }
 
 #[cfg(test)]

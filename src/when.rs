@@ -98,12 +98,12 @@ pub fn span(secs: u64) -> String {
     }
 }
 
-/// "in 59m" or "3h ago" (or "now").
+/// "in 59m" or "3h ago" (or "now"). Any two i64 times work (no overflow).
 pub fn relative(unix: i64, now: i64) -> String {
-    match unix - now {
-        0 => "now".into(),
-        d if d > 0 => format!("in {}", span(d.unsigned_abs())),
-        d => format!("{} ago", span(d.unsigned_abs())),
+    match unix.cmp(&now) {
+        std::cmp::Ordering::Equal => "now".into(),
+        std::cmp::Ordering::Greater => format!("in {}", span(unix.abs_diff(now))),
+        std::cmp::Ordering::Less => format!("{} ago", span(unix.abs_diff(now))),
     }
 }
 

@@ -92,7 +92,7 @@ fn reading(name: &str, v: &Value, now: i64) -> TimeReading {
             error: Some(format!("{name} is not a NumericDate (a number of seconds)")),
         };
     };
-    let span = when::span((unix - now).unsigned_abs());
+    let span = when::span(unix.abs_diff(now));
     let text = match name {
         "exp" if unix <= now => format!("expired {span} ago"),
         "exp" => format!("valid for {span}"),
@@ -107,14 +107,27 @@ fn reading(name: &str, v: &Value, now: i64) -> TimeReading {
     }
 }
 
+/// Pretty JSON for people: serde escapes C0 controls in strings; what it leaves (DEL, C1,
+/// bidi and invisible characters) is escaped line by line, so the layout stays the printer's.
+fn json_text(value: &impl Serialize) -> Result<String> {
+    let text = serde_json::to_string_pretty(value)?;
+    Ok(text
+        .lines()
+        .map(output::escape)
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+/// The text form. Everything from the token is escaped (DESIGN.md §3): a payload or claim
+/// cannot clear the screen or forge a line.
 fn human(doc: &Decoded) -> Result<String> {
     let mut out = String::new();
     out.push_str("Header\n");
-    out.push_str(&serde_json::to_string_pretty(&doc.header)?);
+    out.push_str(&json_text(&doc.header)?);
     match (&doc.claims, &doc.payload) {
         (Some(claims), _) => {
             out.push_str("\n\nClaims\n");
-            out.push_str(&serde_json::to_string_pretty(claims)?);
+            out.push_str(&json_text(claims)?);
         }
         (None, Some(p)) => {
             let how = if doc.payload_encoding == Some("base64url") {
@@ -122,7 +135,10 @@ fn human(doc: &Decoded) -> Result<String> {
             } else {
                 "text"
             };
-            out.push_str(&format!("\n\nPayload (not a JSON object; {how})\n{p}"));
+            out.push_str(&format!(
+                "\n\nPayload (not a JSON object; {how})\n{}",
+                output::escape(p)
+            ));
         }
         (None, None) => {}
     }

@@ -1,15 +1,12 @@
 //! `jwkit completions SHELL` and `jwkit man`: generated from the clap definitions; the copies
 //! committed under `completions/` and `man/` are checked against these by a test.
 
-use std::io::Write;
-use std::path::Path;
-
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::CommandFactory;
 
 use crate::cli::{Cli, CompletionsArgs, ManArgs};
 use crate::exit::ExitStatus;
-use crate::output;
+use crate::{atomic, output};
 
 pub fn completions(args: &CompletionsArgs) -> Result<ExitStatus> {
     output::data(completion_script(args.shell))?;
@@ -36,19 +33,27 @@ pub fn man(args: &ManArgs) -> Result<ExitStatus> {
         }
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            for (name, page) in pages {
-                write_page(&dir.join(name), &page)?;
+            // Every page is checked before any is written, and each is written atomically (a
+            // temporary file renamed into place): a link planted at a page's name is replaced,
+            // never followed, and an existing page is kept unless --force.
+            let paths: Vec<_> = pages.iter().map(|(name, _)| dir.join(name)).collect();
+            for path in &paths {
+                if !args.force && std::fs::symlink_metadata(path).is_ok() {
+                    bail!(
+                        "{} already exists (use --force to overwrite)",
+                        path.display()
+                    );
+                }
             }
+            let staged = pages
+                .iter()
+                .zip(&paths)
+                .map(|((_, page), path)| atomic::stage(path, page, 0o644))
+                .collect::<Result<Vec<_>>>()?;
+            atomic::commit(staged, args.force)?;
         }
     }
     Ok(ExitStatus::Success)
-}
-
-fn write_page(path: &Path, page: &[u8]) -> Result<()> {
-    let mut f =
-        std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(page)
-        .with_context(|| format!("writing {}", path.display()))
 }
 
 const EXIT_STATUS: &str = r#".SH "EXIT STATUS"

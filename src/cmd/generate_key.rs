@@ -65,6 +65,7 @@ pub fn run(args: &GenerateKeyArgs) -> Result<ExitStatus> {
                 )
             })?;
             let kid = upload::upload(&server, &public, &token)?;
+            crate::jwks_client::forget_server(&server);
             output::note(&format!("uploaded {kid} to {server}"));
             Some(kid)
         }

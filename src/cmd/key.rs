@@ -251,6 +251,7 @@ fn upload(args: &KeyUploadArgs) -> Result<()> {
     key.meta.kid = Some(stored.record.kid);
     let public = key.public()?;
     let kid = crate::upload::upload(&server, &public, &token)?;
+    crate::jwks_client::forget_server(&server);
     output::note(&format!("uploaded {kid} to {server}"));
     Ok(output::data_line(&kid)?)
 }

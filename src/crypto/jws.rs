@@ -68,8 +68,9 @@ pub struct Compact<'a> {
 
 /// A token as people paste it, taken out of what surrounds it: white space, an
 /// `Authorization:` header name, a `Bearer` scheme, quotes, and trailing punctuation (a comma,
-/// a semicolon, a closing quote, brace, bracket or parenthesis). White space inside the token
-/// (a token wrapped over lines) is removed. `before` and `after` are what was taken off the
+/// a semicolon, a closing quote, brace, bracket or parenthesis). A line break inside the token
+/// (a token wrapped over lines), with the white space around it, is removed; other white space
+/// inside stays, and makes the token malformed (Wycheproof "rejectsSpacesInMac"). `before` and `after` are what was taken off the
 /// ends, so `resign` can put the new token back in the same place.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Pasted<'a> {
@@ -87,6 +88,24 @@ fn is_quote(c: char) -> bool {
 fn strip_word<'t>(text: &'t str, name: &str) -> Option<&'t str> {
     let head = text.get(..name.len())?;
     head.eq_ignore_ascii_case(name).then(|| &text[name.len()..])
+}
+
+/// Removes every run of white space that holds a line break.
+fn unwrap_lines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    for c in text.chars() {
+        if c.is_whitespace() {
+            run.push(c);
+            continue;
+        }
+        if !run.contains(['\n', '\r']) {
+            out.push_str(&run);
+        }
+        run.clear();
+        out.push(c);
+    }
+    out
 }
 
 /// Takes a pasted token apart from its surroundings (see `Pasted`).
@@ -108,8 +127,8 @@ pub fn pasted(text: &str) -> Pasted<'_> {
     });
     let start = text.len() - rest.len();
     let end = start + core.len();
-    let token = if core.contains(char::is_whitespace) {
-        std::borrow::Cow::Owned(core.chars().filter(|c| !c.is_whitespace()).collect())
+    let token = if core.contains(['\n', '\r']) {
+        std::borrow::Cow::Owned(unwrap_lines(core))
     } else {
         std::borrow::Cow::Borrowed(core)
     };
@@ -244,6 +263,12 @@ mod tests {
             "abc.def.ghi"
         );
         assert_eq!(t("abc.de\n  f.ghi"), "abc.def.ghi");
+        assert_eq!(t("abc.de\r\nf.ghi"), "abc.def.ghi");
+        assert_eq!(
+            t("abc.def.  ghi"),
+            "abc.def.  ghi",
+            "spaces alone are not a wrap"
+        );
         assert_eq!(t("abc.def.ghi);"), "abc.def.ghi");
         // A token that merely starts with the letters of a scheme is kept whole.
         assert_eq!(t("Bearerish.x.y"), "Bearerish.x.y");

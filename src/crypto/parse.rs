@@ -54,7 +54,11 @@ pub fn load_key(bytes: &[u8], kid: Option<&str>) -> Result<Key, Error> {
         if obj.contains_key("keys") {
             return JwkSet::from_object(&obj)?.select(kid);
         }
-        from_jwk(&obj)?
+        match obj.get("jwk") {
+            // A jwkit key-store record (`keys/<thumbprint>.json`): the key is its "jwk" member.
+            Some(Value::Object(jwk)) if !obj.contains_key("kty") => from_jwk(jwk)?,
+            _ => from_jwk(&obj)?,
+        }
     } else {
         return Err(Error::key(
             "not a key: expected PEM, DER, a JWK or a JWKS (HMAC secrets as raw bytes go in --secret-file)",

@@ -132,19 +132,38 @@ impl Resigner {
             let time =
                 |claims: &Map<String, Value>, name: &str| claims.get(name).and_then(Value::as_i64);
             let exp = time(&claims, "exp");
+            let out_of_range = |what: &str| {
+                skip(
+                    "cannot refresh",
+                    format!(
+                        "--refresh: {what} is out of range (times past year 9999 or before 1970 cannot be moved)"
+                    ),
+                )
+            };
             let Some(anchor) = time(&claims, "iat")
                 .or_else(|| time(&claims, "nbf"))
-                .or_else(|| exp.map(|e| e - ch.lifetime))
+                .map(Ok)
+                .or_else(|| {
+                    exp.map(|e| {
+                        e.checked_sub(ch.lifetime)
+                            .ok_or_else(|| out_of_range("exp"))
+                    })
+                })
+                .transpose()?
             else {
                 return Err(skip(
                     "cannot refresh",
                     "--refresh needs an iat, nbf or exp to move",
                 ));
             };
-            let delta = self.now - anchor;
+            let delta = self
+                .now
+                .checked_sub(anchor)
+                .ok_or_else(|| out_of_range("the anchor time"))?;
             for name in ["iat", "nbf", "exp"] {
                 if let Some(t) = time(&claims, name) {
-                    claims.insert(name.into(), (t + delta).into());
+                    let moved = t.checked_add(delta).ok_or_else(|| out_of_range(name))?;
+                    claims.insert(name.into(), moved.into());
                 }
             }
         }

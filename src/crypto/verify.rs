@@ -437,7 +437,7 @@ fn check_claims(claims: &Map<String, Value>, policy: &Policy, now: i64) -> Resul
                 format!(
                     "expired at {} ({} ago)",
                     crate::when::rfc3339(exp),
-                    crate::when::span((now - exp).unsigned_abs())
+                    crate::when::span(now.abs_diff(exp))
                 ),
             ));
         }
@@ -457,7 +457,7 @@ fn check_claims(claims: &Map<String, Value>, policy: &Policy, now: i64) -> Resul
             format!(
                 "not valid before {} (in {})",
                 crate::when::rfc3339(nbf),
-                crate::when::span((nbf - now).unsigned_abs())
+                crate::when::span(nbf.abs_diff(now))
             ),
         ));
     }

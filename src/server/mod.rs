@@ -64,7 +64,11 @@ async fn log_request(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let resp = next.run(req).await;
     let ms = start.elapsed().as_secs_f64() * 1000.0;
-    eprintln!("{method} {path} {} {ms:.2}ms", resp.status().as_u16());
+    eprintln!(
+        "{method} {} {} {ms:.2}ms",
+        crate::output::escape(&path),
+        resp.status().as_u16()
+    );
     resp
 }
 

@@ -91,7 +91,7 @@ fn malformed_tokens_exit_2_naming_the_fault() {
         (b"".to_vec(), "the token is empty"),
         (
             b"eyJhbGciOiJIUzI1NiJ9!.e30.c2ln".to_vec(),
-            "header segment is not valid base64url at byte 20",
+            "header segment is not valid base64url: '!' at byte 20",
         ),
         (
             b"eyJhbGciOiJIUzI1NiJ9.e30=.c2ln".to_vec(),
@@ -99,7 +99,7 @@ fn malformed_tokens_exit_2_naming_the_fault() {
         ),
         (
             b"eyJhbGciOiJIUzI1NiJ9.e30.c2l+".to_vec(),
-            "signature segment is not valid base64url at byte 3",
+            "signature segment is not valid base64url: '+' at byte 3",
         ),
         (b"bm90IGpzb24.e30.c2ln".to_vec(), "header is not JSON"),
         (

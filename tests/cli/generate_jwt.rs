@@ -209,8 +209,28 @@ fn times_exp_nbf_iat_and_expired() {
         c["exp"].as_i64().expect("exp"),
     );
     assert!((exp - (now - 3600)).abs() <= 5 && exp - iat == 3600, "{c}");
-    let c = claims_of(&env.ok(&["generate-jwt", "--key-file", &key, "--no-iat"]));
+    let c = claims_of(&env.ok(&["generate-jwt", "--key-file", &key, "--no-iat", "--no-exp"]));
     assert_eq!(c, json!({}));
+    // Without --exp, a token lives the documented default of 1h (verify-jwt requires exp).
+    let c = claims_of(&env.ok(&["generate-jwt", "--key-file", &key, "--no-iat"]));
+    assert!(
+        (c["exp"].as_i64().expect("exp") - (now + 3600)).abs() <= 5,
+        "{c}"
+    );
+    let c = claims_of(&env.ok(&["generate-jwt", "--key-file", &key]));
+    assert_eq!(
+        c["exp"].as_i64().expect("exp") - c["iat"].as_i64().expect("iat"),
+        3600
+    );
+    env.run(&[
+        "generate-jwt",
+        "--key-file",
+        &key,
+        "--exp",
+        "1h",
+        "--no-exp",
+    ])
+    .fails_with("cannot be used with");
     env.run(&[
         "generate-jwt",
         "--key-file",
@@ -260,7 +280,7 @@ fn claims_from_flags_json_and_stdin_in_a_stable_order() {
     let payload = Compact::parse(token.trim()).expect("parse").payload;
     assert_eq!(
         String::from_utf8(payload).expect("utf8"),
-        r#"{"z":1,"iss":"flag","nested":{"a":[1,2]},"aud":"one","admin":true,"n":5,"roles":["a"],"name":"bob","zip":"01234","iat":1000,"jti":"id-7"}"#
+        r#"{"z":1,"iss":"flag","nested":{"a":[1,2]},"aud":"one","admin":true,"n":5,"roles":["a"],"name":"bob","zip":"01234","iat":1000,"exp":4600,"jti":"id-7"}"#
     );
     assert_eq!(
         env.ok(&args),

@@ -91,6 +91,7 @@ impl Env {
     }
 
     /// Runs jwkit, asserts exit 0 and a clean stderr-free run, and returns stdout.
+    #[track_caller]
     pub fn ok(&self, args: &[&str]) -> String {
         self.run(args).success()
     }

@@ -30,11 +30,7 @@ fn claims_in(secs: i64) -> Vec<u8> {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_secs() as i64;
-    format!(
-        r#"{{"sub":"alice","iss":"me","aud":"api","exp":{}}}"#,
-        now + secs
-    )
-    .into_bytes()
+    format!(r#"{{"sub":"alice","iss":"me","exp":{}}}"#, now + secs).into_bytes()
 }
 
 fn es256(header: &str) -> String {
@@ -512,13 +508,39 @@ fn claims_are_checked_strictly() {
         serde_json::from_str::<Value>(&out).expect("claims")["sub"],
         "alice"
     );
-    let doc: Value =
-        serde_json::from_str(&env.ok(&["verify-jwt", "--key-file", &pubk, "--json", &good]))
-            .expect("json");
+    let doc: Value = serde_json::from_str(&env.ok(&[
+        "verify-jwt",
+        "--key-file",
+        &pubk,
+        "--aud",
+        "api",
+        "--json",
+        &good,
+    ]))
+    .expect("json");
     assert_eq!(
         (doc["valid"].clone(), doc["alg"].clone()),
         (json!(true), json!("EdDSA"))
     );
+    // RFC 7519 §4.1.3: a token with aud is for someone; a verifier that names no audience
+    // rejects it, and says which flag to add. --any-aud accepts it on purpose.
+    let no_aud = rejected(
+        &env,
+        &["verify-jwt", "--key-file", &pubk, &good],
+        "claim_mismatch",
+    );
+    assert!(
+        no_aud.stderr.contains("--aud") && no_aud.stderr.contains("--any-aud"),
+        "{}",
+        no_aud.stderr
+    );
+    env.ok(&["verify-jwt", "--key-file", &pubk, "--any-aud", &good]);
+    // A token without aud needs no --aud.
+    let no_aud_token = env
+        .ok(&["generate-jwt", "--key-file", key.as_str(), "--sub", "alice"])
+        .trim()
+        .to_string();
+    env.ok(&["verify-jwt", "--key-file", &pubk, &no_aud_token]);
     let r = rejected(
         &env,
         &["verify-jwt", "--key-file", &pubk, &token(&["--expired"])],
@@ -544,6 +566,8 @@ fn claims_are_checked_strictly() {
         "verify-jwt",
         "--key-file",
         &pubk,
+        "--aud",
+        "api",
         &token(&["--exp", "-10s"]),
     ]);
     rejected(
@@ -560,7 +584,15 @@ fn claims_are_checked_strictly() {
     );
     rejected(
         &env,
-        &["verify-jwt", "--key-file", &pubk, &token(&["--no-iat"])],
+        &[
+            "verify-jwt",
+            "--key-file",
+            &pubk,
+            "--any-aud",
+            "--require",
+            "iat",
+            &token(&["--no-iat"]),
+        ],
         "missing_claim",
     );
     rejected(
@@ -585,7 +617,15 @@ fn claims_are_checked_strictly() {
     );
     rejected(
         &env,
-        &["verify-jwt", "--key-file", &pubk, "--require", "jti", &good],
+        &[
+            "verify-jwt",
+            "--key-file",
+            &pubk,
+            "--any-aud",
+            "--require",
+            "jti",
+            &good,
+        ],
         "missing_claim",
     );
     rejected(
@@ -612,6 +652,7 @@ fn claims_are_checked_strictly() {
         "verify-jwt",
         "--key-file",
         &pubk,
+        "--any-aud",
         "--ignore-exp",
         &token(&["--expired"]),
     ]);
@@ -624,7 +665,7 @@ fn claims_are_checked_strictly() {
     // Token from stdin and with --token, Bearer prefix and all.
     assert_eq!(
         env.run_with_stdin(
-            &["verify-jwt", "--key-file", &pubk],
+            &["verify-jwt", "--key-file", &pubk, "--aud", "api"],
             format!("Bearer {good}\n").as_bytes()
         )
         .code,
@@ -634,6 +675,8 @@ fn claims_are_checked_strictly() {
         "verify-jwt",
         "--key-file",
         &pubk,
+        "--aud",
+        "api",
         "--token",
         &format!("Bearer {good}"),
     ]);
@@ -755,7 +798,7 @@ fn an_expired_cache_entry_is_revalidated_with_its_etag_and_used_when_the_server_
             let p = e.expect("e").path();
             let mut entry: Value =
                 serde_json::from_slice(&std::fs::read(&p).expect("r")).expect("j");
-            entry["fetched_at"] = (entry["fetched_at"].as_i64().expect("at") - secs).into();
+            entry["fetched_ms"] = (entry["fetched_ms"].as_i64().expect("at") - secs * 1000).into();
             std::fs::write(&p, entry.to_string()).expect("w");
         }
     };
