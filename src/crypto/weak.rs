@@ -76,6 +76,10 @@ impl Drop for Ctx {
     }
 }
 
+/// The largest BN_ULONG (a u64 on 64-bit targets, a u32 on 32-bit ones).
+#[allow(clippy::unnecessary_cast)]
+const WORD_MAX: u64 = BN_ULONG::MAX as u64;
+
 /// Why an RSA modulus (big-endian, no leading zeros) is unsafe to trust, or None.
 pub fn rsa_modulus_weakness(n: &[u8]) -> Option<String> {
     let bits = n
@@ -110,14 +114,11 @@ pub fn rsa_modulus_weakness(n: &[u8]) -> Option<String> {
         // SAFETY: bn.0 is a valid BIGNUM; BN_mod_word only reads it. It returns (BN_ULONG)-1 on
         // error; the product is below BN_ULONG::MAX, so no true remainder equals that.
         let rem = unsafe { aws_lc_sys::BN_mod_word(bn.0, product as BN_ULONG) } as u64;
-        group.iter().copied().find(|p| rem % p == 0)
+        group.iter().copied().find(|p| rem.is_multiple_of(*p))
     };
     for &p in &primes[..*count] {
         let p = u64::from(p);
-        if product
-            .checked_mul(p)
-            .is_none_or(|v| v > BN_ULONG::MAX as u64 / 2)
-        {
+        if product.checked_mul(p).is_none_or(|v| v > WORD_MAX / 2) {
             if let Some(f) = check_group(&group, product) {
                 return Some(small_factor(f));
             }

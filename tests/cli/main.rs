@@ -9,6 +9,7 @@ mod generate_key;
 mod http;
 mod key;
 mod resign;
+mod seams;
 mod serve;
 mod util;
 mod verify_jwt;

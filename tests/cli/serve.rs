@@ -12,17 +12,17 @@ use serde_json::{Value, json};
 
 use crate::util::Env;
 
-const TOKEN: &str = "upload-secret-0123456789";
+pub(crate) const TOKEN: &str = "upload-secret-0123456789";
 
 /// A running `jwkit serve`; its stderr is collected. Dropping it kills the process.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     log: Arc<Mutex<String>>,
 }
 
 impl Server {
-    fn start(env: &Env, data: &Path, extra: &[&str]) -> Server {
+    pub(crate) fn start(env: &Env, data: &Path, extra: &[&str]) -> Server {
         std::fs::write(env.path("upload.token"), format!("{TOKEN}\n")).expect("token file");
         let mut args = vec![
             "serve",
@@ -82,14 +82,14 @@ impl Drop for Server {
     }
 }
 
-fn http() -> reqwest::blocking::Client {
+pub(crate) fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
         .expect("client")
 }
 
-fn upload(url: &str, body: &str, token: Option<&str>) -> (u16, Value) {
+pub(crate) fn upload(url: &str, body: &str, token: Option<&str>) -> (u16, Value) {
     let mut req = http().post(format!("{url}/jwks")).body(body.to_string());
     if let Some(t) = token {
         req = req.bearer_auth(t);

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::http::{Route, TestServer};
 use crate::util::{Env, Run, vector_json, vectors};
 
-fn key_file(name: &str) -> String {
+pub(crate) fn key_file(name: &str) -> String {
     vectors()
         .join("keys")
         .join(name)
@@ -19,7 +19,7 @@ fn key_file(name: &str) -> String {
 }
 
 /// Signs raw header and payload bytes (so tests can craft any header) with a vector key.
-fn sign_raw(key: &str, alg: Alg, header: &[u8], payload: &[u8]) -> String {
+pub(crate) fn sign_raw(key: &str, alg: Alg, header: &[u8], payload: &[u8]) -> String {
     let k = crypto::load_key(&std::fs::read(key_file(key)).expect("key"), None).expect("load");
     let signer = SigningKey::new(&k, alg).expect("signer");
     jws::encode_segments(&b64::encode(header), &b64::encode(payload), &signer).expect("sign")
@@ -704,7 +704,7 @@ fn errors_that_are_not_about_the_token_exit_2() {
     assert_eq!(doc["error"]["kind"], "io");
 }
 
-fn jwks_of(env: &Env, keys: &[&str]) -> String {
+pub(crate) fn jwks_of(env: &Env, keys: &[&str]) -> String {
     let mut args = vec!["key", "jwks"];
     let paths: Vec<String> = keys.iter().map(|k| key_file(k)).collect();
     args.extend(paths.iter().map(String::as_str));
