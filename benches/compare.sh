@@ -17,7 +17,10 @@ print(exe[-1]) if exe else sys.exit("release_jwkit: cargo built no jwkit binary"
 
 compare() {
   local name=$1 runs=$2 ours=$3 theirs=$4
-  hyperfine -N --warmup 3 --runs "$runs" --export-json "$COMPARE_TMP/r.json" "$ours" "$theirs" >/dev/null 2>&1
+  local prepare=()
+  # COMPARE_PREPARE, when set, runs before every timed run (for example emptying a cache).
+  [ -n "${COMPARE_PREPARE:-}" ] && prepare=(--prepare "$COMPARE_PREPARE")
+  hyperfine -N --warmup 3 --runs "$runs" "${prepare[@]}" --export-json "$COMPARE_TMP/r.json" "$ours" "$theirs" >/dev/null 2>&1
   python3 - "$COMPARE_TMP/r.json" "$name" "$runs" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]

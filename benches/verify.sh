@@ -48,6 +48,13 @@ RS=$("$J" generate-jwt --key-file "$K/rfc7515-A.2.private.pem" --sub alice --exp
 ES=$("$J" generate-jwt --key-file "$K/rfc7515-A.3.private.pem" --sub alice --exp 1h)
 compare RS256 100 "$J verify-jwt --key-file $K/rfc7515-A.2.public.pem $RS" "jwt decode -A RS256 -S @$K/rfc7515-A.2.public.pem $RS"
 compare ES256 100 "$J verify-jwt --key-file $K/rfc7515-A.3.public.pem $ES" "jwt decode -A ES256 -S @$K/rfc7515-A.3.public.pem $ES"
+# The first run with an RSA key also tests its modulus for primality (aws-lc Miller-Rabin), once
+# per key and user; later runs find the modulus in the memo ($XDG_CACHE_HOME/jwkit/rsa-composite).
+# This row empties the memo before every run, so each pays the test (the rows above are warm).
+COLD=$T/cold-cache
+mkdir -p "$COLD"
+XDG_CACHE_HOME=$COLD COMPARE_PREPARE="rm -rf $COLD/jwkit" compare "RS256, key new to the user" 100 \
+  "$J verify-jwt --key-file $K/rfc7515-A.2.public.pem $RS" "jwt decode -A RS256 -S @$K/rfc7515-A.2.public.pem $RS"
 
 echo
 echo "## --batch, $N tokens"
