@@ -36,11 +36,16 @@ pub fn server_url(flag: Option<&str>) -> Result<String> {
 /// POSTs the public JWK to `{server}/jwks`; returns the kid the server stored it under.
 pub fn upload(server: &str, key: &PublicKey, token: &str) -> Result<String> {
     let url = format!("{server}/jwks");
-    let parsed =
-        reqwest::Url::parse(&url).with_context(|| format!("invalid server URL {server:?}"))?;
+    let shown = crate::jwks_client::redact(&url);
+    let parsed = reqwest::Url::parse(&url).with_context(|| {
+        format!(
+            "invalid server URL {:?}",
+            crate::jwks_client::redact(server)
+        )
+    })?;
     let loopback = crate::jwks_client::is_loopback(&parsed);
     if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
-        bail!("refusing to upload to {url}: use HTTPS (plain HTTP only on loopback)");
+        bail!("refusing to upload to {shown}: use HTTPS (plain HTTP only on loopback)");
     }
     let mut pk = key.clone();
     pk.meta.kid = Some(pk.kid_or_thumbprint());
@@ -56,7 +61,7 @@ pub fn upload(server: &str, key: &PublicKey, token: &str) -> Result<String> {
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(serde_json::to_vec(&pk.to_jwk())?)
         .send()
-        .with_context(|| format!("POST {url}"))?;
+        .map_err(|e| anyhow::Error::new(e.without_url()).context(format!("POST {shown}")))?;
     let status = resp.status();
     let body: Value = resp
         .bytes()

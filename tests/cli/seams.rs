@@ -535,6 +535,19 @@ fn usage_conflicts_and_secrets_in_urls() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(!run.stderr.contains("s3cret-pw"), "{}", run.stderr);
     assert!(run.stderr.contains("alice:***@127.0.0.1"), "{}", run.stderr);
+    std::fs::write(env.path("upload.token"), "t0k3n-0123456789").expect("write");
+    let up = env.run(&[
+        "generate-key",
+        "--type",
+        "ec",
+        "--upload",
+        "http://bob:hunter2-pw@127.0.0.1:9",
+        "--upload-token-file",
+        "upload.token",
+    ]);
+    assert_eq!(up.code, 2, "{}", up.stderr);
+    assert!(!up.stderr.contains("hunter2-pw"), "{}", up.stderr);
+    assert!(up.stderr.contains("bob:***@127.0.0.1"), "{}", up.stderr);
 }
 
 #[test]
