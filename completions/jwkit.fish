@@ -236,6 +236,15 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l verify-with -d 'T
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l scan -d 'Re-sign every token in a text (a file, or `-`/nothing for stdin) and write the text back' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -s o -l out -d 'Write the result to FILE (atomically) instead of stdout' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l threads -d 'Threads for --scan (default: all cores)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l key-for -d 'Re-sign old tokens matching MATCH with KEY (repeatable): MATCH is alg:ALG, kid:KID or iss:ISS (of the old token); KEY is file:PATH, secret-file:PATH, secret-env:VAR or store:KID. A token no rule matches is left as it is, unless a default key is given' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l only -d 'With --scan: re-sign only tokens in this place (repeatable): json:NAME (a JSON member, at any depth, also in JSON held in strings and in base64 bodies), header:NAME, cookie:NAME, param:NAME (query string or form field)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l match-alg -d 'Re-sign only tokens whose header alg is ALG (repeatable)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l match-kid -d 'Re-sign only tokens whose header kid is KID (repeatable)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l match-iss -d 'Re-sign only tokens whose iss claim is ISS (repeatable)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l format -d 'What --scan reads: auto (recognised by content), text, http (a stream of raw HTTP messages: Content-Length is fixed) or har (HAR 1.2: bodySize and content.size are fixed)' -r -f -a "auto\t''
+text\t''
+http\t''
+har\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l timeout -d 'Total time allowed for each HTTP request' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l cacert -d 'Extra trusted CA certificates (PEM) for HTTPS, besides the system roots' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''

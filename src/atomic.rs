@@ -57,6 +57,11 @@ pub fn stage_stream(path: &Path, mode: u32) -> Result<Staged> {
 }
 
 impl Staged {
+    /// Where the temporary file is (until it is committed).
+    pub fn temp_path(&self) -> &Path {
+        self.temp.path()
+    }
+
     /// The open temporary file, for streaming into.
     pub fn file(&mut self) -> &mut File {
         self.temp.as_file_mut()
@@ -156,4 +161,39 @@ pub fn refuse_shared(dir: &Path, what: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// While it lives, SIGINT, SIGTERM and SIGHUP first remove `path` (a temporary file holding a
+/// partial output, often valid tokens) and then end the process as the signal would have.
+pub struct RemoveOnSignal {
+    handle: signal_hook::iterator::Handle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Watches for the signals that would leave `path` behind. None when signals cannot be
+/// watched (then an interrupted run may leave the temporary file, as before).
+pub fn remove_on_signal(path: &Path) -> Option<RemoveOnSignal> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).ok()?;
+    let handle = signals.handle();
+    let path = path.to_path_buf();
+    let thread = std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            let _ = fs::remove_file(&path);
+            let _ = signal_hook::low_level::emulate_default_handler(sig);
+        }
+    });
+    Some(RemoveOnSignal {
+        handle,
+        thread: Some(thread),
+    })
+}
+
+impl Drop for RemoveOnSignal {
+    fn drop(&mut self) {
+        self.handle.close();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }

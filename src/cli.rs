@@ -343,9 +343,10 @@ pub struct KeyInput {
     pub kid: Option<String>,
 }
 
-/// The key a token is signed with: exactly one source.
+/// The key a token is signed with: at most one source (generate-jwt needs one; resign needs one
+/// unless --key-for rules name the keys).
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
+#[group(multiple = false)]
 pub struct SigningKeyArgs {
     /// Signing key file: PEM, DER, JWK or JWKS (pick with --kid), recognised by content; `-`
     /// reads stdin.
@@ -679,8 +680,45 @@ pub struct ResignArgs {
     #[arg(long, value_name = "N", requires = "scan")]
     pub threads: Option<usize>,
 
+    /// Re-sign old tokens matching MATCH with KEY (repeatable): MATCH is alg:ALG, kid:KID or
+    /// iss:ISS (of the old token); KEY is file:PATH, secret-file:PATH, secret-env:VAR or
+    /// store:KID. A token no rule matches is left as it is, unless a default key is given.
+    #[arg(long = "key-for", value_name = "MATCH=KEY")]
+    pub key_for: Vec<String>,
+
+    /// With --scan: re-sign only tokens in this place (repeatable): json:NAME (a JSON member, at
+    /// any depth, also in JSON held in strings and in base64 bodies), header:NAME,
+    /// cookie:NAME, param:NAME (query string or form field).
+    #[arg(long, value_name = "PLACE", requires = "scan")]
+    pub only: Vec<crate::scan::Selector>,
+
+    /// Re-sign only tokens whose header alg is ALG (repeatable).
+    #[arg(long, value_name = "ALG")]
+    pub match_alg: Vec<String>,
+
+    /// Re-sign only tokens whose header kid is KID (repeatable).
+    #[arg(long, value_name = "KID", allow_hyphen_values = true)]
+    pub match_kid: Vec<String>,
+
+    /// Re-sign only tokens whose iss claim is ISS (repeatable).
+    #[arg(long, value_name = "ISS")]
+    pub match_iss: Vec<String>,
+
+    /// What --scan reads: auto (recognised by content), text, http (a stream of raw HTTP
+    /// messages: Content-Length is fixed) or har (HAR 1.2: bodySize and content.size are fixed).
+    #[arg(long, value_enum, default_value_t = ScanFormat::Auto, requires = "scan")]
+    pub format: ScanFormat,
+
     #[command(flatten)]
     pub fetch: FetchArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanFormat {
+    Auto,
+    Text,
+    Http,
+    Har,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ pub mod input;
 pub mod jwks_client;
 pub mod output;
 pub mod parallel;
+pub mod scan;
 pub mod secret;
 pub mod server;
 pub mod store;

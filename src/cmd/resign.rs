@@ -1,24 +1,34 @@
-//! `jwkit resign`: one token, or every token in a stream of text (`--scan`).
+//! `jwkit resign`: one token, or every token in a text (`--scan`: logs, JSON lines, raw HTTP
+//! streams, HAR files), each re-signed by the key its old form calls for (`--key-for`), only
+//! where chosen (`--only`, `--match-*`), with declared lengths kept right.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Read, Write};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
+use serde_json::Value;
 
 use crate::atomic;
-use crate::cli::{KeySourceArgs, ResignArgs};
+use crate::cli::{KeySourceArgs, ResignArgs, ScanFormat};
 use crate::cmd::generate_jwt::{load_signing_key, name_value};
 use crate::cmd::verify_jwt::{Failure, Keys};
-use crate::crypto::jws::{self, MAX_TOKEN_BYTES};
+use crate::crypto::jws::{self, Compact};
 use crate::crypto::resign::{ClaimChanges, KidChoice, Resigner, Skip};
 use crate::crypto::verify::{Policy, verify_token};
-use crate::crypto::{Alg, SigningKey};
+use crate::crypto::{self, Key, SigningKey};
 use crate::exit::ExitStatus;
-use crate::{input, output, when};
+use crate::scan::{Scanner, har, http};
+use crate::store::KeyStore;
+use crate::{input, output, secret, when};
 
 /// The reason given when --verify-with refuses a token.
 const NOT_VERIFIED: &str = "old signature does not verify";
+/// Reasons for leaving a token as it is on purpose (counted as "left", not "skipped").
+const NOT_CHOSEN: &str = "not chosen";
+const NO_RULE: &str = "no --key-for rule matches";
+/// A token two --key-for rules claim: an error, not a skip.
+const AMBIGUOUS: &str = "ambiguous --key-for";
 
 pub fn run(args: &ResignArgs) -> Result<ExitStatus> {
     input::one_stdin(&[
@@ -31,7 +41,7 @@ pub fn run(args: &ResignArgs) -> Result<ExitStatus> {
     }
     let now = when::now();
     // Everything that can fail for reasons other than a token fails here, before any output.
-    let resigner = resigner(args, now)?;
+    let plan = Plan::new(args, now)?;
     let verifier = match &args.verify_with {
         Some(source) => Some(verifier(source, args)?),
         None => None,
@@ -48,24 +58,252 @@ pub fn run(args: &ResignArgs) -> Result<ExitStatus> {
         }
     };
     match &args.scan {
-        Some(src) => scan(args, src, &resigner, &check),
-        None => single(args, &resigner, &check),
+        Some(src) => scan(args, src, &plan, &check),
+        None => single(args, &plan, &check),
     }
 }
 
-fn resigner(args: &ResignArgs, now: i64) -> Result<Resigner> {
-    let key = load_signing_key(&args.signing, &args.secret, args.kid.as_deref())?;
-    let alg: Alg = match args.alg {
+/// `MATCH` of a `--key-for MATCH=KEY` rule.
+#[derive(Debug)]
+enum RuleMatch {
+    Alg(String),
+    Kid(String),
+    Iss(String),
+}
+
+/// What the rules and filters look at in an old token.
+struct OldToken {
+    alg: Option<String>,
+    kid: Option<String>,
+    iss: Option<String>,
+}
+
+impl OldToken {
+    fn read(token: &str) -> Result<OldToken, Skip> {
+        let c = Compact::parse(token).map_err(|e| Skip {
+            reason: "malformed",
+            message: e.to_string(),
+        })?;
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        let iss = c.claims().and_then(|claims| text(claims.get("iss")));
+        Ok(OldToken {
+            alg: text(c.header.get("alg")),
+            kid: text(c.header.get("kid")),
+            iss,
+        })
+    }
+}
+
+impl RuleMatch {
+    fn matches(&self, old: &OldToken) -> bool {
+        match self {
+            RuleMatch::Alg(a) => old.alg.as_deref() == Some(a.as_str()),
+            RuleMatch::Kid(k) => old.kid.as_deref() == Some(k.as_str()),
+            RuleMatch::Iss(i) => old.iss.as_deref() == Some(i.as_str()),
+        }
+    }
+}
+
+/// Which key re-signs which token: `--match-*` filters, `--key-for` rules, the default key.
+struct Plan {
+    default: Option<Resigner>,
+    rules: Vec<(String, RuleMatch, Resigner)>,
+    match_alg: Vec<String>,
+    match_kid: Vec<String>,
+    match_iss: Vec<String>,
+}
+
+impl Plan {
+    fn new(args: &ResignArgs, now: i64) -> Result<Plan> {
+        let s = &args.signing;
+        let has_default = s.key_file.is_some()
+            || s.key.is_some()
+            || s.secret_file.is_some()
+            || s.secret_env.is_some();
+        if !has_default && args.key_for.is_empty() {
+            bail!(
+                "no signing key: use --key-file, --key, --secret-file, --secret-env, or --key-for rules"
+            );
+        }
+        let default = if has_default {
+            let key = load_signing_key(s, &args.secret, args.kid.as_deref())?;
+            Some(resigner(key, args, now)?)
+        } else {
+            None
+        };
+        let rules = args
+            .key_for
+            .iter()
+            .map(|rule| {
+                let (what, key) = parse_rule(rule)?;
+                let key = load_rule_key(key, args).with_context(|| format!("--key-for {rule}"))?;
+                Ok((rule.clone(), what, resigner(key, args, now)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Plan {
+            default,
+            rules,
+            match_alg: args.match_alg.clone(),
+            match_kid: args.match_kid.clone(),
+            match_iss: args.match_iss.clone(),
+        })
+    }
+
+    fn needs_old_token(&self) -> bool {
+        !self.rules.is_empty()
+            || !self.match_alg.is_empty()
+            || !self.match_kid.is_empty()
+            || !self.match_iss.is_empty()
+    }
+
+    /// A token must match every kind of filter given (any value within a kind).
+    fn chosen(&self, old: &OldToken) -> bool {
+        let ok = |want: &[String], have: &Option<String>| {
+            want.is_empty() || have.as_ref().is_some_and(|h| want.contains(h))
+        };
+        ok(&self.match_alg, &old.alg)
+            && ok(&self.match_kid, &old.kid)
+            && ok(&self.match_iss, &old.iss)
+    }
+
+    /// Re-signs `token` with the key the plan gives it, or says why not.
+    fn resign(
+        &self,
+        token: &str,
+        check: &dyn Fn(&str) -> Result<(), Skip>,
+    ) -> Result<String, Skip> {
+        if !self.needs_old_token() {
+            return match &self.default {
+                Some(d) => d.resign(token, check),
+                None => Err(skip(NO_RULE, NO_RULE)),
+            };
+        }
+        let old = OldToken::read(token)?;
+        if !self.chosen(&old) {
+            return Err(skip(
+                NOT_CHOSEN,
+                "not chosen by --match-alg, --match-kid or --match-iss",
+            ));
+        }
+        let hits: Vec<&(String, RuleMatch, Resigner)> = self
+            .rules
+            .iter()
+            .filter(|(_, m, _)| m.matches(&old))
+            .collect();
+        match hits.as_slice() {
+            [] => match &self.default {
+                Some(d) => d.resign(token, check),
+                None => Err(skip(NO_RULE, NO_RULE)),
+            },
+            [(_, _, r)] => r.resign(token, check),
+            [(a, _, _), (b, _, _), ..] => Err(Skip {
+                reason: AMBIGUOUS,
+                message: format!(
+                    "a token matches both --key-for {a} and --key-for {b}; make the rules exclusive"
+                ),
+            }),
+        }
+    }
+
+    /// True when every key signs deterministically (a repeated token always gets the same
+    /// new token, even after the map of re-signed tokens is cleared).
+    fn deterministic(&self) -> bool {
+        self.default
+            .iter()
+            .chain(self.rules.iter().map(|(_, _, r)| r))
+            .all(|r| r.signers.iter().all(|s| s.alg().is_deterministic()))
+    }
+}
+
+fn skip(reason: &'static str, message: &str) -> Skip {
+    Skip {
+        reason,
+        message: message.to_string(),
+    }
+}
+
+/// Splits `MATCH=KEY`. A kid may hold `=`, so the split is at the `=` that starts a KEY form.
+fn parse_rule(rule: &str) -> Result<(RuleMatch, &str)> {
+    let at = ["=file:", "=secret-file:", "=secret-env:", "=store:"]
+        .iter()
+        .filter_map(|k| rule.rfind(k))
+        .max()
+        .ok_or_else(|| {
+            anyhow!(
+                "--key-for {rule:?}: expected MATCH=KEY with KEY file:PATH, secret-file:PATH, secret-env:VAR or store:KID"
+            )
+        })?;
+    let (what, key) = (&rule[..at], &rule[at + 1..]);
+    let (kind, value) = what.split_once(':').ok_or_else(|| {
+        anyhow!("--key-for {rule:?}: expected MATCH as alg:ALG, kid:KID or iss:ISS before the =")
+    })?;
+    if value.is_empty() {
+        bail!("--key-for {rule:?}: the value after {kind}: is empty");
+    }
+    let m = match kind {
+        "alg" => {
+            value
+                .parse::<crypto::Alg>()
+                .map_err(|e| anyhow!("--key-for {rule:?}: {e}"))?;
+            RuleMatch::Alg(value.to_string())
+        }
+        "kid" => RuleMatch::Kid(value.to_string()),
+        "iss" => RuleMatch::Iss(value.to_string()),
+        other => bail!("--key-for {rule:?}: unknown MATCH kind {other:?} (alg, kid or iss)"),
+    };
+    Ok((m, key))
+}
+
+/// The key of a `--key-for` rule: `file:PATH`, `secret-file:PATH`, `secret-env:VAR`, `store:KID`.
+fn load_rule_key(spec: &str, args: &ResignArgs) -> Result<Key> {
+    let (kind, value) = spec.split_once(':').unwrap_or((spec, ""));
+    if value.is_empty() {
+        bail!("the key {spec:?} names nothing after {kind}:");
+    }
+    let key = match kind {
+        "file" => {
+            let bytes = input::read(value, "key file", input::MAX_KEY_BYTES)?;
+            crypto::load_key(&bytes, None).with_context(|| format!("loading key from {value}"))?
+        }
+        "secret-file" => secret::load(Some(value), None, args.secret.options())?
+            .ok_or_else(|| anyhow!("no secret in {value}"))?,
+        "secret-env" => secret::load(None, Some(value), args.secret.options())?
+            .ok_or_else(|| anyhow!("no secret in ${value}"))?,
+        "store" => {
+            let stored = KeyStore::open()?.find(value)?;
+            let mut key = stored.key;
+            key.meta.kid = Some(stored.record.kid);
+            key
+        }
+        other => bail!("unknown key form {other:?} (file, secret-file, secret-env or store)"),
+    };
+    if !key.is_private() {
+        bail!("the key is a public key; signing needs the private key");
+    }
+    Ok(key)
+}
+
+fn resigner(key: Key, args: &ResignArgs, now: i64) -> Result<Resigner> {
+    let (signers, fixed_alg) = match args.alg {
         Some(a) => {
             key.check_alg(a)?;
-            a
+            (vec![SigningKey::new(&key, a)?], true)
         }
-        None => key.default_alg()?,
+        None => {
+            let default = key.default_alg()?;
+            let mut signers = vec![SigningKey::new(&key, default)?];
+            for alg in key.algs().into_iter().filter(|a| *a != default) {
+                signers.push(SigningKey::new(&key, alg)?);
+            }
+            (signers, false)
+        }
     };
-    let signer = SigningKey::new(&key, alg)?;
     let kid = match (&args.kid, args.keep_kid) {
         (Some(k), _) => KidChoice::Set(k.clone()),
         (None, true) => KidChoice::Keep,
+        // An HMAC secret keeps the token's kid state: no kid added where there was none, and
+        // no hash of the secret published.
+        (None, false) if key.is_hmac() => KidChoice::Keep,
         (None, false) => KidChoice::Set(key.kid_or_thumbprint()),
     };
     let exp = args
@@ -79,7 +317,8 @@ fn resigner(args: &ResignArgs, now: i64) -> Result<Resigner> {
         .map(|item| name_value(item, "--set", true))
         .collect::<Result<Vec<_>>>()?;
     Ok(Resigner {
-        signer,
+        signers,
+        fixed_alg,
         kid,
         changes: ClaimChanges {
             refresh: args.refresh,
@@ -120,19 +359,19 @@ fn verifier(source: &str, args: &ResignArgs) -> Result<(Keys, Policy)> {
 
 fn single(
     args: &ResignArgs,
-    resigner: &Resigner,
+    plan: &Plan,
     check: &dyn Fn(&str) -> Result<(), Skip>,
 ) -> Result<ExitStatus> {
     let raw = input::read_token(args.token.as_deref())?;
     // What surrounds the token (a `Bearer ` prefix, quotes, a trailing comma) is put back
     // around the new one, less the outer white space.
     let pasted = jws::pasted(raw.trim());
-    match resigner.resign(&pasted.token, check) {
+    match plan.resign(&pasted.token, check) {
         Ok(new) => {
             let line = format!("{}{new}{}\n", pasted.before, pasted.after);
             match &args.out {
                 Some(path) => atomic::commit(
-                    vec![atomic::stage(path, line.as_bytes(), 0o644)?],
+                    vec![atomic::stage(path, line.as_bytes(), 0o600)?],
                     args.force,
                 )?,
                 None => output::data(line)?,
@@ -147,44 +386,209 @@ fn single(
     }
 }
 
-/// Bytes read per step of a scan.
+/// Bytes read per step of a text scan.
 const CHUNK: usize = 4 << 20;
-/// A run of token characters longer than this cannot be a token (64 KiB plus a margin).
-const MAX_RUN: usize = MAX_TOKEN_BYTES + 1024;
+/// A text scan cuts its input at line ends; a line longer than this is cut anyway (between
+/// runs of token and base64 characters).
+const MAX_LINE: usize = 64 << 20;
 /// The map from old to new tokens is cleared when its text passes this size, so memory stays
 /// bounded; only randomized signatures (ES*, PS*) can then differ for a later repeat.
 const MAP_LIMIT: usize = 32 << 20;
-
-/// Which bytes can be part of a compact token: base64url and the dot (a table: the scan's
-/// inner loop looks at every byte of the input).
-static TOKEN_BYTES: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        t[i] = b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.';
-        i += 1;
-    }
-    t
-};
-
-fn token_byte(b: u8) -> bool {
-    TOKEN_BYTES[b as usize]
-}
 
 /// Counts for the summary on stderr.
 #[derive(Default)]
 struct Tally {
     found: usize,
+    nested: usize,
     resigned: usize,
+    left: HashMap<&'static str, usize>,
     skipped: HashMap<&'static str, usize>,
     bytes: u64,
+}
+
+/// One scan: the scanner, the plan, and the map of tokens re-signed so far.
+struct Run<'a> {
+    scanner: Scanner,
+    plan: &'a Plan,
+    check: &'a (dyn Fn(&str) -> Result<(), Skip> + Sync),
+    threads: usize,
+    map: HashMap<String, Result<String, Skip>>,
+    map_bytes: usize,
+    warned_map: bool,
+    tally: Tally,
+}
+
+impl Run<'_> {
+    /// Re-signs (on all cores) every chosen token in `parts` not seen before.
+    fn prepare(&mut self, parts: &[&[u8]]) -> Result<()> {
+        let mut fresh: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for part in parts {
+            self.scanner.walk(
+                part,
+                &mut |o| {
+                    if o.selected
+                        && !self.map.contains_key(o.token)
+                        && seen.insert(o.token.to_string())
+                    {
+                        fresh.push(o.token.to_string());
+                    }
+                    None
+                },
+                None,
+            );
+        }
+        let plan = self.plan;
+        let check = self.check;
+        let results = crate::parallel::map_ordered(
+            &fresh,
+            self.threads,
+            |t: &String| {
+                // A JWT-looking string that does not parse as a JWS with an alg is "not a JWS".
+                plan.resign(t, check).map_err(|skip| match skip.reason {
+                    "malformed" => Skip {
+                        reason: "not a JWS",
+                        ..skip
+                    },
+                    _ => skip,
+                })
+            },
+            || {
+                Err(Skip {
+                    reason: "internal error",
+                    message: "a signing thread failed".into(),
+                })
+            },
+        );
+        for (t, r) in fresh.into_iter().zip(results) {
+            if let Err(s) = &r
+                && s.reason == AMBIGUOUS
+            {
+                bail!("{}", s.message);
+            }
+            self.map_bytes += t.len() * 2;
+            self.map.insert(t, r);
+        }
+        Ok(())
+    }
+
+    /// `part` with its chosen tokens replaced (after `prepare`), counting as it goes.
+    fn rewrite(&mut self, part: &[u8], out: &mut Vec<u8>) {
+        let map = &self.map;
+        let tally = &mut self.tally;
+        self.scanner.walk(
+            part,
+            &mut |o| {
+                let result = map.get(o.token);
+                if !matches!(result, Some(Err(s)) if s.reason == "not a JWS") {
+                    tally.found += 1;
+                    tally.nested += usize::from(o.nested);
+                }
+                if !o.selected {
+                    *tally.left.entry("not in a chosen place").or_default() += 1;
+                    return None;
+                }
+                match result {
+                    Some(Ok(new)) => {
+                        tally.resigned += 1;
+                        Some(new.clone())
+                    }
+                    Some(Err(skip)) if matches!(skip.reason, NOT_CHOSEN | NO_RULE) => {
+                        *tally.left.entry(skip.reason).or_default() += 1;
+                        None
+                    }
+                    Some(Err(skip)) => {
+                        *tally.skipped.entry(skip.reason).or_default() += 1;
+                        None
+                    }
+                    None => None,
+                }
+            },
+            Some(out),
+        );
+    }
+
+    /// Counts the tokens in a part that is passed on untouched.
+    fn leave(&mut self, part: &[u8], why: &'static str) {
+        let tally = &mut self.tally;
+        self.scanner.walk(
+            part,
+            &mut |_| {
+                tally.found += 1;
+                *tally.left.entry(why).or_default() += 1;
+                None
+            },
+            None,
+        );
+    }
+
+    fn process(&mut self, text: &[u8]) -> Result<Vec<u8>> {
+        self.prepare(&[text])?;
+        let mut out = Vec::with_capacity(text.len() + 4096);
+        self.rewrite(text, &mut out);
+        self.trim_map();
+        Ok(out)
+    }
+
+    /// A raw HTTP stream: every message re-signed, its Content-Length fixed when it matched.
+    fn process_http(&mut self, data: &[u8]) -> Result<Vec<u8>> {
+        let pieces = http::pieces(data);
+        let mut parts: Vec<&[u8]> = Vec::new();
+        for p in &pieces {
+            parts.push(&data[p.head.clone()]);
+            if !p.frozen_body {
+                parts.push(&data[p.body.clone()]);
+            }
+        }
+        self.prepare(&parts)?;
+        let mut out = Vec::with_capacity(data.len() + 4096);
+        for p in &pieces {
+            let mut body = Vec::with_capacity(p.body.len() + 1024);
+            if p.frozen_body {
+                self.leave(&data[p.body.clone()], "in a chunked or cut-short body");
+                body.extend_from_slice(&data[p.body.clone()]);
+            } else {
+                self.rewrite(&data[p.body.clone()], &mut body);
+            }
+            match &p.length {
+                Some(digits) => {
+                    let declared: Option<usize> = std::str::from_utf8(&data[digits.clone()])
+                        .ok()
+                        .and_then(|d| d.parse().ok());
+                    self.rewrite(&data[p.head.start..digits.start], &mut out);
+                    if declared == Some(p.body.len()) {
+                        out.extend_from_slice(body.len().to_string().as_bytes());
+                    } else {
+                        out.extend_from_slice(&data[digits.clone()]);
+                    }
+                    self.rewrite(&data[digits.end..p.head.end], &mut out);
+                }
+                None => self.rewrite(&data[p.head.clone()], &mut out),
+            }
+            out.extend_from_slice(&body);
+        }
+        self.trim_map();
+        Ok(out)
+    }
+
+    fn trim_map(&mut self) {
+        if self.map_bytes > MAP_LIMIT {
+            if !self.warned_map && !self.plan.deterministic() {
+                output::warn(
+                    "the map of re-signed tokens passed 32 MiB and was cleared: a token repeated after this point may get a different (equally valid) signature",
+                );
+                self.warned_map = true;
+            }
+            self.map.clear();
+            self.map_bytes = 0;
+        }
+    }
 }
 
 fn scan(
     args: &ResignArgs,
     src: &str,
-    resigner: &Resigner,
+    plan: &Plan,
     check: &(dyn Fn(&str) -> Result<(), Skip> + Sync),
 ) -> Result<ExitStatus> {
     let threads = args
@@ -201,10 +605,14 @@ fn scan(
     } else {
         std::fs::metadata(src).ok().map(|m| m.len())
     };
+    // The output holds valid tokens: 0600 while it is written, and after.
     let mut staged = match &args.out {
-        Some(path) => Some(atomic::stage_stream(path, 0o644)?),
+        Some(path) => Some(atomic::stage_stream(path, 0o600)?),
         None => None,
     };
+    let _cleanup = staged
+        .as_ref()
+        .map(|s| atomic::remove_on_signal(s.temp_path()));
     // One buffered sink: stdout, or a duplicate handle on the staged temporary file.
     let mut sink: std::io::BufWriter<Box<dyn Write>> = std::io::BufWriter::with_capacity(
         1 << 20,
@@ -213,90 +621,79 @@ fn scan(
             None => Box::new(std::io::stdout().lock()),
         },
     );
+    let mut run = Run {
+        scanner: Scanner {
+            only: args.only.clone(),
+            nested: true,
+        },
+        plan,
+        check,
+        threads,
+        map: HashMap::new(),
+        map_bytes: 0,
+        warned_map: false,
+        tally: Tally::default(),
+    };
     let mut progress = Progress::new(size);
-    let mut tally = Tally::default();
-    let mut map: HashMap<String, Result<String, Skip>> = HashMap::new();
-    let mut map_bytes = 0usize;
-    let mut warned_map = false;
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + MAX_RUN);
-    // True while passing through an over-long run that began in an earlier chunk.
-    let mut in_long_run = false;
-    loop {
-        let start = buf.len();
-        buf.resize(start + CHUNK, 0);
-        let n =
-            read_full(&mut reader, &mut buf[start..]).with_context(|| format!("reading {src}"))?;
-        buf.truncate(start + n);
-        let eof = n == 0;
-        tally.bytes += n as u64;
-        // Hold back a run that may continue in the next chunk.
-        let mut cut = buf.len();
-        if !eof {
-            let run_start = buf
-                .iter()
-                .rposition(|&b| !token_byte(b))
-                .map_or(0, |i| i + 1);
-            if buf.len() - run_start <= MAX_RUN && !(in_long_run && run_start == 0) {
-                cut = run_start;
-            }
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
+    let mut eof = fill(&mut reader, &mut buf, CHUNK).with_context(|| format!("reading {src}"))?;
+    let format = match args.format {
+        ScanFormat::Auto if har::looks_like_har(&buf) => ScanFormat::Har,
+        ScanFormat::Auto if http::looks_like_http(&buf) => ScanFormat::Http,
+        ScanFormat::Auto => ScanFormat::Text,
+        f => f,
+    };
+    match format {
+        ScanFormat::Har | ScanFormat::Http => {
+            // Sizes are fixed across the whole document: it is read whole.
+            reader
+                .read_to_end(&mut buf)
+                .with_context(|| format!("reading {src}"))?;
+            run.tally.bytes = buf.len() as u64;
+            let out = if format == ScanFormat::Har {
+                let new = run.process(&buf)?;
+                har::fix_sizes(&buf, &new)
+            } else {
+                run.process_http(&buf)?
+            };
+            sink.write_all(&out)?;
         }
-        let (now_part, _) = buf.split_at(cut);
-        let spans = find_tokens(now_part, &mut in_long_run, cut == buf.len() && !eof);
-        // Re-sign the tokens not seen before, on all cores.
-        let mut fresh: Vec<&str> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for &(s, e) in &spans {
-            let t = std::str::from_utf8(&now_part[s..e]).unwrap_or_default();
-            if !map.contains_key(t) && seen.insert(t) {
-                fresh.push(t);
-            }
-        }
-        for (t, r) in fresh
-            .iter()
-            .zip(resign_parallel(&fresh, resigner, check, threads))
-        {
-            map_bytes += t.len() * 2;
-            map.insert((*t).to_string(), r);
-        }
-        // Write the text with each token replaced.
-        let out = &mut sink;
-        let mut at = 0;
-        for &(s, e) in &spans {
-            let t = std::str::from_utf8(&now_part[s..e]).unwrap_or_default();
-            out.write_all(&now_part[at..s])?;
-            match map.get(t) {
-                Some(Ok(new)) => {
-                    out.write_all(new.as_bytes())?;
-                    tally.resigned += 1;
-                    tally.found += 1;
-                }
-                Some(Err(skip)) => {
-                    out.write_all(t.as_bytes())?;
-                    if skip.reason != "not a JWS" {
-                        tally.found += 1;
+        _ => loop {
+            run.tally.bytes += buf.len() as u64;
+            // Cut at the last line end, so a JSON line (and the base64 bodies and places in
+            // it) is seen whole; keep the rest for the next step.
+            let cut = if eof {
+                buf.len()
+            } else {
+                match memchr::memrchr(b'\n', &buf) {
+                    Some(p) => p + 1,
+                    None if buf.len() < MAX_LINE => {
+                        let before = buf.len();
+                        eof = fill(&mut reader, &mut buf, before + CHUNK)
+                            .with_context(|| format!("reading {src}"))?;
+                        run.tally.bytes -= before as u64;
+                        continue;
                     }
-                    *tally.skipped.entry(skip.reason).or_default() += 1;
+                    None => buf
+                        .iter()
+                        .rposition(|&b| !crate::scan::token_byte(b) && !b"+/=".contains(&b))
+                        .map_or(buf.len(), |p| p + 1),
                 }
-                None => out.write_all(t.as_bytes())?,
+            };
+            let out = run.process(&buf[..cut])?;
+            sink.write_all(&out)?;
+            progress.update(run.tally.bytes, run.tally.found);
+            buf.drain(..cut);
+            run.tally.bytes -= buf.len() as u64;
+            if eof && buf.is_empty() {
+                break;
             }
-            at = e;
-        }
-        out.write_all(&now_part[at..])?;
-        if map_bytes > MAP_LIMIT {
-            if !warned_map && !resigner.signer.alg().is_deterministic() {
-                output::warn(
-                    "the map of re-signed tokens passed 32 MiB and was cleared: a token repeated after this point may get a different (equally valid) signature",
-                );
-                warned_map = true;
+            if !eof {
+                let have = buf.len();
+                eof = fill(&mut reader, &mut buf, have + CHUNK)
+                    .with_context(|| format!("reading {src}"))?;
             }
-            map.clear();
-            map_bytes = 0;
-        }
-        progress.update(tally.bytes, tally.found);
-        buf.drain(..cut);
-        if eof {
-            break;
-        }
+        },
     }
     sink.flush()?;
     drop(sink);
@@ -304,14 +701,39 @@ fn scan(
         atomic::commit(vec![s.finish()?], args.force)?;
     }
     progress.done();
-    let mut summary = format!("found {} tokens, re-signed {}", tally.found, tally.resigned);
-    let mut reasons: Vec<_> = tally.skipped.iter().collect();
-    reasons.sort();
-    for (reason, n) in reasons {
-        summary.push_str(&format!(", skipped {n} ({reason})"));
-    }
-    output::note(&summary);
+    output::note(&summary(&run.tally));
     Ok(ExitStatus::Success)
+}
+
+fn summary(t: &Tally) -> String {
+    let mut s = format!("found {} tokens", t.found);
+    if t.nested > 0 {
+        s.push_str(&format!(" ({} inside base64 bodies)", t.nested));
+    }
+    s.push_str(&format!(", re-signed {}", t.resigned));
+    let mut left: Vec<_> = t.left.iter().collect();
+    left.sort();
+    for (why, n) in left {
+        s.push_str(&format!(", left {n} ({why})"));
+    }
+    let mut skipped: Vec<_> = t.skipped.iter().collect();
+    skipped.sort();
+    for (why, n) in skipped {
+        s.push_str(&format!(", skipped {n} ({why})"));
+    }
+    s
+}
+
+/// Reads until `buf` holds `want` bytes or the input ends; true at the end of the input.
+fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
+    let start = buf.len();
+    if want <= start {
+        return Ok(false);
+    }
+    buf.resize(want, 0);
+    let n = read_full(r, &mut buf[start..])?;
+    buf.truncate(start + n);
+    Ok(buf.len() < want)
 }
 
 /// Fills `buf` as far as the input allows (a pipe may return less than asked).
@@ -326,81 +748,6 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
-}
-
-/// The spans of JWT-looking strings: runs of base64url characters and dots with three segments,
-/// the first starting `ey` (a base64url JSON object). A sentence's full stop after a token is
-/// not part of it. `long` carries "inside an over-long run" across chunks.
-fn find_tokens(text: &[u8], long: &mut bool, ends_mid_run: bool) -> Vec<(usize, usize)> {
-    let mut spans = Vec::new();
-    let n = text.len();
-    let mut i = 0;
-    loop {
-        // Skip to the next run of token bytes.
-        match text[i..].iter().position(|&b| token_byte(b)) {
-            None => {
-                if i < n {
-                    *long = false;
-                }
-                break;
-            }
-            Some(0) => {}
-            Some(k) => {
-                *long = false;
-                i += k;
-            }
-        }
-        let s = i;
-        i += text[s..]
-            .iter()
-            .position(|&b| !token_byte(b))
-            .unwrap_or(n - s);
-        let continued = std::mem::replace(long, false);
-        if continued || (i == n && ends_mid_run) {
-            // The tail of an over-long run, or the start of one that goes on: never a token.
-            *long = i == n;
-            continue;
-        }
-        let mut e = i;
-        let run = &text[s..e];
-        if run.len() < 5 || !run.starts_with(b"ey") {
-            continue;
-        }
-        let dots = run.iter().filter(|&&b| b == b'.').count();
-        if dots == 3 && run.last() == Some(&b'.') {
-            e -= 1;
-        } else if dots != 2 {
-            continue;
-        }
-        if e - s <= MAX_TOKEN_BYTES {
-            spans.push((s, e));
-        }
-    }
-    spans
-}
-
-fn resign_parallel(
-    tokens: &[&str],
-    resigner: &Resigner,
-    check: &(dyn Fn(&str) -> Result<(), Skip> + Sync),
-    threads: usize,
-) -> Vec<Result<String, Skip>> {
-    // A JWT-looking string that does not parse as a JWS with an alg is "not a JWS".
-    let one = |t: &&str| -> Result<String, Skip> {
-        resigner.resign(t, check).map_err(|skip| match skip.reason {
-            "malformed" => Skip {
-                reason: "not a JWS",
-                ..skip
-            },
-            _ => skip,
-        })
-    };
-    crate::parallel::map_ordered(tokens, threads, one, || {
-        Err(Skip {
-            reason: "internal error",
-            message: "a signing thread failed".into(),
-        })
-    })
 }
 
 /// A progress line on stderr, only when stderr is a terminal and the input is large.

@@ -57,7 +57,11 @@ fn skip(reason: &'static str, message: impl Into<String>) -> Skip {
 }
 
 pub struct Resigner {
-    pub signer: SigningKey,
+    /// One signer per algorithm the new key can sign with, the default first.
+    pub signers: Vec<SigningKey>,
+    /// `--alg` was given: always sign with the first signer. Otherwise a token keeps its own
+    /// alg when the new key fits it (an HS512 token stays HS512), else gets the default.
+    pub fixed_alg: bool,
     pub kid: KidChoice,
     pub changes: ClaimChanges,
     pub now: i64,
@@ -75,7 +79,8 @@ impl Resigner {
             return Err(skip("malformed", "the header has no alg"));
         }
         check(token)?;
-        let header = self.new_header(&c.header);
+        let signer = self.signer_for(c.header.get("alg").and_then(Value::as_str));
+        let header = self.new_header(&c.header, signer);
         let header_b64 =
             b64::encode(serde_json::to_vec(&header).map_err(|e| skip("malformed", e.to_string()))?);
         let payload_b64 = if self.changes.is_empty() {
@@ -90,11 +95,25 @@ impl Resigner {
             let claims = self.edit_claims(claims)?;
             b64::encode(serde_json::to_vec(&claims).map_err(|e| skip("malformed", e.to_string()))?)
         };
-        jws::encode_segments(&header_b64, &payload_b64, &self.signer)
+        jws::encode_segments(&header_b64, &payload_b64, signer)
             .map_err(|e| skip("signing failed", e.to_string()))
     }
 
-    fn new_header(&self, old: &Map<String, Value>) -> Map<String, Value> {
+    /// The default signer (the one `--alg` or the key's default alg chose).
+    pub fn default_signer(&self) -> &SigningKey {
+        &self.signers[0]
+    }
+
+    fn signer_for(&self, old_alg: Option<&str>) -> &SigningKey {
+        if self.fixed_alg {
+            return self.default_signer();
+        }
+        old_alg
+            .and_then(|a| self.signers.iter().find(|s| s.alg().as_str() == a))
+            .unwrap_or_else(|| self.default_signer())
+    }
+
+    fn new_header(&self, old: &Map<String, Value>, signer: &SigningKey) -> Map<String, Value> {
         let mut header = Map::with_capacity(old.len() + 1);
         for (k, v) in old {
             if OLD_KEY_MEMBERS.contains(&k.as_str()) {
@@ -102,7 +121,7 @@ impl Resigner {
             }
             match k.as_str() {
                 "alg" => {
-                    header.insert(k.clone(), self.signer.alg().as_str().into());
+                    header.insert(k.clone(), signer.alg().as_str().into());
                 }
                 "kid" => match &self.kid {
                     KidChoice::Set(kid) => {
