@@ -1,6 +1,7 @@
 //! jwkit's integration tests: one binary (it links once), one module per area. Every test runs
 //! the real `jwkit` binary or the real library against real files.
 
+mod captures;
 mod crypto;
 mod decode;
 mod docs;
