@@ -18,7 +18,7 @@ use crate::crypto::resign::{ClaimChanges, KidChoice, Resigner, Skip};
 use crate::crypto::verify::{Policy, verify_token};
 use crate::crypto::{self, Key, SigningKey};
 use crate::exit::ExitStatus;
-use crate::scan::{Scanner, har, http};
+use crate::scan::{Found, Scanner, har, http};
 use crate::store::KeyStore;
 use crate::{input, output, secret, when};
 
@@ -420,12 +420,13 @@ struct Run<'a> {
 
 impl Run<'_> {
     /// Re-signs (on all cores) every chosen token in `parts` not seen before.
-    fn prepare(&mut self, parts: &[&[u8]]) -> Result<()> {
+    fn prepare(&mut self, parts: &[(&[u8], &Found)]) -> Result<()> {
         let mut fresh: Vec<String> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for part in parts {
-            self.scanner.walk(
+        for (part, found) in parts {
+            self.scanner.walk_found(
                 part,
+                found,
                 &mut |o| {
                     if o.selected
                         && !self.map.contains_key(o.token)
@@ -473,11 +474,12 @@ impl Run<'_> {
     }
 
     /// `part` with its chosen tokens replaced (after `prepare`), counting as it goes.
-    fn rewrite(&mut self, part: &[u8], out: &mut Vec<u8>) {
+    fn rewrite(&mut self, part: &[u8], found: &Found, out: &mut Vec<u8>) {
         let map = &self.map;
         let tally = &mut self.tally;
-        self.scanner.walk(
+        self.scanner.walk_found(
             part,
+            found,
             &mut |o| {
                 let result = map.get(o.token);
                 if !matches!(result, Some(Err(s)) if s.reason == "not a JWS") {
@@ -522,24 +524,41 @@ impl Run<'_> {
         );
     }
 
-    fn process(&mut self, text: &[u8]) -> Result<Vec<u8>> {
-        self.prepare(&[text])?;
+    /// `text` rewritten; borrowed as it is when it holds nothing to look at.
+    fn process<'t>(&mut self, text: &'t [u8]) -> Result<std::borrow::Cow<'t, [u8]>> {
+        let found = self.scanner.find(text);
+        if found.is_empty() {
+            return Ok(std::borrow::Cow::Borrowed(text));
+        }
+        self.prepare(&[(text, &found)])?;
         let mut out = Vec::with_capacity(text.len() + 4096);
-        self.rewrite(text, &mut out);
+        self.rewrite(text, &found, &mut out);
         self.trim_map();
-        Ok(out)
+        Ok(std::borrow::Cow::Owned(out))
+    }
+
+    /// `rewrite` of a part not found yet.
+    fn rewrite_part(&mut self, part: &[u8], out: &mut Vec<u8>) {
+        let found = self.scanner.find(part);
+        self.rewrite(part, &found, out);
     }
 
     /// A raw HTTP stream: every message re-signed, its Content-Length fixed when it matched.
     fn process_http(&mut self, data: &[u8]) -> Result<Vec<u8>> {
         let pieces = http::pieces(data);
-        let mut parts: Vec<&[u8]> = Vec::new();
+        let mut ranges = Vec::new();
         for p in &pieces {
-            parts.push(&data[p.head.clone()]);
+            ranges.push(p.head.clone());
             if !p.frozen_body {
-                parts.push(&data[p.body.clone()]);
+                ranges.push(p.body.clone());
             }
         }
+        let found: Vec<Found> = ranges.iter().map(|r| self.scanner.find(&data[r.clone()])).collect();
+        let parts: Vec<(&[u8], &Found)> = ranges
+            .iter()
+            .zip(&found)
+            .map(|(r, f)| (&data[r.clone()], f))
+            .collect();
         self.prepare(&parts)?;
         let mut out = Vec::with_capacity(data.len() + 4096);
         for p in &pieces {
@@ -548,22 +567,22 @@ impl Run<'_> {
                 self.leave(&data[p.body.clone()], "in a chunked or cut-short body");
                 body.extend_from_slice(&data[p.body.clone()]);
             } else {
-                self.rewrite(&data[p.body.clone()], &mut body);
+                self.rewrite_part(&data[p.body.clone()], &mut body);
             }
             match &p.length {
                 Some(digits) => {
                     let declared: Option<usize> = std::str::from_utf8(&data[digits.clone()])
                         .ok()
                         .and_then(|d| d.parse().ok());
-                    self.rewrite(&data[p.head.start..digits.start], &mut out);
+                    self.rewrite_part(&data[p.head.start..digits.start], &mut out);
                     if declared == Some(p.body.len()) {
                         out.extend_from_slice(body.len().to_string().as_bytes());
                     } else {
                         out.extend_from_slice(&data[digits.clone()]);
                     }
-                    self.rewrite(&data[digits.end..p.head.end], &mut out);
+                    self.rewrite_part(&data[digits.end..p.head.end], &mut out);
                 }
-                None => self.rewrite(&data[p.head.clone()], &mut out),
+                None => self.rewrite_part(&data[p.head.clone()], &mut out),
             }
             out.extend_from_slice(&body);
         }
@@ -651,7 +670,7 @@ fn scan(
                 .with_context(|| format!("reading {src}"))?;
             run.tally.bytes = buf.len() as u64;
             let out = if format == ScanFormat::Har {
-                let new = run.process(&buf)?;
+                let new = run.process(&buf)?.into_owned();
                 har::fix_sizes(&buf, &new)
             } else {
                 run.process_http(&buf)?
@@ -730,24 +749,11 @@ fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<boo
     if want <= start {
         return Ok(false);
     }
-    buf.resize(want, 0);
-    let n = read_full(r, &mut buf[start..])?;
-    buf.truncate(start + n);
+    buf.reserve(want - start);
+    // read_to_end on a bounded reader fills spare capacity without zeroing it first, and
+    // retries reads that a pipe or a signal cut short.
+    r.take((want - start) as u64).read_to_end(buf)?;
     Ok(buf.len() < want)
-}
-
-/// Fills `buf` as far as the input allows (a pipe may return less than asked).
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// A progress line on stderr, only when stderr is a terminal and the input is large.

@@ -65,7 +65,38 @@ pub struct Scanner {
     pub nested: bool,
 }
 
+/// The tokens and base64 documents of one text, found once and used by both passes of a
+/// rewrite (collecting tokens to re-sign, then writing).
+#[derive(Debug, Default)]
+pub struct Found {
+    tokens: Vec<(usize, usize)>,
+    docs: Vec<(usize, usize)>,
+}
+
+impl Found {
+    /// Nothing to look at: the text passes through as it is.
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty() && self.docs.is_empty()
+    }
+}
+
 impl Scanner {
+    /// Finds the tokens (and, when nested, the base64 documents that may hold one) in `text`.
+    pub fn find(&self, text: &[u8]) -> Found {
+        self.find_at(text, 0)
+    }
+
+    fn find_at(&self, text: &[u8], depth: usize) -> Found {
+        Found {
+            tokens: token_spans(text),
+            docs: if self.nested && depth < MAX_DEPTH {
+                base64_spans(text)
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
     /// Walks `text`: `visit` sees every token occurrence, in order, and returns its replacement
     /// (None keeps it). With `out`, the text is written there with the replacements, base64
     /// documents re-encoded where something inside them changed. Returns true when anything
@@ -76,26 +107,33 @@ impl Scanner {
         visit: &mut dyn FnMut(&Occurrence) -> Option<String>,
         out: Option<&mut Vec<u8>>,
     ) -> bool {
-        self.walk_layer(text, 0, visit, out)
+        let found = self.find(text);
+        self.walk_found(text, &found, visit, out)
+    }
+
+    /// `walk` with what `find` found in `text`.
+    pub fn walk_found(
+        &self,
+        text: &[u8],
+        found: &Found,
+        visit: &mut dyn FnMut(&Occurrence) -> Option<String>,
+        out: Option<&mut Vec<u8>>,
+    ) -> bool {
+        self.walk_layer(text, found, 0, visit, out)
     }
 
     fn walk_layer(
         &self,
         text: &[u8],
+        found: &Found,
         depth: usize,
         visit: &mut dyn FnMut(&Occurrence) -> Option<String>,
         mut out: Option<&mut Vec<u8>>,
     ) -> bool {
         let mut changed = false;
         let mut at = 0;
-        let mut tokens = token_spans(text).into_iter().peekable();
-        let mut docs = if self.nested && depth < MAX_DEPTH {
-            base64_spans(text)
-        } else {
-            Vec::new()
-        }
-        .into_iter()
-        .peekable();
+        let mut tokens = found.tokens.iter().copied().peekable();
+        let mut docs = found.docs.iter().copied().peekable();
         loop {
             // The next token or base64 document, whichever comes first (they never overlap:
             // a document holds no dot, and a token run stops at a quote).
@@ -131,10 +169,12 @@ impl Scanner {
                 let Some((decoded, style)) = decode_document(&text[s..e]) else {
                     continue;
                 };
-                let mut inner = out
-                    .as_ref()
-                    .map(|_| Vec::with_capacity(decoded.len() + 256));
-                if self.walk_layer(&decoded, depth + 1, visit, inner.as_mut()) {
+                let inner_found = self.find_at(&decoded, depth + 1);
+                if inner_found.is_empty() {
+                    continue;
+                }
+                let mut inner = out.as_ref().map(|_| Vec::with_capacity(decoded.len() + 256));
+                if self.walk_layer(&decoded, &inner_found, depth + 1, visit, inner.as_mut()) {
                     changed = true;
                     if let (Some(o), Some(inner)) = (out.as_deref_mut(), inner) {
                         o.extend_from_slice(&text[at..s]);
@@ -181,27 +221,43 @@ pub fn token_spans(text: &[u8]) -> Vec<(usize, usize)> {
     spans
 }
 
-/// Spans of JSON string contents (between quotes, escaped or not) that look like a base64
-/// document of at least `MIN_B64` characters.
+/// What a base64 document holding a token must contain. A token's header starts `eyJ` (or
+/// `eyA` for `{ "`); base64 of text holding `eyJ` holds `ZXlK`, `V5S` or `leU`, depending on
+/// where the 3-byte groups fall (`eyA`: `ZXlB`, `V5Q`, `leU`). Looking for these (a vectorised
+/// search) instead of at every string keeps the cost of nested bodies near zero when they hold
+/// no token.
+static TRIGGERS: [&[u8]; 5] = [b"ZXlK", b"ZXlB", b"V5S", b"V5Q", b"leU"];
+
+/// Spans of JSON string contents (between quotes, escaped or not) that are a base64 document of
+/// at least `MIN_B64` characters holding a trigger.
 fn base64_spans(text: &[u8]) -> Vec<(usize, usize)> {
+    let mut hits: Vec<usize> = Vec::new();
+    for t in TRIGGERS {
+        hits.extend(memchr::memmem::find_iter(text, t));
+    }
+    if hits.is_empty() {
+        return Vec::new();
+    }
+    hits.sort_unstable();
     let mut spans = Vec::new();
-    let mut quotes = memchr::memchr_iter(b'"', text);
-    let Some(mut open) = quotes.next() else {
-        return spans;
-    };
-    for close in quotes {
-        let s = open + 1;
-        // A string inside a string ends in `\"`: its backslashes are not part of it.
-        let mut e = close;
-        while e > s && text[e - 1] == b'\\' {
-            e -= 1;
-        }
-        open = close;
-        if e - s < MIN_B64 {
+    let mut covered = 0;
+    for hit in hits {
+        if hit < covered {
             continue;
         }
-        let body = &text[s..e];
-        if body.iter().all(|&b| B64_BYTES[b as usize]) {
+        let s = text[..hit]
+            .iter()
+            .rposition(|&b| !B64_BYTES[b as usize])
+            .map_or(0, |p| p + 1);
+        let e = text[hit..]
+            .iter()
+            .position(|&b| !B64_BYTES[b as usize])
+            .map_or(text.len(), |p| hit + p);
+        covered = e;
+        // The whole content of a JSON string: a quote before, a quote (or the backslash of an
+        // escaped one) after.
+        let quoted = s > 0 && text[s - 1] == b'"' && matches!(text.get(e), Some(b'"' | b'\\'));
+        if quoted && e - s >= MIN_B64 {
             spans.push((s, e));
         }
     }
