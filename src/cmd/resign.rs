@@ -553,7 +553,10 @@ impl Run<'_> {
                 ranges.push(p.body.clone());
             }
         }
-        let found: Vec<Found> = ranges.iter().map(|r| self.scanner.find(&data[r.clone()])).collect();
+        let found: Vec<Found> = ranges
+            .iter()
+            .map(|r| self.scanner.find(&data[r.clone()]))
+            .collect();
         let parts: Vec<(&[u8], &Found)> = ranges
             .iter()
             .zip(&found)

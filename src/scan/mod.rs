@@ -173,7 +173,9 @@ impl Scanner {
                 if inner_found.is_empty() {
                     continue;
                 }
-                let mut inner = out.as_ref().map(|_| Vec::with_capacity(decoded.len() + 256));
+                let mut inner = out
+                    .as_ref()
+                    .map(|_| Vec::with_capacity(decoded.len() + 256));
                 if self.walk_layer(&decoded, &inner_found, depth + 1, visit, inner.as_mut()) {
                     changed = true;
                     if let (Some(o), Some(inner)) = (out.as_deref_mut(), inner) {
