@@ -1087,7 +1087,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__serve)
-            opts="-h -V --addr --data-dir --upload-token-file --issue-tokens --rotate-every --grace --token-ttl --max-age --issuer --color --help --version"
+            opts="-h -V --addr --data-dir --upload-token-file --issue-tokens --alg --rotate-every --grace --token-ttl --allow-claim-override --max-age --issuer --jwks-path --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1103,6 +1103,10 @@ _jwkit() {
                     ;;
                 --upload-token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --alg)
+                    COMPREPLY=($(compgen -W "HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 ES256K EdDSA" -- "${cur}"))
                     return 0
                     ;;
                 --rotate-every)
@@ -1122,6 +1126,10 @@ _jwkit() {
                     return 0
                     ;;
                 --issuer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jwks-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

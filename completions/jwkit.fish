@@ -346,15 +346,31 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcomm
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l addr -d 'Address to listen on (port 0 picks a free one; the URL is printed on stderr)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l data-dir -d 'Where keys are kept (default: server/ under the key store root)' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l upload-token-file -d 'The bearer token uploads and deletes need (else $JWKIT_UPLOAD_TOKEN; with neither, uploads answer 403)' -r -F
-complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l rotate-every -d 'Roll the server\'s signing key this often (with --issue-tokens)' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l grace -d 'How long a rotated-out signing key stays published (default: one rotation period)' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l token-ttl -d 'Lifetime of /auth tokens' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l alg -d 'The algorithm of the server\'s own signing key (with --issue-tokens; default RS256 with an RSA-2048 key, as most identity providers sign). Any signature alg but HS*' -r -f -a "HS256\t''
+HS384\t''
+HS512\t''
+RS256\t''
+RS384\t''
+RS512\t''
+PS256\t''
+PS384\t''
+PS512\t''
+ES256\t''
+ES384\t''
+ES512\t''
+ES256K\t''
+EdDSA\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l rotate-every -d 'Roll the server\'s signing key this often (with --issue-tokens). The next key is published one period before it starts signing, so the period must be at least --max-age' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l grace -d 'How long a rotated-out signing key stays published (with --rotate-every; default and minimum: --token-ttl, so every token it signed verifies until it expires)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l token-ttl -d 'Lifetime of /auth tokens (with --issue-tokens) [default: 15m]' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l max-age -d 'Cache-Control max-age of the JWKS' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l issuer -d 'The issuer URL in tokens and discovery (default: http://ADDR as bound)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l issuer -d 'The issuer, used exactly as given (a trailing slash kept) in tokens and discovery; its path is honoured: discovery at {issuer}/.well-known/openid-configuration and the key set under the same prefix (default: http://ADDR as bound)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l jwks-path -d 'Also serve the key set at PATH (repeatable), where a real provider keeps it: /oauth2/v1/keys, /realms/NAME/protocol/openid-connect/certs, ...' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l issue-tokens -d 'Keep a signing key of the server\'s own and answer POST /auth with tokens'
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l allow-claim-override -d 'Let /auth requests set iss, iat, exp and nbf themselves (with --issue-tokens)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand completions" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''

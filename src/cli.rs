@@ -297,25 +297,44 @@ pub struct ServeArgs {
     #[arg(long)]
     pub issue_tokens: bool,
 
-    /// Roll the server's signing key this often (with --issue-tokens).
+    /// The algorithm of the server's own signing key (with --issue-tokens; default RS256 with
+    /// an RSA-2048 key, as most identity providers sign). Any signature alg but HS*.
+    #[arg(long, value_enum)]
+    pub alg: Option<Alg>,
+
+    /// Roll the server's signing key this often (with --issue-tokens). The next key is
+    /// published one period before it starts signing, so the period must be at least
+    /// --max-age.
     #[arg(long, value_name = "DUR")]
     pub rotate_every: Option<String>,
 
-    /// How long a rotated-out signing key stays published (default: one rotation period).
+    /// How long a rotated-out signing key stays published (with --rotate-every; default and
+    /// minimum: --token-ttl, so every token it signed verifies until it expires).
     #[arg(long, value_name = "DUR")]
     pub grace: Option<String>,
 
-    /// Lifetime of /auth tokens.
-    #[arg(long, value_name = "DUR", default_value = "15m")]
-    pub token_ttl: String,
+    /// Lifetime of /auth tokens (with --issue-tokens) [default: 15m].
+    #[arg(long, value_name = "DUR")]
+    pub token_ttl: Option<String>,
+
+    /// Let /auth requests set iss, iat, exp and nbf themselves (with --issue-tokens).
+    #[arg(long)]
+    pub allow_claim_override: bool,
 
     /// Cache-Control max-age of the JWKS.
     #[arg(long, value_name = "DUR", default_value = "5m")]
     pub max_age: String,
 
-    /// The issuer URL in tokens and discovery (default: http://ADDR as bound).
+    /// The issuer, used exactly as given (a trailing slash kept) in tokens and discovery; its
+    /// path is honoured: discovery at {issuer}/.well-known/openid-configuration and the key set
+    /// under the same prefix (default: http://ADDR as bound).
     #[arg(long, value_name = "URL")]
     pub issuer: Option<String>,
+
+    /// Also serve the key set at PATH (repeatable), where a real provider keeps it:
+    /// /oauth2/v1/keys, /realms/NAME/protocol/openid-connect/certs, ...
+    #[arg(long = "jwks-path", value_name = "PATH")]
+    pub jwks_path: Vec<String>,
 }
 
 /// Where a key comes from: a file (PEM, DER, JWK or JWKS; `-` for stdin) or the key store.

@@ -1,4 +1,5 @@
-//! `jwkit serve`: set up the store and signing keys, bind, serve until SIGINT or SIGTERM.
+//! `jwkit serve`: check the flags, set up the store and signing keys, bind, serve until SIGINT
+//! or SIGTERM.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,31 +7,51 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::cli::ServeArgs;
-use crate::crypto::{Curve, Key, KeyMeta, KeySpec, SigningKey};
+use crate::crypto::{Alg, Key, KeyMeta, KeySpec, SigningKey};
 use crate::exit::ExitStatus;
-use crate::server::{self, App, Issuer, store::Store};
+use crate::server::{self, App, Issuer, Paths, store::Store};
 use crate::store::KeyStore;
 use crate::{output, upload, when};
 
+/// The longest duration any flag or request takes (100 years): beyond it, time arithmetic
+/// would be meaningless long before it could overflow.
+pub const MAX_DURATION: i64 = 100 * 365 * 86_400;
+/// Default lifetime of /auth tokens.
+const DEFAULT_TTL: i64 = 15 * 60;
+
+/// A positive duration no longer than `MAX_DURATION`, or a usage error naming the flag.
+pub fn duration(flag: &str, text: &str) -> Result<i64> {
+    match when::parse_duration(text) {
+        Ok(d) if d > 0 && d <= MAX_DURATION => Ok(d),
+        Ok(d) if d > MAX_DURATION => bail!("{flag} {text}: at most 100 years"),
+        _ => bail!("{flag}: expected a positive duration such as 15m, not {text:?}"),
+    }
+}
+
 pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
-    let duration = |flag: &str, text: &str| -> Result<i64> {
-        when::parse_duration(text)
-            .ok()
-            .filter(|d| *d > 0)
-            .ok_or_else(|| anyhow!("{flag}: expected a positive duration such as 15m"))
-    };
-    let data_dir = match &args.data_dir {
-        Some(d) => d.clone(),
-        None => KeyStore::open()?.root().join("server"),
-    };
-    let token = upload::read_upload_token(args.upload_token_file.as_deref())?;
-    if token.is_none() {
-        output::warn(
-            "no upload token (--upload-token-file or JWKIT_UPLOAD_TOKEN): uploads and deletes answer 403",
-        );
+    let issue_only = [
+        (args.rotate_every.is_some(), "--rotate-every"),
+        (args.token_ttl.is_some(), "--token-ttl"),
+        (args.alg.is_some(), "--alg"),
+        (args.allow_claim_override, "--allow-claim-override"),
+    ];
+    if !args.issue_tokens
+        && let Some((_, flag)) = issue_only.iter().find(|(given, _)| *given)
+    {
+        bail!("{flag} needs --issue-tokens (it is about the server's own signing key and tokens)");
+    }
+    if args.grace.is_some() && args.rotate_every.is_none() {
+        bail!("--grace needs --rotate-every (without rotation no key is retired)");
+    }
+    let alg = args.alg.unwrap_or(Alg::RS256);
+    if alg.is_hmac() {
+        bail!("--alg {alg}: the server publishes its key, and an HMAC secret cannot be published");
     }
     let max_age = duration("--max-age", &args.max_age)?;
-    let ttl = duration("--token-ttl", &args.token_ttl)?;
+    let ttl = match &args.token_ttl {
+        Some(t) => duration("--token-ttl", t)?,
+        None => DEFAULT_TTL,
+    };
     let rotate_every = args
         .rotate_every
         .as_deref()
@@ -38,10 +59,34 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
         .transpose()?;
     let grace = match &args.grace {
         Some(g) => duration("--grace", g)?,
-        None => rotate_every.unwrap_or(86_400),
+        None => ttl,
     };
-    if !args.issue_tokens && rotate_every.is_some() {
-        bail!("--rotate-every needs --issue-tokens (it rotates the server's own signing key)");
+    if grace < ttl {
+        bail!(
+            "--grace {} is shorter than --token-ttl {}: tokens would outlive the key that signed them",
+            when::span(grace.unsigned_abs()),
+            when::span(ttl.unsigned_abs())
+        );
+    }
+    if let Some(r) = rotate_every
+        && r < max_age
+    {
+        bail!(
+            "--rotate-every {} is shorter than --max-age {}: a new key must be published at least max-age before it signs",
+            when::span(r.unsigned_abs()),
+            when::span(max_age.unsigned_abs())
+        );
+    }
+    let paths = Paths::new(args.issuer.as_deref(), &args.jwks_path)?;
+    let data_dir = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => KeyStore::open()?.root().join("server"),
+    };
+    let token = upload::read_upload_token(args.upload_token_file.as_deref())?;
+    if token.is_none() {
+        output::warn(
+            "no upload token (--upload-token-file or JWKIT_UPLOAD_TOKEN): uploads, deletes and rotation answer 403",
+        );
     }
     let store = Store::open(&data_dir)
         .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
@@ -54,25 +99,31 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
             .await
             .with_context(|| format!("binding {}", args.addr))?;
         let local = listener.local_addr()?;
-        let base_url = args
+        let issuer = args
             .issuer
             .clone()
-            .unwrap_or_else(|| format!("http://{local}"))
-            .trim_end_matches('/')
-            .to_string();
+            .unwrap_or_else(|| format!("http://{local}"));
         let issue = if args.issue_tokens {
             let now = when::now();
-            let stale = store
-                .active_signing()
-                .is_none_or(|k| rotate_every.is_some_and(|r| now - k.created >= r));
+            let active = store.active_signing();
+            let stale = active.as_ref().is_none_or(|k| {
+                signing_alg(k) != Some(alg)
+                    || rotate_every.is_some_and(|r| now.saturating_sub(k.created) >= r)
+            });
             if stale {
-                store.rotate(&new_signing_key()?, now, grace)?;
+                store.rotate(&new_signing_key(alg)?, now, grace)?;
             }
-            let expired = new_signing_key()?;
+            if rotate_every.is_some() && store.next_signing().is_none() {
+                store.add_next(&new_signing_key(alg)?, now)?;
+            }
+            let expired = new_signing_key(alg)?;
             Some(Issuer {
                 ttl,
+                alg,
                 expired_kid: expired.kid_or_thumbprint(),
-                expired_key: SigningKey::new(&expired, expired.default_alg()?)?,
+                expired_key: SigningKey::new(&expired, alg)?,
+                allow_override: args.allow_claim_override,
+                grace,
             })
         } else {
             None
@@ -84,9 +135,11 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
                     .as_ref()
                     .to_vec()
             }),
-            base_url: base_url.clone(),
+            jwks_uri: paths.jwks_uri(&issuer),
+            issuer: issuer.clone(),
             max_age,
             issue,
+            paths,
         });
         if let Some(every) = rotate_every {
             let app = Arc::clone(&app);
@@ -97,7 +150,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
                     tick.tick().await;
                     let app = Arc::clone(&app);
                     let done = tokio::task::spawn_blocking(move || {
-                        new_signing_key().and_then(|k| app.store.rotate(&k, when::now(), grace))
+                        new_signing_key(alg).and_then(|k| app.store.rotate(&k, when::now(), grace))
                     })
                     .await;
                     match done {
@@ -109,7 +162,8 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
             });
         }
         eprintln!(
-            "jwkit serve: listening on {base_url} (data in {})",
+            "jwkit serve: listening on http://{local} (issuer {}, data in {})",
+            output::escape(&issuer),
             data_dir.display()
         );
         axum::serve(listener, server::router(app))
@@ -122,9 +176,28 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-/// The server's own token-signing keys are ES256 (P-256): small tokens, fast to verify.
-fn new_signing_key() -> Result<Key> {
-    let mut key = Key::generate(KeySpec::Ec(Curve::P256), KeyMeta::default(), false)?;
+/// The alg a stored signing key was made for (its JWK `alg`).
+fn signing_alg(k: &server::store::StoredSigning) -> Option<Alg> {
+    k.jwk.get("alg")?.as_str()?.parse().ok()
+}
+
+/// A new signing key for `alg`: RSA-2048 for RS*/PS*, the alg's curve for ES*, Ed25519 for
+/// EdDSA. Its JWK carries `use: sig` and `alg`, as providers publish them.
+pub fn new_signing_key(alg: Alg) -> Result<Key> {
+    let spec =
+        match alg {
+            a if a.is_rsa() => KeySpec::Rsa { bits: 2048 },
+            Alg::EdDSA => KeySpec::Ed25519,
+            a => KeySpec::Ec(a.curve().ok_or_else(|| {
+                anyhow!("--alg {a}: not a signature algorithm the server can use")
+            })?),
+        };
+    let meta = KeyMeta {
+        alg: Some(alg),
+        use_: Some("sig".into()),
+        ..KeyMeta::default()
+    };
+    let mut key = Key::generate(spec, meta, false)?;
     key.meta.kid = Some(key.kid_or_thumbprint());
     Ok(key)
 }

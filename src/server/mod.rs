@@ -7,13 +7,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::crypto::{self, SigningKey, json as strict_json, jws};
@@ -27,31 +26,132 @@ const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"]
 
 pub struct App {
     pub store: Store,
-    /// SHA-256 of the upload token; None: uploads and deletes are disabled.
+    /// SHA-256 of the upload token; None: uploads, deletes and rotation are disabled.
     pub upload_token: Option<Vec<u8>>,
-    pub base_url: String,
+    /// The issuer exactly as given (or the bound address), for `iss` and discovery.
+    pub issuer: String,
+    /// The key set's URL in discovery: the issuer's origin and path prefix.
+    pub jwks_uri: String,
     pub max_age: i64,
     pub issue: Option<Issuer>,
+    pub paths: Paths,
 }
 
 /// Token issuing (--issue-tokens).
 pub struct Issuer {
     pub ttl: i64,
+    pub alg: crypto::Alg,
     /// Signs the `?expired=true` tokens; its public half is never published.
     pub expired_key: SigningKey,
     pub expired_kid: String,
+    /// `--allow-claim-override`: requests may set iss, iat, exp and nbf.
+    pub allow_override: bool,
+    /// How long a retired key stays published: the longest `?ttl` a request may ask for.
+    pub grace: i64,
+}
+
+/// Where the server answers: the issuer's path prefix, the paths of the key set (the usual
+/// ones, the same under the prefix, and every --jwks-path) and of discovery.
+pub struct Paths {
+    pub prefix: String,
+    pub jwks: Vec<String>,
+    pub discovery: Vec<String>,
+}
+
+/// Routes that a --jwks-path may not take.
+const RESERVED: [&str; 5] = ["/", "/auth", "/health", "/connect", "/rotate"];
+
+impl Paths {
+    pub fn new(issuer: Option<&str>, extra: &[String]) -> anyhow::Result<Paths> {
+        let prefix = match issuer {
+            None => String::new(),
+            Some(i) => {
+                let url = url::Url::parse(i)
+                    .map_err(|e| anyhow::anyhow!("--issuer {i:?} is not a URL: {e}"))?;
+                if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                    anyhow::bail!("--issuer {i:?}: expected an http or https URL with a host");
+                }
+                if url.query().is_some() || url.fragment().is_some() {
+                    anyhow::bail!("--issuer {i:?}: an issuer has no query or fragment (RFC 8414)");
+                }
+                url.path().trim_end_matches('/').to_string()
+            }
+        };
+        let mut jwks: Vec<String> = vec![
+            "/.well-known/jwks.json".into(),
+            "/.well-known/jwks".into(),
+            "/jwks".into(),
+        ];
+        let mut discovery = vec!["/.well-known/openid-configuration".to_string()];
+        if !prefix.is_empty() {
+            jwks.push(format!("{prefix}/.well-known/jwks.json"));
+            jwks.push(format!("{prefix}/.well-known/jwks"));
+            discovery.push(format!("{prefix}/.well-known/openid-configuration"));
+        }
+        for p in extra {
+            let plain = p
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"{}*?#%\\".contains(&b));
+            if !p.starts_with('/') || p.contains("//") || !plain || p.len() > 512 {
+                anyhow::bail!(
+                    "--jwks-path {p:?}: expected a plain absolute path such as /oauth2/v1/keys"
+                );
+            }
+            if RESERVED.contains(&p.as_str()) || discovery.contains(p) || p.starts_with("/jwks/") {
+                anyhow::bail!("--jwks-path {p}: that path is taken by another endpoint");
+            }
+            if !jwks.contains(p) {
+                jwks.push(p.clone());
+            }
+        }
+        // Paths under the prefix that clash with the reserved ones (an issuer path of /auth).
+        for p in jwks.iter().chain(&discovery) {
+            if RESERVED.contains(&p.as_str()) {
+                anyhow::bail!("the path {p} is taken by another endpoint");
+            }
+        }
+        Ok(Paths {
+            prefix,
+            jwks,
+            discovery,
+        })
+    }
+
+    /// The key set's URL for discovery: the issuer's origin, its path prefix, the usual name.
+    pub fn jwks_uri(&self, issuer: &str) -> String {
+        let origin = url::Url::parse(issuer)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_else(|_| issuer.trim_end_matches('/').to_string());
+        format!("{origin}{}/.well-known/jwks.json", self.prefix)
+    }
 }
 
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/.well-known/jwks.json", get(jwks))
-        .route("/.well-known/openid-configuration", get(discovery))
-        .route("/jwks", post(upload))
+    let mut router = Router::new();
+    for p in &app.paths.jwks {
+        router = if p == "/jwks" {
+            router.route(p, get(jwks).post(upload))
+        } else {
+            router.route(p, get(jwks))
+        };
+    }
+    for p in &app.paths.discovery {
+        router = router.route(p, get(discovery));
+    }
+    router
         .route("/jwks/{kid}", delete(remove))
         .route("/auth", post(auth))
-        .route("/health", get(health))
-        .route("/", get(info))
-        .route("/connect", get(info))
+        .route("/rotate", post(rotate))
+        .route("/health", get(health).post(health))
+        .route("/", get(info).post(info))
+        .route("/connect", get(info).post(info))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint (GET / lists them)") })
+        .method_not_allowed_fallback(|| async {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this endpoint does not take that method (GET / lists the endpoints)",
+            )
+        })
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
         .layer(middleware::from_fn(log_request))
         .with_state(app)
@@ -107,32 +207,43 @@ async fn jwks(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
 }
 
 async fn discovery(State(app): State<Arc<App>>) -> Response {
-    Json(json!({
-        "issuer": app.base_url,
-        "jwks_uri": format!("{}/.well-known/jwks.json", app.base_url),
-    }))
-    .into_response()
+    let mut doc = json!({
+        "issuer": app.issuer,
+        "jwks_uri": app.jwks_uri,
+    });
+    if let Some(issue) = &app.issue {
+        doc["id_token_signing_alg_values_supported"] = json!([issue.alg.as_str()]);
+    }
+    Json(doc).into_response()
 }
 
 async fn health() -> Response {
     Json(json!({ "status": "ok" })).into_response()
 }
 
+/// GET or POST `/` and `/connect`: the service, its state and its endpoints as bare paths, to
+/// be joined to the server's base URL.
 async fn info(State(app): State<Arc<App>>) -> Response {
+    let prefix = &app.paths.prefix;
     Json(json!({
         "service": "jwkit",
         "version": env!("CARGO_PKG_VERSION"),
         "status": "ok",
+        "issuer": app.issuer,
         "uploads": app.upload_token.is_some(),
         "issues_tokens": app.issue.is_some(),
         "endpoints": {
-            "jwks": "GET /.well-known/jwks.json",
-            "discovery": "GET /.well-known/openid-configuration",
-            "upload": "POST /jwks",
-            "delete": "DELETE /jwks/{kid}",
-            "auth": "POST /auth (?expired=true)",
-            "health": "GET /health",
+            "jwks": format!("{prefix}/.well-known/jwks.json"),
+            "discovery": format!("{prefix}/.well-known/openid-configuration"),
+            "auth": "/auth",
+            "auth_expired": "/auth?expired=true",
+            "upload": "/jwks",
+            "delete": "/jwks/{kid}",
+            "rotate": "/rotate",
+            "health": "/health",
+            "connect": "/connect",
         },
+        "jwks_paths": app.paths.jwks,
     }))
     .into_response()
 }
@@ -169,14 +280,39 @@ fn authorize(app: &App, headers: &HeaderMap) -> Result<(), Box<Response>> {
     }
 }
 
-#[derive(Deserialize)]
-struct UploadQuery {
-    expires_in: Option<String>,
+/// The value of `name` in a query string, decoded (the last one wins).
+fn query_param(q: &Option<String>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes())
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .last()
+}
+
+/// A request duration (`expires_in`, `ttl`): positive, at most `max` seconds.
+fn request_duration(name: &str, text: &str, max: i64) -> Result<i64, Box<Response>> {
+    match when::parse_duration(text) {
+        Ok(d) if d > 0 && d <= max => Ok(d),
+        Ok(d) if d > max => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{name} {:?} is longer than this server allows ({})",
+                crate::output::escape(text),
+                when::span(max.unsigned_abs())
+            ),
+        ))),
+        _ => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{name} must be a positive duration such as 1h, not {:?}",
+                crate::output::escape(text)
+            ),
+        ))),
+    }
 }
 
 async fn upload(
     State(app): State<Arc<App>>,
-    Query(q): Query<UploadQuery>,
+    RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -184,14 +320,13 @@ async fn upload(
         return *r;
     }
     let now = when::now();
-    let expires = match q.expires_in.as_deref().map(when::parse_duration) {
+    let expires = match query_param(&q, "expires_in") {
         None => None,
-        Some(Ok(d)) if d > 0 => Some(now + d),
-        Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "expires_in must be a positive duration such as 1h",
-            );
+        Some(text) => {
+            match request_duration("expires_in", &text, crate::cmd::serve::MAX_DURATION) {
+                Ok(d) => Some(now.saturating_add(d)),
+                Err(r) => return *r,
+            }
         }
     };
     let doc = match strict_json::parse_object(&body) {
@@ -254,6 +389,12 @@ async fn upload(
             StatusCode::CONFLICT,
             format!("kid \"{kid}\" is taken by another key; upload under another kid"),
         ),
+        Ok(Err(AddError::StoredAs(kid))) => error(
+            StatusCode::CONFLICT,
+            format!(
+                "this key is already stored, under kid \"{kid}\"; delete it first to store it under another kid"
+            ),
+        ),
         Ok(Err(AddError::Io(e))) => {
             eprintln!("error: storing a key: {e:#}");
             error(
@@ -295,17 +436,90 @@ async fn remove(
     }
 }
 
-#[derive(Deserialize)]
-struct AuthQuery {
-    #[serde(default)]
-    expired: bool,
+/// `?expired`: a bare `expired`, or true/false, 1/0, yes/no, on/off in any case.
+fn expired_flag(q: &Option<String>) -> Result<bool, Box<Response>> {
+    let Some(v) = query_param(q, "expired") else {
+        return Ok(false);
+    };
+    match v.to_ascii_lowercase().as_str() {
+        "" | "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "expired must be true or false (or 1/0, yes/no), not {:?}",
+                crate::output::escape(&v)
+            ),
+        ))),
+    }
 }
 
-/// A test token: `sub` from a JSON or form body (default "test-user"), iss = the server,
-/// exp = now + ttl. With `?expired=true`, expired and signed by a key that is not published.
+/// Claims a request may not give with the wrong type: name and what it must be.
+const TYPED_CLAIMS: [(&str, &str); 7] = [
+    ("sub", "a string"),
+    ("iss", "a string"),
+    ("jti", "a string"),
+    ("aud", "a string or an array of strings"),
+    ("exp", "an integer number of seconds"),
+    ("nbf", "an integer number of seconds"),
+    ("iat", "an integer number of seconds"),
+];
+
+fn well_typed(name: &str, v: &Value) -> bool {
+    match name {
+        "sub" | "iss" | "jti" => v.is_string(),
+        "aud" => v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+        "exp" | "nbf" | "iat" => v
+            .as_i64()
+            .is_some_and(|n| (0..=253_402_300_799).contains(&n)),
+        _ => true,
+    }
+}
+
+/// The claims a request asks for: a JSON object, or form fields (as strings).
+fn requested_claims(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<serde_json::Map<String, Value>, Box<Response>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Map::new());
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let claims = if content_type.starts_with("application/x-www-form-urlencoded") {
+        url::form_urlencoded::parse(body)
+            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+            .collect()
+    } else {
+        strict_json::parse_object(body).map_err(|e| {
+            Box::new(error(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not a JSON object of claims (or a form): {e}"),
+            ))
+        })?
+    };
+    for (name, what) in TYPED_CLAIMS {
+        if let Some(v) = claims.get(name)
+            && !well_typed(name, v)
+        {
+            return Err(Box::new(error(
+                StatusCode::BAD_REQUEST,
+                format!("claim \"{name}\" must be {what}, not {v}"),
+            )));
+        }
+    }
+    Ok(claims)
+}
+
+/// A test token: claims from a JSON or form body (`sub` defaults to "test-user"), iss the
+/// server's issuer, iat now, exp now + ttl (`?ttl=DUR` up to the grace). iss, iat, exp and nbf
+/// are the server's unless --allow-claim-override. With `?expired=true`, expired and signed by
+/// a key that is not published.
 async fn auth(
     State(app): State<Arc<App>>,
-    Query(q): Query<AuthQuery>,
+    RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -315,33 +529,43 @@ async fn auth(
             "token issuing is off (start the server with --issue-tokens)",
         );
     };
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let sub = if body.is_empty() {
-        None
-    } else if content_type.starts_with("application/x-www-form-urlencoded") {
-        url::form_urlencoded::parse(&body)
-            .find(|(k, _)| k == "sub")
-            .map(|(_, v)| v.into_owned())
-    } else {
-        match strict_json::parse_object(&body) {
-            Ok(o) => o.get("sub").and_then(Value::as_str).map(str::to_string),
-            Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")),
-        }
+    let expired = match expired_flag(&q) {
+        Ok(e) => e,
+        Err(r) => return *r,
+    };
+    let ttl = match query_param(&q, "ttl") {
+        None => issue.ttl,
+        Some(t) => match request_duration("ttl", &t, issue.grace.max(issue.ttl)) {
+            Ok(d) => d,
+            Err(r) => return *r,
+        },
+    };
+    let requested = match requested_claims(&headers, &body) {
+        Ok(c) => c,
+        Err(r) => return *r,
     };
     let now = when::now();
-    let sub = sub.unwrap_or_else(|| "test-user".into());
-    if q.expired {
-        return sign_token(
-            &issue.expired_key,
-            &issue.expired_kid,
-            &app.base_url,
-            &sub,
-            now - 7200,
-            now - 3600,
-        );
+    let (iat, exp) = if expired {
+        (now - 7200, now - 3600)
+    } else {
+        (now, now.saturating_add(ttl))
+    };
+    let server_owned = ["iss", "iat", "exp", "nbf"];
+    let mut claims = serde_json::Map::new();
+    claims.insert("iss".into(), app.issuer.clone().into());
+    claims.insert("sub".into(), "test-user".into());
+    for (k, v) in requested {
+        if issue.allow_override || !server_owned.contains(&k.as_str()) {
+            claims.insert(k, v);
+        }
+    }
+    for (name, value) in [("iat", iat), ("exp", exp)] {
+        if !(issue.allow_override && claims.contains_key(name)) {
+            claims.insert(name.into(), value.into());
+        }
+    }
+    if expired {
+        return sign_token(&issue.expired_key, &issue.expired_kid, &claims, exp - iat);
     }
     let Some(active) = app.store.active_signing() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "no active signing key");
@@ -349,14 +573,7 @@ async fn auth(
     let signer = crypto::load_key(&serde_json::to_vec(&active.jwk).unwrap_or_default(), None)
         .and_then(|k| k.default_alg().and_then(|a| SigningKey::new(&k, a)));
     match signer {
-        Ok(signer) => sign_token(
-            &signer,
-            &active.kid,
-            &app.base_url,
-            &sub,
-            now,
-            now + issue.ttl,
-        ),
+        Ok(signer) => sign_token(&signer, &active.kid, &claims, exp - iat),
         Err(_) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the signing key is unusable",
@@ -367,18 +584,97 @@ async fn auth(
 fn sign_token(
     signer: &SigningKey,
     kid: &str,
-    iss: &str,
-    sub: &str,
-    iat: i64,
-    exp: i64,
+    claims: &serde_json::Map<String, Value>,
+    ttl: i64,
 ) -> Response {
     let mut header = serde_json::Map::new();
     header.insert("alg".into(), signer.alg().as_str().into());
     header.insert("typ".into(), "JWT".into());
     header.insert("kid".into(), kid.into());
-    let claims = json!({"iss": iss, "sub": sub, "iat": iat, "exp": exp});
-    match jws::encode(&header, claims.to_string().as_bytes(), signer) {
-        Ok(token) => Json(json!({ "token": token })).into_response(),
+    match serde_json::to_vec(claims)
+        .map_err(|_| crypto::Error::Sign)
+        .and_then(|payload| jws::encode(&header, &payload, signer))
+    {
+        Ok(token) => Json(json!({
+            "token": token,
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": ttl,
+        }))
+        .into_response(),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "signing failed"),
+    }
+}
+
+/// POST /rotate (authenticated like uploads): the next key starts signing when it has been
+/// published for at least max-age (so verifiers' caches have it). Otherwise the answer is 409
+/// saying when; with no next key yet, one is published now and the answer is 202 saying from
+/// when it may sign.
+async fn rotate(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&app, &headers) {
+        return *r;
+    }
+    let Some(issue) = &app.issue else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "the server has no signing key of its own (start it with --issue-tokens)",
+        );
+    };
+    let (alg, grace, max_age) = (issue.alg, issue.grace, app.max_age);
+    let app2 = Arc::clone(&app);
+    let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<(StatusCode, Value)> {
+        let now = when::now();
+        match app2.store.next_signing() {
+            // Strictly more than max-age in whole seconds: at least max-age in real time.
+            Some(next) if now.saturating_sub(next.created) > max_age => {
+                let key = crate::cmd::serve::new_signing_key(alg)?;
+                let active = app2.store.rotate(&key, now, grace)?;
+                Ok((StatusCode::OK, json!({ "active": active.kid, "next": key.kid_or_thumbprint() })))
+            }
+            Some(next) => Ok((
+                StatusCode::CONFLICT,
+                json!({
+                    "error": format!(
+                        "the next key {} was published {} ago; it may start signing once verifiers' caches (max-age {}) have it, at {}",
+                        next.kid,
+                        when::span(now.saturating_sub(next.created).unsigned_abs()),
+                        when::span(max_age.unsigned_abs()),
+                        when::rfc3339(next.created.saturating_add(max_age + 1))
+                    ),
+                    "next": next.kid,
+                    "signs_from": next.created.saturating_add(max_age + 1),
+                }),
+            )),
+            None => {
+                let key = crate::cmd::serve::new_signing_key(alg)?;
+                app2.store.add_next(&key, now)?;
+                Ok((
+                    StatusCode::ACCEPTED,
+                    json!({
+                        "next": key.kid_or_thumbprint(),
+                        "signs_from": now.saturating_add(max_age + 1),
+                        "message": format!(
+                            "the next key is published now; POST /rotate again from {} to make it sign",
+                            when::rfc3339(now.saturating_add(max_age + 1))
+                        ),
+                    }),
+                ))
+            }
+        }
+    })
+    .await;
+    match outcome {
+        Ok(Ok((status, body))) => (status, Json(body)).into_response(),
+        Ok(Err(e)) => {
+            eprintln!("error: rotating the signing key: {e:#}");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the key could not be rotated",
+            )
+        }
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the key could not be rotated",
+        ),
     }
 }

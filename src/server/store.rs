@@ -35,6 +35,9 @@ pub struct StoredSigning {
     /// Set when rotated out: its public half stays published until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published_until: Option<i64>,
+    /// The next key: published (so verifiers' caches pick it up) but not signing yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub next: bool,
     pub jwk: Map<String, Value>,
 }
 
@@ -165,6 +168,15 @@ impl Store {
             for (pk, expires) in &keys {
                 let thumbprint = pk.thumbprint(Hash::Sha256);
                 let kid = pk.kid_or_thumbprint();
+                // One file per key (named by its thumbprint): the same key under another kid
+                // is a conflict that names the kid it is stored under.
+                if let Some(other) = st
+                    .uploaded
+                    .values()
+                    .find(|o| o.thumbprint == thumbprint && o.kid != kid)
+                {
+                    return Err(AddError::StoredAs(other.kid.clone()));
+                }
                 match st.uploaded.get(&kid) {
                     Some(old) if old.thumbprint == thumbprint => {
                         plan.push((kid, Added::Same, None))
@@ -231,73 +243,130 @@ impl Store {
         self.keys_dir.join(format!("{}.json", s.thumbprint))
     }
 
-    /// The active signing key (the newest not rotated out), if any.
+    /// The active signing key (the newest not rotated out and not waiting), if any.
     pub fn active_signing(&self) -> Option<StoredSigning> {
         let st = self.state.read().unwrap_or_else(|e| e.into_inner());
         st.signing
             .iter()
             .rev()
-            .find(|k| k.published_until.is_none())
+            .find(|k| k.published_until.is_none() && !k.next)
             .cloned()
     }
 
-    /// Stores a new active signing key; the previous active one stays published until
-    /// `now + grace`. Keys whose publication ended are deleted.
-    pub fn rotate(&self, key: &Key, now: i64, grace: i64) -> Result<StoredSigning> {
+    /// The next signing key (published, not signing yet), if any.
+    pub fn next_signing(&self) -> Option<StoredSigning> {
+        let st = self.state.read().unwrap_or_else(|e| e.into_inner());
+        st.signing.iter().rev().find(|k| k.next).cloned()
+    }
+
+    /// Publishes `key` as the next signing key, when there is none yet. True when added.
+    pub fn add_next(&self, key: &Key, now: i64) -> Result<bool> {
         let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if self
+            .state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .signing
+            .iter()
+            .any(|k| k.next)
+        {
+            return Ok(false);
+        }
         let kid = key.kid_or_thumbprint();
         let new = StoredSigning {
             kid: kid.clone(),
             created: now,
             published_until: None,
+            next: true,
             jwk: key.to_jwk(),
         };
+        atomic::commit(
+            vec![atomic::stage(
+                &self.signing_dir.join(format!("{kid}.json")),
+                &serde_json::to_vec_pretty(&new)?,
+                0o600,
+            )?],
+            true,
+        )?;
+        let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
+        st.signing.push(new);
+        st.doc = None;
+        Ok(true)
+    }
+
+    /// Rotates: the next key (when there is one) starts signing, the active one is retired and
+    /// stays published until `now + grace`, and `key` becomes the new next key, published from
+    /// now on. Without a next key (a data directory from before pre-publication), `key`
+    /// itself starts signing. Keys whose publication ended are deleted. Returns the key that
+    /// signs now.
+    pub fn rotate(&self, key: &Key, now: i64, grace: i64) -> Result<StoredSigning> {
+        let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let kid = key.kid_or_thumbprint();
+        let promote = {
+            let st = self.state.read().unwrap_or_else(|e| e.into_inner());
+            st.signing.iter().any(|k| k.next)
+        };
+        let new = StoredSigning {
+            kid: kid.clone(),
+            created: now,
+            published_until: None,
+            next: promote,
+            jwk: key.to_jwk(),
+        };
+        let path = |kid: &str| self.signing_dir.join(format!("{kid}.json"));
         let mut staged = vec![atomic::stage(
-            &self.signing_dir.join(format!("{kid}.json")),
+            &path(&kid),
             &serde_json::to_vec_pretty(&new)?,
             0o600,
         )?];
-        let mut retired = Vec::new();
+        let mut changed = Vec::new();
         let mut gone = Vec::new();
         {
             let st = self.state.read().unwrap_or_else(|e| e.into_inner());
             for old in &st.signing {
-                match old.published_until {
-                    None => {
-                        let mut o = old.clone();
-                        o.published_until = Some(now + grace);
-                        staged.push(atomic::stage(
-                            &self.signing_dir.join(format!("{}.json", o.kid)),
-                            &serde_json::to_vec_pretty(&o)?,
-                            0o600,
-                        )?);
-                        retired.push(o);
+                let mut o = old.clone();
+                match (old.published_until, old.next) {
+                    (None, true) => o.next = false,
+                    (None, false) => o.published_until = Some(now.saturating_add(grace)),
+                    (Some(t), _) if t <= now => {
+                        gone.push(old.kid.clone());
+                        continue;
                     }
-                    Some(t) if t <= now => gone.push(old.kid.clone()),
-                    Some(_) => {}
+                    (Some(_), _) => continue,
                 }
+                staged.push(atomic::stage(
+                    &path(&o.kid),
+                    &serde_json::to_vec_pretty(&o)?,
+                    0o600,
+                )?);
+                changed.push(o);
             }
         }
         atomic::commit(staged, true)?;
         for kid in &gone {
-            let _ = std::fs::remove_file(self.signing_dir.join(format!("{kid}.json")));
+            let _ = std::fs::remove_file(path(kid));
         }
         let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
         st.signing.retain(|k| !gone.contains(&k.kid));
-        for r in retired {
-            if let Some(k) = st.signing.iter_mut().find(|k| k.kid == r.kid) {
-                *k = r;
+        for c in changed {
+            if let Some(k) = st.signing.iter_mut().find(|k| k.kid == c.kid) {
+                *k = c;
             }
         }
-        st.signing.push(new.clone());
+        st.signing.push(new);
         st.doc = None;
-        Ok(new)
+        drop(st);
+        drop(_w);
+        self.active_signing()
+            .ok_or_else(|| anyhow::anyhow!("no active signing key after rotating"))
     }
 }
 
 #[derive(Debug)]
 pub enum AddError {
     KidTaken(String),
+    /// The same key is stored already, under this kid.
+    StoredAs(String),
     Io(anyhow::Error),
 }
 

@@ -12,5 +12,6 @@ mod key;
 mod resign;
 mod seams;
 mod serve;
+mod serve_dropin;
 mod util;
 mod verify_jwt;

@@ -1,0 +1,574 @@
+//! `jwkit serve` as a drop-in for the small JWKS servers people run in tests: their documented
+//! API (GET and POST on /, /health and /connect, the endpoint map with bare paths, every
+//! spelling of `expired`), an RS256 key as providers publish it, the key set where a real
+//! provider keeps it, the issuer used exactly as given, claims on /auth, safe rotation, and the
+//! flags that make no sense refused. PyJWT's PyJWKClient plays the application.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jwkit::crypto::jws::Compact;
+use serde_json::{Value, json};
+
+use crate::generate_jwt::peer_python;
+use crate::serve::{Server, TOKEN, http, upload};
+use crate::util::Env;
+
+fn get(url: &str) -> (u16, Value) {
+    let r = http().get(url).send().expect("get");
+    let status = r.status().as_u16();
+    (
+        status,
+        serde_json::from_slice(&r.bytes().expect("body")).unwrap_or(Value::Null),
+    )
+}
+
+fn post(url: &str, body: &str, content_type: &str) -> (u16, Value) {
+    let r = http()
+        .post(url)
+        .header("Content-Type", content_type)
+        .body(body.to_string())
+        .send()
+        .expect("post");
+    let status = r.status().as_u16();
+    (
+        status,
+        serde_json::from_slice(&r.bytes().expect("body")).unwrap_or(Value::Null),
+    )
+}
+
+fn token_of(v: &Value) -> String {
+    v["token"].as_str().expect("token").to_string()
+}
+
+fn header_of(token: &str) -> Value {
+    Value::Object(Compact::parse(token).expect("parse").header)
+}
+
+fn claims_of(token: &str) -> Value {
+    Value::Object(
+        Compact::parse(token)
+            .expect("parse")
+            .claims()
+            .expect("claims"),
+    )
+}
+
+/// PyJWKClient's verdicts on `tokens` against the set at `jwks_url`.
+fn pyjwk(python: &PathBuf, jwks_url: &str, issuer: Option<&str>, tokens: &[String]) -> Vec<Value> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cli/jwks_peer.py");
+    let mut cmd = Command::new(python);
+    cmd.arg(script).arg(jwks_url);
+    if let Some(i) = issuer {
+        cmd.arg(i);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python");
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::io::Write::write_all(&mut stdin, (tokens.join("\n") + "\n").as_bytes()).expect("write");
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait");
+    String::from_utf8(out.stdout)
+        .expect("utf8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("verdict"))
+        .collect()
+}
+
+/// A loopback port that is free now (for a server whose issuer must name its own port).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+#[test]
+fn the_documented_api_of_the_replaced_servers_holds() {
+    let env = Env::new();
+    let server = Server::start(&env, &env.path("data"), &["--issue-tokens"]);
+    let url = &server.url;
+    for path in ["/", "/health", "/connect"] {
+        let (g, doc) = get(&format!("{url}{path}"));
+        let (p, pdoc) = post(&format!("{url}{path}"), "", "application/json");
+        assert_eq!((g, p), (200, 200), "{path}");
+        assert_eq!(doc["status"], "ok", "{path}: {doc}");
+        assert_eq!(doc, pdoc, "{path}: GET and POST answer alike");
+    }
+    let (_, connect) = get(&format!("{url}/connect"));
+    let endpoints = &connect["endpoints"];
+    assert_eq!(endpoints["jwks"], "/.well-known/jwks.json", "{connect}");
+    assert_eq!(endpoints["auth"], "/auth");
+    assert_eq!(endpoints["auth_expired"], "/auth?expired=true");
+    assert_eq!(connect["service"], "jwkit");
+    // A client joins the bare paths onto the base URL.
+    let (status, set) = get(&format!("{url}{}", endpoints["jwks"].as_str().expect("p")));
+    assert_eq!(status, 200);
+    let keys = set["keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), 1, "{set}");
+    let k = &keys[0];
+    assert_eq!(
+        (k["kty"].as_str(), k["alg"].as_str(), k["use"].as_str()),
+        (Some("RSA"), Some("RS256"), Some("sig"))
+    );
+    for member in ["kid", "n", "e"] {
+        assert!(k[member].is_string(), "{member}: {k}");
+    }
+    for path in ["/jwks", "/.well-known/jwks"] {
+        assert_eq!(get(&format!("{url}{path}")).1, set, "{path}");
+    }
+    // Tokens, and every spelling of `expired`.
+    let (status, fresh) = post(
+        &format!("{url}/auth"),
+        r#"{"sub":"alice"}"#,
+        "application/json",
+    );
+    assert_eq!(status, 200, "{fresh}");
+    let fresh = token_of(&fresh);
+    assert_eq!(header_of(&fresh)["alg"], "RS256");
+    assert_eq!(header_of(&fresh)["kid"], k["kid"]);
+    let expired_kid = |q: &str| -> (Value, Value) {
+        let (status, body) = post(&format!("{url}/auth{q}"), "", "application/json");
+        assert_eq!(status, 200, "{q}: {body}");
+        let t = token_of(&body);
+        (header_of(&t)["kid"].clone(), claims_of(&t))
+    };
+    for q in [
+        "?expired",
+        "?expired=",
+        "?expired=1",
+        "?expired=true",
+        "?expired=True",
+        "?expired=TRUE",
+        "?expired=yes",
+    ] {
+        let (kid, claims) = expired_kid(q);
+        assert_ne!(kid, k["kid"], "{q}: signed by an unpublished key");
+        assert!(claims["exp"].as_i64().expect("exp") < claims["iat"].as_i64().expect("iat") + 7200);
+        assert!(
+            claims["exp"].as_i64().expect("exp") < fresh_exp_floor(),
+            "{q}: expired"
+        );
+    }
+    for q in ["?expired=0", "?expired=false", "?expired=No", ""] {
+        assert_eq!(expired_kid(q).0, k["kid"], "{q}");
+    }
+    let (status, body) = post(&format!("{url}/auth?expired=maybe"), "", "application/json");
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains("maybe")),
+        "{body}"
+    );
+    let (_, expired) = post(&format!("{url}/auth?expired=true"), "", "application/json");
+    let expired = token_of(&expired);
+    // Every 4xx is JSON naming the problem.
+    let (status, body) = get(&format!("{url}/no/such/thing"));
+    assert_eq!(status, 404);
+    assert!(body["error"].is_string(), "{body}");
+    let r = http()
+        .delete(format!("{url}/health"))
+        .send()
+        .expect("delete");
+    assert_eq!(r.status().as_u16(), 405);
+    let body: Value = serde_json::from_slice(&r.bytes().expect("b")).expect("json 405");
+    assert!(body["error"].is_string());
+    // The application's view: PyJWKClient against the served set.
+    let Some(python) = peer_python() else { return };
+    let verdicts = pyjwk(
+        &python,
+        &format!("{url}/.well-known/jwks.json"),
+        None,
+        &[fresh, expired],
+    );
+    assert_eq!(verdicts[0]["ok"], true, "{}", verdicts[0]);
+    assert_eq!(verdicts[0]["claims"]["sub"], "alice");
+    assert_eq!(
+        verdicts[1]["ok"], false,
+        "the expired token is rejected: {}",
+        verdicts[1]
+    );
+}
+
+fn fresh_exp_floor() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+#[test]
+fn the_key_set_answers_where_a_real_provider_keeps_it_and_the_issuer_is_exact() {
+    let env = Env::new();
+    let port = free_port();
+    let issuer = format!("http://127.0.0.1:{port}/realms/test/");
+    let addr = format!("127.0.0.1:{port}");
+    let server = Server::start(
+        &env,
+        &env.path("data"),
+        &[
+            "--addr",
+            &addr,
+            "--issuer",
+            &issuer,
+            "--issue-tokens",
+            "--jwks-path",
+            "/oauth2/v1/keys",
+            "--jwks-path",
+            "/realms/test/protocol/openid-connect/certs",
+        ],
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let (status, disc) = get(&format!("{issuer}.well-known/openid-configuration"));
+    assert_eq!(status, 200, "discovery under the issuer's path");
+    assert_eq!(
+        disc["issuer"].as_str(),
+        Some(issuer.as_str()),
+        "byte for byte, slash kept"
+    );
+    let jwks_uri = disc["jwks_uri"].as_str().expect("jwks_uri").to_string();
+    assert_eq!(
+        jwks_uri,
+        format!("{base}/realms/test/.well-known/jwks.json")
+    );
+    let set = get(&jwks_uri).1;
+    assert_eq!(set["keys"].as_array().map(Vec::len), Some(1));
+    for path in [
+        "/oauth2/v1/keys",
+        "/realms/test/protocol/openid-connect/certs",
+        "/.well-known/jwks.json",
+    ] {
+        assert_eq!(get(&format!("{base}{path}")).1, set, "{path}");
+    }
+    let (_, info) = get(&format!("{base}/connect"));
+    assert_eq!(
+        info["endpoints"]["jwks"],
+        "/realms/test/.well-known/jwks.json"
+    );
+    let (_, t) = post(
+        &format!("{base}/auth"),
+        "sub=bob",
+        "application/x-www-form-urlencoded",
+    );
+    let t = token_of(&t);
+    assert_eq!(claims_of(&t)["iss"].as_str(), Some(issuer.as_str()));
+    let out = env.ok(&["verify-jwt", "--issuer", &issuer, &t]);
+    assert!(out.contains("\"bob\""), "{out}");
+    drop(server);
+    if let Some(python) = peer_python() {
+        let server = Server::start(
+            &env,
+            &env.path("data"),
+            &["--addr", &addr, "--issuer", &issuer, "--issue-tokens"],
+        );
+        let (_, t) = post(&format!("{base}/auth"), "", "application/json");
+        let v = pyjwk(&python, &jwks_uri, Some(&issuer), &[token_of(&t)]);
+        assert_eq!(v[0]["ok"], true, "{}", v[0]);
+        drop(server);
+    }
+}
+
+#[test]
+fn auth_takes_claims_checks_their_types_and_bounds_the_ttl() {
+    let env = Env::new();
+    let server = Server::start(
+        &env,
+        &env.path("data"),
+        &["--issue-tokens", "--alg", "ES256"],
+    );
+    let url = &server.url;
+    let body = r#"{"sub":"carol","aud":"api","scope":"read write","roles":["admin"],"tenant":7,"iss":"https://evil","exp":1}"#;
+    let (status, r) = post(&format!("{url}/auth"), body, "application/json");
+    assert_eq!(status, 200, "{r}");
+    let t = token_of(&r);
+    assert_eq!(header_of(&t)["alg"], "ES256");
+    let c = claims_of(&t);
+    assert_eq!(
+        (c["sub"].clone(), c["aud"].clone(), c["scope"].clone()),
+        (json!("carol"), json!("api"), json!("read write"))
+    );
+    assert_eq!(
+        (c["roles"].clone(), c["tenant"].clone()),
+        (json!(["admin"]), json!(7))
+    );
+    assert_eq!(c["iss"].as_str(), Some(url.as_str()), "iss is the server's");
+    assert_eq!(
+        c["exp"].as_i64().expect("exp") - c["iat"].as_i64().expect("iat"),
+        900
+    );
+    env.ok(&["verify-jwt", "--server", url, "--aud", "api", &t]);
+    for (bad, member) in [
+        (r#"{"sub":5}"#, "sub"),
+        (r#"{"aud":[1]}"#, "aud"),
+        (r#"{"jti":{}}"#, "jti"),
+        ("[1]", "JSON object"),
+    ] {
+        let (status, r) = post(&format!("{url}/auth"), bad, "application/json");
+        assert_eq!(status, 400, "{bad}");
+        assert!(
+            r["error"].as_str().is_some_and(|e| e.contains(member)),
+            "{bad}: {r}"
+        );
+    }
+    let (status, r) = post(&format!("{url}/auth?ttl=2m"), "", "application/json");
+    assert_eq!(status, 200);
+    let c = claims_of(&token_of(&r));
+    assert_eq!(
+        c["exp"].as_i64().expect("e") - c["iat"].as_i64().expect("i"),
+        120
+    );
+    for q in [
+        "?ttl=1h",
+        "?ttl=0s",
+        "?ttl=soon",
+        "?ttl=9223372036854775807s",
+    ] {
+        let (status, r) = post(&format!("{url}/auth{q}"), "", "application/json");
+        assert_eq!(status, 400, "{q}: {r}");
+        assert!(r["error"].is_string());
+    }
+    drop(server);
+    // With --allow-claim-override the test sets iss and exp itself.
+    let server = Server::start(
+        &env,
+        &env.path("data2"),
+        &["--issue-tokens", "--allow-claim-override"],
+    );
+    let (_, r) = post(
+        &format!("{}/auth", server.url),
+        r#"{"iss":"https://idp.example","exp":4000000000}"#,
+        "application/json",
+    );
+    let c = claims_of(&token_of(&r));
+    assert_eq!(
+        (c["iss"].clone(), c["exp"].clone()),
+        (json!("https://idp.example"), json!(4_000_000_000i64))
+    );
+}
+
+#[test]
+fn the_store_refuses_a_second_kid_for_a_key_and_durations_out_of_range() {
+    let env = Env::new();
+    let server = Server::start(&env, &env.path("data"), &[]);
+    let jwk = env.ok(&[
+        "key",
+        "public",
+        &crate::verify_jwt::key_file("rfc7515-A.3.public.pem"),
+        "-f",
+        "jwk",
+    ]);
+    let mut a: Value = serde_json::from_str(&jwk).expect("jwk");
+    a["kid"] = json!("first");
+    assert_eq!(upload(&server.url, &a.to_string(), Some(TOKEN)).0, 201);
+    assert_eq!(upload(&server.url, &a.to_string(), Some(TOKEN)).0, 200);
+    a["kid"] = json!("second");
+    let (status, body) = upload(&server.url, &a.to_string(), Some(TOKEN));
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("\"first\"")),
+        "{body}"
+    );
+    for q in [
+        "expires_in=9223372036854775807s",
+        "expires_in=6000w",
+        "expires_in=5300w1d",
+        "expires_in=-1s",
+    ] {
+        let r = http()
+            .post(format!("{}/jwks?{q}", server.url))
+            .bearer_auth(TOKEN)
+            .body(jwk.clone())
+            .send()
+            .expect("upload");
+        assert_eq!(r.status().as_u16(), 400, "{q}");
+    }
+    let set = get(&format!("{}/.well-known/jwks.json", server.url)).1;
+    assert_eq!(
+        set["keys"].as_array().map(Vec::len),
+        Some(1),
+        "nothing else stored: {set}"
+    );
+}
+
+#[test]
+fn flags_that_do_nothing_or_break_tokens_are_usage_errors() {
+    let env = Env::new();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--grace", "1h"], "--grace needs --rotate-every"),
+        (&["--token-ttl", "1h"], "--token-ttl needs --issue-tokens"),
+        (&["--alg", "ES256"], "--alg needs --issue-tokens"),
+        (
+            &["--rotate-every", "1h"],
+            "--rotate-every needs --issue-tokens",
+        ),
+        (&["--issue-tokens", "--alg", "HS256"], "cannot be published"),
+        (
+            &["--issue-tokens", "--rotate-every", "1h", "--grace", "1m"],
+            "shorter than --token-ttl",
+        ),
+        (
+            &["--issue-tokens", "--rotate-every", "1m", "--max-age", "5m"],
+            "shorter than --max-age",
+        ),
+        (
+            &["--issue-tokens", "--token-ttl", "5300w"],
+            "at most 100 years",
+        ),
+        (&["--jwks-path", "keys"], "plain absolute path"),
+        (&["--jwks-path", "/auth"], "taken by another endpoint"),
+        (&["--jwks-path", "/a/{x}"], "plain absolute path"),
+        (
+            &["--jwks-path", "/.well-known/openid-configuration"],
+            "taken",
+        ),
+        (&["--issuer", "ftp://x.example"], "http or https"),
+        (&["--issuer", "https://x.example/?a=1"], "no query"),
+    ];
+    for (args, needle) in cases {
+        let mut a = vec!["serve", "--addr", "127.0.0.1:0", "--data-dir", "data"];
+        a.extend(args.iter());
+        env.run(&a).fails_with(needle);
+    }
+    assert!(
+        !env.path("data").exists(),
+        "a refused start creates nothing"
+    );
+}
+
+#[test]
+fn rotation_publishes_a_key_before_it_signs_and_keeps_it_for_its_tokens() {
+    let env = Env::new();
+    let server = Server::start(
+        &env,
+        &env.path("data"),
+        &[
+            "--issue-tokens",
+            "--rotate-every",
+            "3s",
+            "--max-age",
+            "1s",
+            "--token-ttl",
+            "6s",
+        ],
+    );
+    let url = server.url.clone();
+    let now = || Instant::now();
+    let started = now();
+    let mut first_seen: std::collections::HashMap<String, Instant> = Default::default();
+    let mut first_signed: std::collections::HashMap<String, Instant> = Default::default();
+    let mut live: Vec<(String, Instant)> = Vec::new();
+    let mut verified = 0;
+    while started.elapsed() < Duration::from_secs(14) {
+        for k in get(&format!("{url}/.well-known/jwks.json")).1["keys"]
+            .as_array()
+            .expect("keys")
+        {
+            first_seen
+                .entry(k["kid"].as_str().expect("kid").to_string())
+                .or_insert_with(now);
+        }
+        let (_, r) = post(&format!("{url}/auth"), "", "application/json");
+        let t = token_of(&r);
+        let kid = header_of(&t)["kid"].as_str().expect("kid").to_string();
+        first_signed.entry(kid).or_insert_with(now);
+        live.push((t, now() + Duration::from_secs(5)));
+        live.retain(|(_, until)| now() < *until);
+        // Every token not yet expired verifies, the cache on, at this moment.
+        for (t, _) in &live {
+            let run = env.run(&["verify-jwt", "--server", &url, t]);
+            assert_eq!(run.code, 0, "after {:?}: {}", started.elapsed(), run.stderr);
+            verified += 1;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(first_signed.len() >= 3, "rotated: {first_signed:?}");
+    for (kid, signed) in &first_signed {
+        let seen = first_seen.get(kid).expect("a signing key is in the set");
+        assert!(
+            signed.duration_since(*seen) >= Duration::from_millis(700)
+                || *seen < started + Duration::from_millis(500),
+            "{kid} signed {:?} after it was published (max-age 1s)",
+            signed.duration_since(*seen)
+        );
+    }
+    assert!(verified > 50);
+    if let Some(python) = peer_python() {
+        // Tokens with at least 2 s left (PyJWT allows no clock skew; times are whole seconds).
+        let tokens: Vec<String> = live
+            .iter()
+            .map(|(t, _)| t.clone())
+            .filter(|t| claims_of(t)["exp"].as_i64().expect("exp") >= fresh_exp_floor() + 2)
+            .collect();
+        assert!(!tokens.is_empty());
+        for v in pyjwk(
+            &python,
+            &format!("{url}/.well-known/jwks.json"),
+            None,
+            &tokens,
+        ) {
+            assert_eq!(v["ok"], true, "{v}");
+        }
+    }
+}
+
+#[test]
+fn post_rotate_follows_the_same_rules() {
+    let env = Env::new();
+    let server = Server::start(
+        &env,
+        &env.path("data"),
+        &["--issue-tokens", "--max-age", "1s"],
+    );
+    let url = &server.url;
+    let rotate = |token: Option<&str>| -> (u16, Value) {
+        let mut req = http().post(format!("{url}/rotate"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().expect("rotate");
+        let status = r.status().as_u16();
+        (
+            status,
+            serde_json::from_slice(&r.bytes().expect("b")).unwrap_or(Value::Null),
+        )
+    };
+    assert_eq!(rotate(None).0, 401);
+    let (_, before) = post(&format!("{url}/auth"), "", "application/json");
+    let old_kid = header_of(&token_of(&before))["kid"].clone();
+    let (status, first) = rotate(Some(TOKEN));
+    assert_eq!(status, 202, "a next key is published first: {first}");
+    let next = first["next"].clone();
+    let set = get(&format!("{url}/.well-known/jwks.json")).1;
+    assert!(
+        set["keys"]
+            .as_array()
+            .expect("k")
+            .iter()
+            .any(|k| k["kid"] == next),
+        "published"
+    );
+    let (status, early) = rotate(Some(TOKEN));
+    assert_eq!(status, 409, "too early: {early}");
+    std::thread::sleep(Duration::from_millis(2100));
+    let (status, done) = rotate(Some(TOKEN));
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["active"], next);
+    let (_, after) = post(&format!("{url}/auth"), "", "application/json");
+    assert_eq!(header_of(&token_of(&after))["kid"], next);
+    // The old key stays published: the token it signed still verifies.
+    env.ok(&[
+        "verify-jwt",
+        "--server",
+        url,
+        "--no-cache",
+        &token_of(&before),
+    ]);
+    assert_ne!(old_kid, next);
+}
