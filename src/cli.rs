@@ -335,6 +335,19 @@ pub struct ServeArgs {
     /// /oauth2/v1/keys, /realms/NAME/protocol/openid-connect/certs, ...
     #[arg(long = "jwks-path", value_name = "PATH")]
     pub jwks_path: Vec<String>,
+    /// A request's head must arrive within this, and a kept-alive connection that stays idle
+    /// this long is closed.
+    #[arg(long, value_name = "DUR", default_value = "10s")]
+    pub header_timeout: String,
+
+    /// A whole request (its body included) must be read and answered within this (else 408).
+    #[arg(long, value_name = "DUR", default_value = "30s")]
+    pub request_timeout: String,
+
+    /// At most this many open connections; when full, the oldest one not inside a request
+    /// (idle, or still sending its head) is closed to make room.
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    pub max_connections: usize,
 }
 
 /// Where a key comes from: a file (PEM, DER, JWK or JWKS; `-` for stdin) or the key store.

@@ -78,6 +78,18 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
         );
     }
     let paths = Paths::new(args.issuer.as_deref(), &args.jwks_path)?;
+    let limits = server::listen::Limits {
+        header_timeout: Duration::from_secs(
+            duration("--header-timeout", &args.header_timeout)?.unsigned_abs(),
+        ),
+        max_connections: match args.max_connections {
+            0 => bail!("--max-connections must be at least 1"),
+            n => n,
+        },
+        shutdown_grace: Duration::from_secs(5),
+    };
+    let request_timeout =
+        Duration::from_secs(duration("--request-timeout", &args.request_timeout)?.unsigned_abs());
     let data_dir = match &args.data_dir {
         Some(d) => d.clone(),
         None => KeyStore::open()?.root().join("server"),
@@ -130,6 +142,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
         };
         let app = Arc::new(App {
             store,
+            request_timeout,
             upload_token: token.map(|t| {
                 aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, t.as_bytes())
                     .as_ref()
@@ -166,10 +179,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
             output::escape(&issuer),
             data_dir.display()
         );
-        axum::serve(listener, server::router(app))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("serving")?;
+        server::listen::serve(listener, server::router(app), limits, shutdown_signal()).await;
         eprintln!("jwkit serve: stopped");
         Ok::<(), anyhow::Error>(())
     })?;

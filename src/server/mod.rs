@@ -1,6 +1,7 @@
 //! `jwkit serve`: a JWKS server (DESIGN.md §6). Publishes uploaded public keys and its own
 //! token-signing keys, takes authenticated uploads, and issues test tokens.
 
+pub mod listen;
 pub mod store;
 
 use std::sync::Arc;
@@ -26,6 +27,8 @@ const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"]
 
 pub struct App {
     pub store: Store,
+    /// A whole request must be read and answered within this.
+    pub request_timeout: std::time::Duration,
     /// SHA-256 of the upload token; None: uploads, deletes and rotation are disabled.
     pub upload_token: Option<Vec<u8>>,
     /// The issuer exactly as given (or the bound address), for `iss` and discovery.
@@ -153,8 +156,23 @@ pub fn router(app: Arc<App>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&app),
+            request_timeout,
+        ))
         .layer(middleware::from_fn(log_request))
         .with_state(app)
+}
+
+/// A request (reading its body included) that takes longer than --request-timeout gets 408.
+async fn request_timeout(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(app.request_timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => error(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request was not read and answered within --request-timeout",
+        ),
+    }
 }
 
 /// One line per request on stderr: method, path, status, latency. Never a body or a token.

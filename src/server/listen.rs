@@ -1,0 +1,196 @@
+//! The accept loop, built for a network where clients may be slow, idle or hostile: HTTP/1
+//! connections (hyper) with a header-read timeout, which also closes a kept-alive connection
+//! that stays idle that long; a cap on open connections that, when reached, closes the oldest
+//! connection not inside a request (idle, or still sending its head) rather than stop
+//! answering; bounded buffers; and a graceful stop (no new connections, requests in flight
+//! finish within a deadline, idle connections close at once). Timeouts and evictions are
+//! counted in a log line every 10 s, not one line each.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tower::ServiceExt;
+
+/// How connections are held.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// A request head must arrive within this; an idle kept-alive connection closes after it.
+    pub header_timeout: Duration,
+    /// At most this many connections are open at once.
+    pub max_connections: usize,
+    /// On SIGINT/SIGTERM, requests in flight get this long to finish.
+    pub shutdown_grace: Duration,
+}
+
+/// Headers beyond this (and the buffered part of a body) are refused: memory per connection
+/// stays bounded.
+const MAX_BUF: usize = 80 * 1024;
+
+struct Conn {
+    /// Requests being handled on this connection (0: idle or still reading a head).
+    busy: Arc<AtomicUsize>,
+    close: oneshot::Sender<()>,
+}
+
+#[derive(Default)]
+struct Counts {
+    timeouts: AtomicU64,
+    evicted: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then stops gracefully.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let conns: Arc<Mutex<BTreeMap<u64, Conn>>> = Arc::default();
+    let counts = Arc::new(Counts::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let reporter = tokio::spawn(report(Arc::clone(&counts)));
+    let mut next_id: u64 = 0;
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = &mut shutdown => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(_) => {
+                // Out of descriptors (EMFILE) or a transient error: make room and go on.
+                if evict_one(&conns) {
+                    counts.evicted.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let full = conns
+            .lock()
+            .map(|c| c.len() >= limits.max_connections)
+            .unwrap_or(true);
+        if full {
+            if evict_one(&conns) {
+                counts.evicted.fetch_add(1, Ordering::Relaxed);
+            } else {
+                // Every connection is inside a request: this one waits for no one.
+                counts.refused.fetch_add(1, Ordering::Relaxed);
+                drop(stream);
+                continue;
+            }
+        }
+        next_id += 1;
+        let id = next_id;
+        let busy = Arc::new(AtomicUsize::new(0));
+        let (close_tx, close_rx) = oneshot::channel();
+        if let Ok(mut c) = conns.lock() {
+            c.insert(
+                id,
+                Conn {
+                    busy: Arc::clone(&busy),
+                    close: close_tx,
+                },
+            );
+        }
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let router = router.clone();
+            let busy = Arc::clone(&busy);
+            async move {
+                busy.fetch_add(1, Ordering::SeqCst);
+                let resp = router.oneshot(req.map(Body::new)).await;
+                busy.fetch_sub(1, Ordering::SeqCst);
+                resp
+            }
+        });
+        let conns = Arc::clone(&conns);
+        let counts = Arc::clone(&counts);
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .max_buf_size(MAX_BUF)
+                .keep_alive(true);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if r.as_ref().is_err_and(|e| e.is_timeout()) {
+                        counts.timeouts.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                _ = close_rx => {}
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(limits.shutdown_grace, conn).await;
+                }
+            }
+            if let Ok(mut c) = conns.lock() {
+                c.remove(&id);
+            }
+        });
+    }
+    // Stop: no new connections; each open one finishes its request or closes if idle.
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let deadline = tokio::time::Instant::now() + limits.shutdown_grace + Duration::from_millis(500);
+    while conns.lock().map(|c| !c.is_empty()).unwrap_or(false)
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    reporter.abort();
+    log_counts(&counts);
+}
+
+/// Closes the oldest connection that is not inside a request. False when there is none.
+fn evict_one(conns: &Mutex<BTreeMap<u64, Conn>>) -> bool {
+    let Ok(mut c) = conns.lock() else {
+        return false;
+    };
+    let victim = c
+        .iter()
+        .find(|(_, conn)| conn.busy.load(Ordering::SeqCst) == 0)
+        .map(|(id, _)| *id);
+    match victim.and_then(|id| c.remove(&id)) {
+        Some(conn) => {
+            let _ = conn.close.send(());
+            true
+        }
+        None => false,
+    }
+}
+
+async fn report(counts: Arc<Counts>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        log_counts(&counts);
+    }
+}
+
+/// One line for what happened to connections since the last line, when anything did.
+fn log_counts(counts: &Counts) {
+    let t = counts.timeouts.swap(0, Ordering::Relaxed);
+    let e = counts.evicted.swap(0, Ordering::Relaxed);
+    let r = counts.refused.swap(0, Ordering::Relaxed);
+    if t + e + r > 0 {
+        eprintln!(
+            "connections: {t} closed by the header or idle timeout, {e} idle ones closed to make room, {r} refused (all busy)"
+        );
+    }
+}
