@@ -23,6 +23,16 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start(env: &Env, data: &Path, extra: &[&str]) -> Server {
+        Server::start_after(env, None, data, extra)
+    }
+
+    /// `start` through `sh` after `setup` (for example `ulimit -n 1024`).
+    pub(crate) fn start_after(
+        env: &Env,
+        setup: Option<&str>,
+        data: &Path,
+        extra: &[&str],
+    ) -> Server {
         std::fs::write(env.path("upload.token"), format!("{TOKEN}\n")).expect("token file");
         let mut args = vec!["serve", "--data-dir", data.to_str().expect("path")];
         if !extra.contains(&"--addr") {
@@ -32,13 +42,15 @@ impl Server {
             args.extend(["--upload-token-file", "upload.token"]);
         }
         args.extend(extra.iter().filter(|a| **a != "--no-upload-token"));
-        let mut child = env
-            .cmd(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn serve");
+        let mut child = match setup {
+            Some(setup) => env.cmd_after(setup, &args),
+            None => env.cmd(&args),
+        }
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
@@ -59,11 +71,11 @@ impl Server {
         Server { child, url, log }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().expect("log").clone()
     }
 
-    fn signal(&mut self, sig: &str) -> i32 {
+    pub(crate) fn signal(&mut self, sig: &str) -> i32 {
         Command::new("kill")
             .args([sig, &self.child.id().to_string()])
             .status()

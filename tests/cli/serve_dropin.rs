@@ -572,3 +572,113 @@ fn post_rotate_follows_the_same_rules() {
     ]);
     assert_ne!(old_kid, next);
 }
+
+#[test]
+fn slow_and_idle_clients_cannot_starve_others_and_sigterm_ends_the_server() {
+    use std::io::{Read, Write};
+    let env = Env::new();
+    let server = Server::start_after(
+        &env,
+        Some("ulimit -n 1024"),
+        &env.path("data"),
+        &["--header-timeout", "3s"],
+    );
+    let addr: std::net::SocketAddr = server
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("addr");
+    let health_url = format!("{}/health", server.url);
+    let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    // A health check loop that must keep answering within 1 s throughout.
+    let checker = {
+        let flooding = std::sync::Arc::clone(&flooding);
+        std::thread::spawn(move || {
+            let client = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("client");
+            let mut worst = Duration::ZERO;
+            let mut answered = 0;
+            while flooding.load(std::sync::atomic::Ordering::SeqCst) {
+                let t = Instant::now();
+                let ok = client
+                    .get(&health_url)
+                    .send()
+                    .is_ok_and(|r| r.status().as_u16() == 200);
+                assert!(ok, "GET /health failed during the flood");
+                worst = worst.max(t.elapsed());
+                answered += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (worst, answered)
+        })
+    };
+    // 2,000 connections: half send nothing, half half a request line.
+    let mut sockets = Vec::new();
+    for i in 0..2000 {
+        if let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            if i % 2 == 0 {
+                let _ = s.write_all(b"GET /health HT");
+            }
+            sockets.push(s);
+        }
+    }
+    assert!(
+        sockets.len() >= 1500,
+        "{} connections opened",
+        sockets.len()
+    );
+    // Past the header timeout, every one of them has been closed by the server.
+    std::thread::sleep(Duration::from_secs(5));
+    flooding.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (worst, answered) = checker.join().expect("checker");
+    assert!(answered > 20, "{answered} health checks");
+    assert!(
+        worst < Duration::from_secs(1),
+        "a health check took {worst:?}"
+    );
+    let mut open = 0;
+    for s in &mut sockets {
+        let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
+        let mut buf = [0u8; 256];
+        // Closed: EOF (0) or a reset; open: a read timeout.
+        if let Err(e) = s.read(&mut buf)
+            && matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            )
+        {
+            open += 1;
+        }
+    }
+    assert_eq!(
+        open, 0,
+        "idle and half-written connections are closed by the timeouts"
+    );
+    drop(sockets);
+    drop(server);
+
+    // SIGTERM with an idle keep-alive client connected: the server ends within 5 s, exit 0.
+    let mut server = Server::start(&env, &env.path("data2"), &[]);
+    let addr: std::net::SocketAddr = server
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("addr");
+    let mut idle = std::net::TcpStream::connect(addr).expect("connect");
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("request");
+    let mut first = [0u8; 64];
+    let n = idle.read(&mut first).expect("response");
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+    let t = Instant::now();
+    let code = server.signal("-TERM");
+    assert_eq!(code, 0, "{}", server.log());
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+}

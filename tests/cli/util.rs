@@ -38,6 +38,18 @@ impl Env {
         cmd
     }
 
+    /// A `jwkit` command run through `sh` after `setup` (for example `ulimit -n 1024`), with
+    /// the same clean environment.
+    pub fn cmd_after(&self, setup: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("{setup}; exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_jwkit"))
+            .args(args);
+        self.clean(&mut cmd);
+        cmd
+    }
+
     /// jwkit run through `sh` under the given umask.
     pub fn run_with_umask(&self, umask: &str, args: &[&str]) -> Run {
         let mut cmd = Command::new("sh");
