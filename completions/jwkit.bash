@@ -1087,7 +1087,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__serve)
-            opts="-h -V --addr --data-dir --upload-token-file --issue-tokens --alg --rotate-every --grace --token-ttl --allow-claim-override --max-age --issuer --jwks-path --color --help --version"
+            opts="-h -V --addr --data-dir --upload-token-file --issue-tokens --alg --rotate-every --grace --token-ttl --allow-claim-override --max-age --issuer --jwks-path --tls-cert --tls-key --tls-self-signed --tls-ca-out --header-timeout --request-timeout --max-connections --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1130,6 +1130,30 @@ _jwkit() {
                     return 0
                     ;;
                 --jwks-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca-out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

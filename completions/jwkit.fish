@@ -366,11 +366,18 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l token-ttl -d 'Life
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l max-age -d 'Cache-Control max-age of the JWKS' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l issuer -d 'The issuer, used exactly as given (a trailing slash kept) in tokens and discovery; its path is honoured: discovery at {issuer}/.well-known/openid-configuration and the key set under the same prefix (default: http://ADDR as bound)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l jwks-path -d 'Also serve the key set at PATH (repeatable), where a real provider keeps it: /oauth2/v1/keys, /realms/NAME/protocol/openid-connect/certs, ...' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l tls-cert -d 'Serve HTTPS with this certificate chain (PEM), read again on SIGHUP' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l tls-ca-out -d 'Where --tls-self-signed writes the CA certificate' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l header-timeout -d 'A request\'s head must arrive within this, and a kept-alive connection that stays idle this long is closed' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l request-timeout -d 'A whole request (its body included) must be read and answered within this (else 408)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l max-connections -d 'At most this many open connections; when full, the oldest one not inside a request (idle, or still sending its head) is closed to make room' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l issue-tokens -d 'Keep a signing key of the server\'s own and answer POST /auth with tokens'
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l allow-claim-override -d 'Let /auth requests set iss, iat, exp and nbf themselves (with --issue-tokens)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l tls-self-signed -d 'Serve HTTPS with a certificate from a throwaway CA made at start, for the server\'s host names; the CA certificate is written to --tls-ca-out (default: tls-ca.pem in the data directory), for clients to trust (verify-jwt --cacert)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand completions" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''

@@ -139,7 +139,7 @@ pub enum Command {
     /// POST /auth (with --issue-tokens; ?expired=true for an expired token), GET /health,
     /// GET / and /connect. Binds 127.0.0.1 unless told otherwise. One log line per request on
     /// stderr; stops cleanly on SIGINT or SIGTERM.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 
     /// Print a shell completion script to stdout.
     Completions(CompletionsArgs),
@@ -335,6 +335,29 @@ pub struct ServeArgs {
     /// /oauth2/v1/keys, /realms/NAME/protocol/openid-connect/certs, ...
     #[arg(long = "jwks-path", value_name = "PATH")]
     pub jwks_path: Vec<String>,
+    /// Serve HTTPS with this certificate chain (PEM), read again on SIGHUP.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve HTTPS with a certificate from a throwaway CA made at start, for the server's host
+    /// names; the CA certificate is written to --tls-ca-out (default: tls-ca.pem in the data
+    /// directory), for clients to trust (verify-jwt --cacert).
+    #[arg(long)]
+    pub tls_self_signed: bool,
+
+    /// Where --tls-self-signed writes the CA certificate.
+    #[arg(long, value_name = "FILE", requires = "tls_self_signed")]
+    pub tls_ca_out: Option<PathBuf>,
+
     /// A request's head must arrive within this, and a kept-alive connection that stays idle
     /// this long is closed.
     #[arg(long, value_name = "DUR", default_value = "10s")]

@@ -78,6 +78,11 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
         );
     }
     let paths = Paths::new(args.issuer.as_deref(), &args.jwks_path)?;
+    // Certificate files are checked before anything is written or bound.
+    let tls_files = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(server::tls::from_files(cert, key)?),
+        _ => None,
+    };
     let limits = server::listen::Limits {
         header_timeout: Duration::from_secs(
             duration("--header-timeout", &args.header_timeout)?.unsigned_abs(),
@@ -111,10 +116,29 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
             .await
             .with_context(|| format!("binding {}", args.addr))?;
         let local = listener.local_addr()?;
+        let tls = match tls_files {
+            Some(served) => Some(served),
+            None if args.tls_self_signed => {
+                let (served, ca) = server::tls::self_signed(&host_names(local, args.issuer.as_deref()))?;
+                let out = args
+                    .tls_ca_out
+                    .clone()
+                    .unwrap_or_else(|| data_dir.join("tls-ca.pem"));
+                crate::atomic::commit(vec![crate::atomic::stage(&out, ca.as_bytes(), 0o644)?], true)
+                    .with_context(|| format!("writing the CA certificate to {}", out.display()))?;
+                eprintln!(
+                    "jwkit serve: the throwaway CA's certificate is in {} (verify-jwt --cacert {0})",
+                    out.display()
+                );
+                Some(served)
+            }
+            _ => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let issuer = args
             .issuer
             .clone()
-            .unwrap_or_else(|| format!("http://{local}"));
+            .unwrap_or_else(|| format!("{scheme}://{local}"));
         let issue = if args.issue_tokens {
             let now = when::now();
             let active = store.active_signing();
@@ -174,16 +198,58 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
                 }
             });
         }
+        let acceptor = match &tls {
+            Some(served) => {
+                let acceptor = server::tls::acceptor(Arc::clone(served))?;
+                // SIGHUP reads the certificate files again; the listener stays.
+                let t = Arc::clone(served);
+                if let Ok(mut hup) =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                {
+                    tokio::spawn(async move {
+                        while hup.recv().await.is_some() {
+                            match t.reload() {
+                                Ok(true) => eprintln!("jwkit serve: TLS certificate reloaded"),
+                                Ok(false) => {}
+                                Err(e) => eprintln!(
+                                    "error: reloading the TLS certificate (the old one stays): {e:#}"
+                                ),
+                            }
+                        }
+                    });
+                }
+                Some(acceptor)
+            }
+            None => None,
+        };
         eprintln!(
-            "jwkit serve: listening on http://{local} (issuer {}, data in {})",
+            "jwkit serve: listening on {scheme}://{local} (issuer {}, data in {})",
             output::escape(&issuer),
             data_dir.display()
         );
-        server::listen::serve(listener, server::router(app), limits, shutdown_signal()).await;
+        server::listen::serve(listener, server::router(app), acceptor, limits, shutdown_signal())
+            .await;
         eprintln!("jwkit serve: stopped");
         Ok::<(), anyhow::Error>(())
     })?;
     Ok(ExitStatus::Success)
+}
+
+/// The names a self-signed certificate covers: loopback, the bound address, the issuer's host.
+fn host_names(local: std::net::SocketAddr, issuer: Option<&str>) -> Vec<String> {
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+    if !local.ip().is_unspecified() {
+        names.push(local.ip().to_string());
+    }
+    if let Some(host) = issuer
+        .and_then(|i| url::Url::parse(i).ok())
+        .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_string()))
+    {
+        names.push(host);
+    }
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// The alg a stored signing key was made for (its JWK `alg`).

@@ -42,6 +42,7 @@ struct Conn {
 
 #[derive(Default)]
 struct Counts {
+    handshakes: AtomicU64,
     timeouts: AtomicU64,
     evicted: AtomicU64,
     refused: AtomicU64,
@@ -51,6 +52,7 @@ struct Counts {
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
@@ -116,26 +118,40 @@ pub async fn serve(
         });
         let conns = Arc::clone(&conns);
         let counts = Arc::clone(&counts);
-        let mut stop = stop_rx.clone();
+        let stop = stop_rx.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
-                .max_buf_size(MAX_BUF)
-                .keep_alive(true);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if r.as_ref().is_err_and(|e| e.is_timeout()) {
-                        counts.timeouts.fetch_add(1, Ordering::Relaxed);
-                    }
+            match tls {
+                None => {
+                    connection(
+                        TokioIo::new(stream),
+                        service,
+                        limits,
+                        close_rx,
+                        stop,
+                        &counts,
+                    )
+                    .await
                 }
-                _ = close_rx => {}
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(limits.shutdown_grace, conn).await;
+                // The handshake is bounded like a request head.
+                Some(acceptor) => {
+                    match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(tls_stream)) => {
+                            connection(
+                                TokioIo::new(tls_stream),
+                                service,
+                                limits,
+                                close_rx,
+                                stop,
+                                &counts,
+                            )
+                            .await
+                        }
+                        _ => {
+                            counts.handshakes.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                 }
             }
             if let Ok(mut c) = conns.lock() {
@@ -154,6 +170,45 @@ pub async fn serve(
     }
     reporter.abort();
     log_counts(&counts);
+}
+
+/// Serves one connection until it ends, is evicted, or the server stops (then the request in
+/// flight finishes within the grace, and an idle connection closes at once).
+async fn connection<I, S>(
+    io: I,
+    service: S,
+    limits: Limits,
+    close: oneshot::Receiver<()>,
+    mut stop: watch::Receiver<bool>,
+    counts: &Counts,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming> + Send,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(MAX_BUF)
+        .keep_alive(true);
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if r.as_ref().is_err_and(|e| e.is_timeout()) {
+                counts.timeouts.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        _ = close => {}
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(limits.shutdown_grace, conn).await;
+        }
+    }
 }
 
 /// Closes the oldest connection that is not inside a request. False when there is none.
@@ -185,12 +240,13 @@ async fn report(counts: Arc<Counts>) {
 
 /// One line for what happened to connections since the last line, when anything did.
 fn log_counts(counts: &Counts) {
+    let h = counts.handshakes.swap(0, Ordering::Relaxed);
     let t = counts.timeouts.swap(0, Ordering::Relaxed);
     let e = counts.evicted.swap(0, Ordering::Relaxed);
     let r = counts.refused.swap(0, Ordering::Relaxed);
-    if t + e + r > 0 {
+    if h + t + e + r > 0 {
         eprintln!(
-            "connections: {t} closed by the header or idle timeout, {e} idle ones closed to make room, {r} refused (all busy)"
+            "connections: {h} failed TLS handshakes, {t} closed by the header or idle timeout, {e} idle ones closed to make room, {r} refused (all busy)"
         );
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod listen;
 pub mod store;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Instant;

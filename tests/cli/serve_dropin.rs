@@ -57,11 +57,22 @@ fn claims_of(token: &str) -> Value {
 
 /// PyJWKClient's verdicts on `tokens` against the set at `jwks_url`.
 fn pyjwk(python: &PathBuf, jwks_url: &str, issuer: Option<&str>, tokens: &[String]) -> Vec<Value> {
+    pyjwk_tls(python, jwks_url, issuer, None, tokens)
+}
+
+/// `pyjwk` trusting the CA certificate in `cafile` for HTTPS.
+fn pyjwk_tls(
+    python: &PathBuf,
+    jwks_url: &str,
+    issuer: Option<&str>,
+    cafile: Option<&str>,
+    tokens: &[String],
+) -> Vec<Value> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cli/jwks_peer.py");
     let mut cmd = Command::new(python);
-    cmd.arg(script).arg(jwks_url);
-    if let Some(i) = issuer {
-        cmd.arg(i);
+    cmd.arg(script).arg(jwks_url).arg(issuer.unwrap_or(""));
+    if let Some(ca) = cafile {
+        cmd.arg(ca);
     }
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -681,4 +692,211 @@ fn slow_and_idle_clients_cannot_starve_others_and_sigterm_ends_the_server() {
         "took {:?}",
         t.elapsed()
     );
+}
+
+/// An HTTPS client trusting the CA certificate (PEM) at `ca`.
+fn https(ca: &std::path::Path) -> reqwest::blocking::Client {
+    let pem = std::fs::read(ca).expect("CA file");
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .tls_certs_merge(reqwest::Certificate::from_pem_bundle(&pem).expect("CA PEM"))
+        .build()
+        .expect("client")
+}
+
+#[test]
+fn https_with_a_throwaway_ca_serves_an_issuer_that_jwkit_and_pyjwt_trust() {
+    let env = Env::new();
+    let port = free_port();
+    let issuer = format!("https://127.0.0.1:{port}/realms/test/");
+    let addr = format!("127.0.0.1:{port}");
+    let ca = env.path("ca.pem");
+    let server = Server::start(
+        &env,
+        &env.path("data"),
+        &[
+            "--addr",
+            &addr,
+            "--issuer",
+            &issuer,
+            "--tls-self-signed",
+            "--tls-ca-out",
+            ca.to_str().expect("p"),
+            "--issue-tokens",
+            "--jwks-path",
+            "/oauth2/v1/keys",
+        ],
+    );
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+    let client = https(&ca);
+    let disc: Value = serde_json::from_slice(
+        &client
+            .get(format!("{issuer}.well-known/openid-configuration"))
+            .send()
+            .expect("discovery")
+            .bytes()
+            .expect("b"),
+    )
+    .expect("json");
+    assert_eq!(
+        disc["issuer"].as_str(),
+        Some(issuer.as_str()),
+        "byte for byte"
+    );
+    let jwks_uri = disc["jwks_uri"].as_str().expect("uri").to_string();
+    let get_set = |url: &str| -> Value {
+        serde_json::from_slice(&client.get(url).send().expect("get").bytes().expect("b"))
+            .expect("j")
+    };
+    let set = get_set(&jwks_uri);
+    assert_eq!(
+        get_set(&format!("https://127.0.0.1:{port}/oauth2/v1/keys")),
+        set
+    );
+    let r = client
+        .post(format!("https://127.0.0.1:{port}/auth"))
+        .send()
+        .expect("auth");
+    let token = token_of(&serde_json::from_slice(&r.bytes().expect("b")).expect("json"));
+    let ca_arg = ca.to_str().expect("p");
+    let out = env.ok(&[
+        "verify-jwt",
+        "--issuer",
+        &issuer,
+        "--cacert",
+        ca_arg,
+        &token,
+    ]);
+    assert!(out.contains("test-user"), "{out}");
+    // Without the CA, the certificate is not trusted.
+    let run = env.run(&["verify-jwt", "--issuer", &issuer, "--no-cache", &token]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--cacert"), "{}", run.stderr);
+    if let Some(python) = peer_python() {
+        let v = pyjwk_tls(&python, &jwks_uri, Some(&issuer), Some(ca_arg), &[token]);
+        assert_eq!(v[0]["ok"], true, "{}", v[0]);
+    }
+    drop(server);
+    assert!(
+        server_log_counts_handshakes(&env, &ca),
+        "failed handshakes are counted in one log line"
+    );
+}
+
+/// A client that does not trust the server's CA fails its handshake; the server counts it.
+fn server_log_counts_handshakes(env: &Env, ca: &std::path::Path) -> bool {
+    let mut server = Server::start(
+        env,
+        &env.path("data-hs"),
+        &["--tls-self-signed", "--tls-ca-out", ca.to_str().expect("p")],
+    );
+    let untrusting = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    assert!(
+        untrusting
+            .get(format!("{}/health", server.url))
+            .send()
+            .is_err()
+    );
+    let trusted = https(ca).get(format!("{}/health", server.url)).send();
+    assert!(trusted.is_ok_and(|r| r.status().as_u16() == 200));
+    assert_eq!(server.signal("-TERM"), 0);
+    server.log().contains("1 failed TLS handshakes")
+}
+
+/// A new CA and a certificate it signed for 127.0.0.1, valid from `from` to `to` (years):
+/// (certificate PEM, key PEM, CA certificate PEM).
+fn make_cert(from: i32, to: i32) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("ca key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let issuer = CertifiedIssuer::self_signed(ca, ca_key).expect("ca cert");
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("leaf");
+    leaf.not_before = rcgen::date_time_ymd(from, 1, 1);
+    leaf.not_after = rcgen::date_time_ymd(to, 1, 1);
+    let cert = leaf.signed_by(&key, &issuer).expect("sign");
+    (cert.pem(), key.serialize_pem(), issuer.pem())
+}
+
+#[test]
+fn tls_files_are_checked_at_start_and_reloaded_on_sighup() {
+    let env = Env::new();
+    let write = |name: &str, text: &str| {
+        std::fs::write(env.path(name), text).expect("write");
+        env.path(name).to_str().expect("p").to_string()
+    };
+    let (cert_a, key_a, ca_a) = make_cert(2020, 2090);
+    let (cert_b, key_b, ca_b) = make_cert(2020, 2090);
+    let (old_cert, old_key, _) = make_cert(2019, 2020);
+    let (ca_a, ca_b) = (write("ca-a.pem", &ca_a), write("ca-b.pem", &ca_b));
+    let (cert, key) = (write("cert.pem", &cert_a), write("key.pem", &key_a));
+    let other_key = write("other-key.pem", &key_b);
+    let expired = (write("old.pem", &old_cert), write("old-key.pem", &old_key));
+    let serve = |c: &str, k: &str| {
+        env.run(&[
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            "d",
+            "--tls-cert",
+            c,
+            "--tls-key",
+            k,
+        ])
+    };
+    serve(&cert, &other_key).fails_with("does not match the certificate");
+    serve(&expired.0, &expired.1).fails_with("expired on 2020-01-01");
+    serve("missing.pem", &key).fails_with("--tls-cert missing.pem");
+    serve(&cert, "missing-key.pem").fails_with("--tls-key missing-key.pem");
+    serve(&key, &key).fails_with("--tls-cert");
+    let mut server = Server::start(
+        &env,
+        &env.path("data"),
+        &["--tls-cert", &cert, "--tls-key", &key],
+    );
+    let health = |ca: &str| {
+        https(std::path::Path::new(ca))
+            .get(format!("{}/health", server.url))
+            .send()
+            .is_ok_and(|r| r.status().as_u16() == 200)
+    };
+    assert!(health(&ca_a));
+    assert!(!health(&ca_b));
+    // New files in place (as a certificate renewal writes them), then SIGHUP: new connections
+    // get the new certificate from the same listener.
+    write("cert.pem", &cert_b);
+    write("key.pem", &key_b);
+    Command::new("kill")
+        .args(["-HUP", &server_pid(&server)])
+        .status()
+        .expect("kill -HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("TLS certificate reloaded") {
+        assert!(Instant::now() < deadline, "no reload: {}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(health(&ca_b));
+    assert!(!health(&ca_a));
+    // A bad reload keeps the certificate in use.
+    write("key.pem", &key_a);
+    Command::new("kill")
+        .args(["-HUP", &server_pid(&server)])
+        .status()
+        .expect("kill -HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("the old one stays") {
+        assert!(Instant::now() < deadline, "{}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(health(&ca_b));
+    assert_eq!(server.signal("-TERM"), 0);
+}
+
+fn server_pid(server: &Server) -> String {
+    server.pid().to_string()
 }

@@ -1,0 +1,171 @@
+//! TLS for `serve` (rustls on the aws-lc provider): a certificate chain and key from PEM files,
+//! checked at start (readable, the key matching the certificate, within its validity) and read
+//! again on SIGHUP without dropping the listener; or, with --tls-self-signed, a throwaway CA and
+//! a certificate for the server's host names, the CA written out for clients (`verify-jwt
+//! --cacert`, an application's CA bundle).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use anyhow::{Context, Result, anyhow, bail};
+use der::Decode;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// The certificate being served, replaced whole on reload.
+#[derive(Debug)]
+pub struct Reloadable {
+    current: RwLock<Arc<CertifiedKey>>,
+    /// The files it came from (None: self-signed, nothing to reload).
+    files: Option<(PathBuf, PathBuf)>,
+}
+
+impl ResolvesServerCert for Reloadable {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.current.read().ok().map(|c| Arc::clone(&c))
+    }
+}
+
+impl Reloadable {
+    /// Reads the files again; on any fault the certificate in use stays, and the fault is
+    /// returned.
+    pub fn reload(&self) -> Result<bool> {
+        let Some((cert, key)) = &self.files else {
+            return Ok(false);
+        };
+        let fresh = load_pair(cert, key)?;
+        if let Ok(mut c) = self.current.write() {
+            *c = fresh;
+        }
+        Ok(true)
+    }
+}
+
+/// A TLS acceptor for `cert`, plus the resolver to reload it.
+pub fn acceptor(cert: Arc<Reloadable>) -> Result<tokio_rustls::TlsAcceptor> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| anyhow!("TLS set-up: {e}"))?
+        .with_no_client_auth()
+        .with_cert_resolver(cert);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The served certificate from PEM files.
+pub fn from_files(cert: &Path, key: &Path) -> Result<Arc<Reloadable>> {
+    Ok(Arc::new(Reloadable {
+        current: RwLock::new(load_pair(cert, key)?),
+        files: Some((cert.to_path_buf(), key.to_path_buf())),
+    }))
+}
+
+/// Reads and checks a certificate chain and its key.
+fn load_pair(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("--tls-cert {}: cannot read it", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow!("--tls-cert {}: not PEM certificates ({e})", cert.display()))?;
+    let Some(leaf) = chain.first() else {
+        bail!("--tls-cert {}: holds no certificate", cert.display());
+    };
+    check_validity(leaf).with_context(|| format!("--tls-cert {}", cert.display()))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        anyhow!(
+            "--tls-key {}: no PEM private key in it ({e})",
+            key.display()
+        )
+    })?;
+    let signing = provider()
+        .key_provider
+        .load_private_key(key_der)
+        .map_err(|e| {
+            anyhow!(
+                "--tls-key {}: not a usable private key ({e})",
+                key.display()
+            )
+        })?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified.keys_match().map_err(|e| {
+        anyhow!(
+            "--tls-key {} does not match the certificate in --tls-cert {} ({e})",
+            key.display(),
+            cert.display()
+        )
+    })?;
+    Ok(Arc::new(certified))
+}
+
+/// Refuses a certificate that has expired or is not valid yet.
+fn check_validity(leaf: &CertificateDer<'_>) -> Result<()> {
+    let cert = x509_cert::Certificate::from_der(leaf.as_ref())
+        .map_err(|e| anyhow!("the certificate does not parse ({e})"))?;
+    let validity = &cert.tbs_certificate.validity;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let (from, until) = (
+        validity.not_before.to_unix_duration(),
+        validity.not_after.to_unix_duration(),
+    );
+    if now > until {
+        bail!(
+            "the certificate expired on {}",
+            crate::when::rfc3339(until.as_secs() as i64)
+        );
+    }
+    if now < from {
+        bail!(
+            "the certificate is not valid before {}",
+            crate::when::rfc3339(from.as_secs() as i64)
+        );
+    }
+    Ok(())
+}
+
+/// A throwaway CA and a certificate it signed for `hosts` (names or IP addresses). Returns
+/// what to serve and the CA certificate as PEM, for clients to trust.
+pub fn self_signed(hosts: &[String]) -> Result<(Arc<Reloadable>, String)> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    };
+    let failed = |what: &str, e: rcgen::Error| anyhow!("making the {what}: {e}");
+    let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| failed("CA key", e))?;
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(|e| failed("CA", e))?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.distinguished_name
+        .push(DnType::CommonName, "jwkit serve throwaway CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let issuer = CertifiedIssuer::self_signed(ca, ca_key).map_err(|e| failed("CA", e))?;
+    let leaf_key =
+        KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| failed("server key", e))?;
+    let mut leaf =
+        CertificateParams::new(hosts.to_vec()).map_err(|e| failed("server certificate", e))?;
+    leaf.distinguished_name.push(
+        DnType::CommonName,
+        hosts.first().cloned().unwrap_or_else(|| "localhost".into()),
+    );
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = leaf
+        .signed_by(&leaf_key, &issuer)
+        .map_err(|e| failed("server certificate", e))?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    let signing = provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| anyhow!("loading the server key: {e}"))?;
+    let chain = vec![cert.der().clone(), issuer.der().clone()];
+    let served = Arc::new(Reloadable {
+        current: RwLock::new(Arc::new(CertifiedKey::new(chain, signing))),
+        files: None,
+    });
+    Ok((served, issuer.pem()))
+}
