@@ -161,8 +161,38 @@ pub fn router(app: Arc<App>) -> Router {
             Arc::clone(&app),
             request_timeout,
         ))
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(log_request))
         .with_state(app)
+}
+
+/// Every 4xx body is JSON `{"error": ...}`: rejections made by the framework (a body over the
+/// limit, a malformed header) are rewritten to say the same in JSON.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !status.is_client_error() || is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let reason = status.canonical_reason().unwrap_or("client error");
+    let message = match std::str::from_utf8(&text).map(str::trim) {
+        Ok(t) if !t.is_empty() => format!("{reason}: {}", crate::output::escape(t)),
+        _ => reason.to_string(),
+    };
+    let mut out = error(status, message);
+    for name in [header::WWW_AUTHENTICATE, header::RETRY_AFTER, header::ALLOW] {
+        if let Some(v) = parts.headers.get(&name) {
+            out.headers_mut().insert(name, v.clone());
+        }
+    }
+    out
 }
 
 /// A request (reading its body included) that takes longer than --request-timeout gets 408.

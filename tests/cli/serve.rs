@@ -289,7 +289,7 @@ fn bad_requests_get_4xx_and_leave_the_store_unchanged() {
             400,
             "private member",
         ),
-        (huge, Some(TOKEN), 413, ""),
+        (huge, Some(TOKEN), 413, "Payload Too Large"),
         ("{\"kty\":".into(), Some(TOKEN), 400, "malformed JSON"),
         (
             "{\"kty\":\"DSA\",\"y\":\"AQAB\"}".into(),

@@ -476,6 +476,8 @@ fn rotation_publishes_a_key_before_it_signs_and_keeps_it_for_its_tokens() {
     let mut first_signed: std::collections::HashMap<String, Instant> = Default::default();
     let mut live: Vec<(String, Instant)> = Vec::new();
     let mut verified = 0;
+    let mut peer_verified = 0;
+    let python = peer_python();
     while started.elapsed() < Duration::from_secs(14) {
         for k in get(&format!("{url}/.well-known/jwks.json")).1["keys"]
             .as_array()
@@ -491,11 +493,28 @@ fn rotation_publishes_a_key_before_it_signs_and_keeps_it_for_its_tokens() {
         first_signed.entry(kid).or_insert_with(now);
         live.push((t, now() + Duration::from_secs(5)));
         live.retain(|(_, until)| now() < *until);
-        // Every token not yet expired verifies, the cache on, at this moment.
+        // Every token not yet expired verifies, the cache on, at this moment: with jwkit, and
+        // with PyJWKClient (which allows no clock skew: tokens with a second or more left).
         for (t, _) in &live {
             let run = env.run(&["verify-jwt", "--server", &url, t]);
             assert_eq!(run.code, 0, "after {:?}: {}", started.elapsed(), run.stderr);
             verified += 1;
+        }
+        if let Some(python) = &python {
+            let fresh: Vec<String> = live
+                .iter()
+                .map(|(t, _)| t.clone())
+                .filter(|t| claims_of(t)["exp"].as_i64().expect("exp") > fresh_exp_floor() + 1)
+                .collect();
+            for v in pyjwk(
+                python,
+                &format!("{url}/.well-known/jwks.json"),
+                None,
+                &fresh,
+            ) {
+                assert_eq!(v["ok"], true, "after {:?}: {v}", started.elapsed());
+                peer_verified += 1;
+            }
         }
         std::thread::sleep(Duration::from_millis(300));
     }
@@ -503,30 +522,14 @@ fn rotation_publishes_a_key_before_it_signs_and_keeps_it_for_its_tokens() {
     for (kid, signed) in &first_signed {
         let seen = first_seen.get(kid).expect("a signing key is in the set");
         assert!(
-            signed.duration_since(*seen) >= Duration::from_millis(700)
+            signed.duration_since(*seen) >= Duration::from_secs(1)
                 || *seen < started + Duration::from_millis(500),
             "{kid} signed {:?} after it was published (max-age 1s)",
             signed.duration_since(*seen)
         );
     }
-    assert!(verified > 50);
-    if let Some(python) = peer_python() {
-        // Tokens with at least 2 s left (PyJWT allows no clock skew; times are whole seconds).
-        let tokens: Vec<String> = live
-            .iter()
-            .map(|(t, _)| t.clone())
-            .filter(|t| claims_of(t)["exp"].as_i64().expect("exp") >= fresh_exp_floor() + 2)
-            .collect();
-        assert!(!tokens.is_empty());
-        for v in pyjwk(
-            &python,
-            &format!("{url}/.well-known/jwks.json"),
-            None,
-            &tokens,
-        ) {
-            assert_eq!(v["ok"], true, "{v}");
-        }
-    }
+    assert!(verified > 30, "{verified}");
+    assert!(python.is_none() || peer_verified > 20, "{peer_verified}");
 }
 
 #[test]
