@@ -874,32 +874,26 @@ fn tls_files_are_checked_at_start_and_reloaded_on_sighup() {
     // get the new certificate from the same listener.
     write("cert.pem", &cert_b);
     write("key.pem", &key_b);
-    Command::new("kill")
-        .args(["-HUP", &server_pid(&server)])
-        .status()
-        .expect("kill -HUP");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !server.log().contains("TLS certificate reloaded") {
-        assert!(Instant::now() < deadline, "no reload: {}", server.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    hangup_until(&server, "TLS certificate reloaded");
     assert!(health(&ca_b));
     assert!(!health(&ca_a));
     // A bad reload keeps the certificate in use.
     write("key.pem", &key_a);
-    Command::new("kill")
-        .args(["-HUP", &server_pid(&server)])
-        .status()
-        .expect("kill -HUP");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !server.log().contains("the old one stays") {
-        assert!(Instant::now() < deadline, "{}", server.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    hangup_until(&server, "the old one stays");
     assert!(health(&ca_b));
     assert_eq!(server.signal("-TERM"), 0);
 }
 
-fn server_pid(server: &Server) -> String {
-    server.pid().to_string()
+/// Sends the server SIGHUP and waits until its log says `needle`.
+fn hangup_until(server: &Server, needle: &str) {
+    let before = server.log().matches(needle).count();
+    Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .expect("kill -HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.log().matches(needle).count() == before {
+        assert!(Instant::now() < deadline, "no {needle:?}: {}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
