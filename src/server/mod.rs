@@ -62,6 +62,21 @@ pub struct Paths {
     pub discovery: Vec<String>,
 }
 
+/// A path the router can take as it is: absolute, printable ASCII, no empty segment, no
+/// segment starting with ':' or '*' and no braces (the router's capture syntax), no query or
+/// fragment; '%' only where it comes from a URL's own encoding.
+fn servable(path: &str, percent: bool) -> bool {
+    let plain = path
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !b"{}*?#\\".contains(&b) && (percent || b != b'%'));
+    path.starts_with('/')
+        && path.len() <= 512
+        && plain
+        && path[1..]
+            .split('/')
+            .all(|seg| !seg.is_empty() && !seg.starts_with([':', '*']))
+}
+
 /// Routes that a --jwks-path may not take.
 const RESERVED: [&str; 5] = ["/", "/auth", "/health", "/connect", "/rotate"];
 
@@ -78,7 +93,13 @@ impl Paths {
                 if url.query().is_some() || url.fragment().is_some() {
                     anyhow::bail!("--issuer {i:?}: an issuer has no query or fragment (RFC 8414)");
                 }
-                url.path().trim_end_matches('/').to_string()
+                let prefix = url.path().trim_end_matches('/').to_string();
+                if !prefix.is_empty() && !servable(&prefix, true) {
+                    anyhow::bail!(
+                        "--issuer {i:?}: its path cannot be served (no segment may start with ':' or '*', and no braces)"
+                    );
+                }
+                prefix
             }
         };
         let mut jwks: Vec<String> = vec![
@@ -93,10 +114,7 @@ impl Paths {
             discovery.push(format!("{prefix}/.well-known/openid-configuration"));
         }
         for p in extra {
-            let plain = p
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && !b"{}*?#%\\".contains(&b));
-            if !p.starts_with('/') || p.contains("//") || !plain || p.len() > 512 {
+            if !servable(p, false) {
                 anyhow::bail!(
                     "--jwks-path {p:?}: expected a plain absolute path such as /oauth2/v1/keys"
                 );

@@ -439,6 +439,10 @@ fn flags_that_do_nothing_or_break_tokens_are_usage_errors() {
             &["--jwks-path", "/.well-known/openid-configuration"],
             "taken",
         ),
+        (&["--jwks-path", "/:x/keys"], "plain absolute path"),
+        (&["--jwks-path", "/a//b"], "plain absolute path"),
+        (&["--issuer", "http://127.0.0.1:1/:x"], "cannot be served"),
+        (&["--issuer", "http://127.0.0.1:1/a/*b"], "cannot be served"),
         (&["--issuer", "ftp://x.example"], "http or https"),
         (&["--issuer", "https://x.example/?a=1"], "no query"),
     ];
