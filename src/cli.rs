@@ -44,8 +44,17 @@ impl Cli {
     /// verify run. Help, version and every error go through the full parser, so what people
     /// see is the same either way.
     pub fn parse_args() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
         let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-        Cli::parse_fast(&args).unwrap_or_else(|| Cli::parse_from(args))
+        if let Some(cli) = Cli::parse_fast(&args) {
+            return cli;
+        }
+        // Help and usage errors follow --color, NO_COLOR and TERM=dumb like everything else.
+        let mut cmd = Cli::command().color(clap_color(&args));
+        let matches = cmd
+            .try_get_matches_from_mut(args)
+            .unwrap_or_else(|e| e.exit());
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut cmd).exit())
     }
 
     /// The one-subcommand parse, or None to leave it to the full parser.
@@ -82,6 +91,35 @@ impl Cli {
         std::mem::forget((cmd, matches, sub));
         Some(Cli { global, command })
     }
+}
+
+/// The colour choice for clap's own output, read from the raw arguments before parsing:
+/// `--color WHEN` (or `--color=WHEN`) wins; otherwise NO_COLOR or TERM=dumb turn colour off.
+fn clap_color(args: &[std::ffi::OsString]) -> clap::ColorChoice {
+    let mut given = None;
+    let mut it = args.iter().filter_map(|a| a.to_str());
+    while let Some(a) = it.next() {
+        if a == "--" {
+            break;
+        }
+        if let Some(v) = a.strip_prefix("--color=") {
+            given = Some(v.to_string());
+        } else if a == "--color" {
+            given = it.next().map(str::to_string);
+        }
+    }
+    match given.as_deref() {
+        Some("always") => clap::ColorChoice::Always,
+        Some("never") => clap::ColorChoice::Never,
+        _ if color_off_by_env() => clap::ColorChoice::Never,
+        _ => clap::ColorChoice::Auto,
+    }
+}
+
+/// NO_COLOR (set and not empty) or TERM=dumb: no colour unless asked for by --color.
+pub fn color_off_by_env() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+        || std::env::var_os("TERM").is_some_and(|t| t == "dumb")
 }
 
 const AFTER_HELP: &str = "\

@@ -70,6 +70,11 @@ pub fn read_token(arg: Option<&str>) -> Result<String> {
     }
     // Room for white space and a `Bearer ` prefix around a maximal token.
     let limit = MAX_TOKEN_BYTES as u64 + 1024;
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        crate::output::note(
+            "reading the token from standard input: paste it, then press Enter and Ctrl-D (or give it as an argument)",
+        );
+    }
     match read_capped("-", "token", limit)? {
         Capped::TooLarge => Err(MalformedToken::InputTooLong.into()),
         Capped::Whole(bytes) => String::from_utf8(bytes)

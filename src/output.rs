@@ -13,14 +13,13 @@ pub const RED: &str = "31";
 pub const YELLOW: &str = "33";
 pub const BOLD: &str = "1";
 
-/// Decides once whether stderr gets colour: `--color`, then `NO_COLOR`, then "is it a terminal".
+/// Decides once whether stderr gets colour: `--color`, then `NO_COLOR` and `TERM=dumb`, then
+/// "is it a terminal".
 pub fn init_color(choice: ColorChoice) {
     let on = match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stderr().is_terminal()
-        }
+        ColorChoice::Auto => !crate::cli::color_off_by_env() && io::stderr().is_terminal(),
     };
     let _ = COLOR.set(on);
 }

@@ -11,6 +11,13 @@ pub fn now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
+/// Seconds since the epoch, rounded up: an expiry counted from here is never shorter than
+/// asked (`expires_in=1s` lasts at least a second, not until the next second boundary).
+pub fn now_ceil() -> i64 {
+    let t = jiff::Timestamp::now();
+    t.as_second() + i64::from(t.subsec_nanosecond() > 0)
+}
+
 /// Parses a WHEN into Unix seconds, relative to `now`.
 pub fn parse_when(text: &str, now: i64) -> Result<i64, String> {
     let t = text.trim();

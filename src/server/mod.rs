@@ -391,7 +391,8 @@ async fn upload(
         None => None,
         Some(text) => {
             match request_duration("expires_in", &text, crate::cmd::serve::MAX_DURATION) {
-                Ok(d) => Some(now.saturating_add(d)),
+                // From the next whole second: rounding never shortens the lifetime asked for.
+                Ok(d) => Some(when::now_ceil().saturating_add(d)),
                 Err(r) => return *r,
             }
         }

@@ -95,3 +95,80 @@ fn help_text_is_current() {
         golden(&root().join("tests/golden").join(file), out.as_bytes());
     }
 }
+
+/// Runs `cmdline` on a pseudo-terminal (util-linux `script`), with TERM and NO_COLOR as given;
+/// returns what the terminal showed.
+fn on_terminal(env: &Env, term: &str, no_color: bool, cmdline: &str) -> String {
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", cmdline, "/dev/null"])
+        .env("TERM", term)
+        .env("JWKIT_HOME", env.home())
+        .env_remove("NO_COLOR")
+        .stdin(std::process::Stdio::null());
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    }
+    let out = cmd
+        .output()
+        .expect("`script` (util-linux) is needed for the terminal tests");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn colour_choice_reaches_clap_and_a_waiting_command_says_why() {
+    let env = Env::new();
+    let esc = |s: &str| s.contains('\u{1b}');
+    assert!(esc(&env.run(&["--color", "always", "--help"]).stdout));
+    assert!(!esc(&env.run(&["--color", "never", "--help"]).stdout));
+    let usage = env.run(&["--color", "always", "nope"]);
+    assert_eq!(usage.code, 2);
+    assert!(esc(&usage.stderr), "{}", usage.stderr);
+    let usage = env.run(&["--color=never", "nope"]);
+    assert!(!esc(&usage.stderr), "{}", usage.stderr);
+    // On a terminal: colour, unless NO_COLOR or TERM=dumb (and --color beats both).
+    let jwkit = env!("CARGO_BIN_EXE_jwkit");
+    assert!(esc(&on_terminal(
+        &env,
+        "xterm",
+        false,
+        &format!("{jwkit} --help")
+    )));
+    assert!(!esc(&on_terminal(
+        &env,
+        "dumb",
+        false,
+        &format!("{jwkit} --help")
+    )));
+    assert!(!esc(&on_terminal(
+        &env,
+        "xterm",
+        true,
+        &format!("{jwkit} --help")
+    )));
+    assert!(esc(&on_terminal(
+        &env,
+        "dumb",
+        false,
+        &format!("{jwkit} --color always --help")
+    )));
+    // A command that waits for a token on a terminal says so first.
+    let key = crate::verify_jwt::key_file("rfc7515-A.3.private.pem");
+    for sub in [
+        "decode".to_string(),
+        format!("verify-jwt --key-file {key}"),
+        format!("resign --key-file {key}"),
+    ] {
+        let shown = on_terminal(&env, "xterm", false, &format!("timeout 5 {jwkit} {sub}"));
+        assert!(
+            shown.contains("reading the token from standard input"),
+            "{sub}: {shown}"
+        );
+    }
+    // Not on a terminal: no hint (scripts pipe tokens in).
+    let piped = env.run_with_stdin(&["decode"], b"");
+    assert!(
+        !piped.stderr.contains("reading the token"),
+        "{}",
+        piped.stderr
+    );
+}
