@@ -155,7 +155,7 @@ _jwkit() {
 
     case "${cmd}" in
         jwkit)
-            opts="-h -V --color --help --version generate-key genkey generate-jwt verify-jwt resign decode key serve completions man help"
+            opts="-v -h -V --color --verbose --help --version generate-key genkey generate-jwt verify-jwt resign decode key serve completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -173,7 +173,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__completions)
-            opts="-h -V --color --help --version bash elvish fish powershell zsh"
+            opts="-v -h -V --color --verbose --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -191,7 +191,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__decode)
-            opts="-h -V --json --color --help --version"
+            opts="-v -h -V --json --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -209,7 +209,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__generate__subcmd__jwt)
-            opts="-c -h -V --key-file --key --secret-file --secret-env --insecure --secret-base64 --kid --no-kid --alg --typ --header --claim --claim-str --claims --iss --sub --aud --jti --exp --no-exp --nbf --iat --no-iat --expired --color --help --version"
+            opts="-c -v -h -V --key-file --key --secret-file --secret-env --insecure --secret-base64 --kid --no-kid --alg --typ --header --claim --claim-str --claims --iss --sub --aud --jti --exp --no-exp --nbf --iat --no-iat --expired --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -303,7 +303,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__generate__subcmd__key)
-            opts="-t -f -o -h -V --type --bits --curve --alg --kid --use --format --out --public-out --save --force --insecure --upload --upload-token-file --color --help --version"
+            opts="-t -f -o -v -h -V --type --bits --curve --alg --kid --use --format --out --public-out --save --force --insecure --upload --upload-token-file --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -629,7 +629,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__key)
-            opts="-h -V --color --help --version list show public thumbprint convert jwks upload help"
+            opts="-v -h -V --color --verbose --help --version list show public thumbprint convert jwks upload help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -647,7 +647,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__key__subcmd__convert)
-            opts="-f -h -V --key --kid --format --public --color --help --version"
+            opts="-f -v -h -V --key --kid --format --public --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -807,7 +807,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__key__subcmd__jwks)
-            opts="-h -V --key --color --help --version"
+            opts="-v -h -V --key --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -829,7 +829,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__key__subcmd__list)
-            opts="-h -V --json --color --help --version"
+            opts="-v -h -V --json --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -847,7 +847,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__key__subcmd__public)
-            opts="-f -h -V --key --kid --format --color --help --version"
+            opts="-f -v -h -V --key --kid --format --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -881,7 +881,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__key__subcmd__show)
-            opts="-h -V --private --color --help --version"
+            opts="-v -h -V --private --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -899,7 +899,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__key__subcmd__thumbprint)
-            opts="-h -V --key --kid --hash --uri --color --help --version"
+            opts="-v -h -V --key --kid --hash --uri --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -929,7 +929,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__key__subcmd__upload)
-            opts="-h -V --server --upload-token-file --color --help --version"
+            opts="-v -h -V --server --upload-token-file --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -955,7 +955,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__man)
-            opts="-h -V --out --force --color --help --version"
+            opts="-v -h -V --out --force --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -977,7 +977,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__resign)
-            opts="-o -h -V --key-file --key --secret-file --secret-env --insecure --secret-base64 --kid --keep-kid --alg --refresh --lifetime --exp --set --unset --verify-with --scan --out --force --threads --key-for --only --match-alg --match-kid --match-iss --format --no-cache --allow-http --timeout --cacert --color --help --version"
+            opts="-o -v -h -V --key-file --key --secret-file --secret-env --insecure --secret-base64 --kid --keep-kid --alg --refresh --lifetime --exp --set --unset --verify-with --scan --out --force --threads --key-for --only --match-alg --match-kid --match-iss --format --no-cache --allow-http --timeout --cacert --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1087,7 +1087,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__serve)
-            opts="-h -V --addr --data-dir --upload-token-file --issue-tokens --alg --rotate-every --grace --token-ttl --allow-claim-override --max-age --issuer --jwks-path --tls-cert --tls-key --tls-self-signed --tls-ca-out --header-timeout --request-timeout --max-connections --color --help --version"
+            opts="-v -h -V --addr --data-dir --upload-token-file --issue-tokens --alg --rotate-every --grace --token-ttl --allow-claim-override --max-age --issuer --jwks-path --tls-cert --tls-key --tls-self-signed --tls-ca-out --header-timeout --request-timeout --max-connections --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1169,7 +1169,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__verify__subcmd__jwt)
-            opts="-h -V --token --key-file --key --jwks-file --jwks-url --issuer --server --secret-file --secret-env --insecure --secret-base64 --alg --iss --aud --any-aud --sub --typ --leeway --require --ignore-exp --at --raw --batch --threads --json --no-cache --allow-http --timeout --cacert --color --help --version"
+            opts="-v -h -V --token --key-file --key --jwks-file --jwks-url --issuer --server --secret-file --secret-env --insecure --secret-base64 --alg --iss --aud --any-aud --sub --typ --leeway --require --ignore-exp --at --raw --batch --threads --json --no-cache --allow-http --timeout --cacert --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_jwkit_global_optspecs
-    string join \n color= h/help V/version
+    string join \n color= v/verbose h/help V/version
 end
 
 function __fish_jwkit_needs_command
@@ -27,6 +27,7 @@ end
 complete -c jwkit -n "__fish_jwkit_needs_command" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c jwkit -n "__fish_jwkit_needs_command" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jwkit -n "__fish_jwkit_needs_command" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "generate-key" -d 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
@@ -78,6 +79,7 @@ never\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l save -d 'Keep the key in the key store ($JWKIT_HOME/keys) and print its kid'
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l force -d 'Overwrite existing files (and a stored key with the same kid)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l insecure -d 'Allow HMAC secrets shorter than the hash size (warns). RSA keys under 2048 bits are never generated: jwkit refuses to load them'
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -s t -l type -d 'Key type' -r -f -a "rsa\t''
@@ -118,6 +120,7 @@ never\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l save -d 'Keep the key in the key store ($JWKIT_HOME/keys) and print its kid'
 complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l force -d 'Overwrite existing files (and a stored key with the same kid)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l insecure -d 'Allow HMAC secrets shorter than the hash size (warns). RSA keys under 2048 bits are never generated: jwkit refuses to load them'
+complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l key-file -d 'Signing key file: PEM, DER, JWK or JWKS (pick with --kid), recognised by content; `-` reads stdin' -r
@@ -160,6 +163,7 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l no-kid -d '
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l no-exp -d 'Leave exp out (a token that never expires; verify-jwt then needs --ignore-exp)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l no-iat -d 'Leave iat out'
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l expired -d 'A token that expired an hour ago (iat two hours ago), for testing rejections'
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l token -d 'The token, as a flag' -r
@@ -207,6 +211,7 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l batch -d 'Tok
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l json -d 'JSON on stdout: {"valid":true,"kid":..,"alg":..,"claims":{..}} or {"valid":false,"error":{"kind":..,"message":..}}; one object per line with --batch'
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l no-cache -d 'Neither read nor write the JWKS cache'
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l allow-http -d 'Allow plain-HTTP key sets off loopback (warns)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l key-file -d 'Signing key file: PEM, DER, JWK or JWKS (pick with --kid), recognised by content; `-` reads stdin' -r
@@ -257,17 +262,20 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l refresh -d 'Make 
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l force -d 'Overwrite --out if it exists'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l no-cache -d 'Neither read nor write the JWKS cache'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l allow-http -d 'Allow plain-HTTP key sets off loopback (warns)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l json -d 'One JSON document: {header, claims, signature, times}'
+complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -s h -l help -d 'Print help'
 complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks upload help" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks upload help" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks upload help" -s h -l help -d 'Print help'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks upload help" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and not __fish_seen_subcommand_from list show public thumbprint convert jwks upload help" -f -a "list" -d 'List the keys in the key store: kid, type, alg, created'
@@ -282,12 +290,14 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcomm
 always\t''
 never\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from list" -l json -d 'One JSON document instead of a table'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from show" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from show" -l private -d 'Include the private JWK'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from public" -l key -d 'Use the stored key with this kid (see `jwkit key list`)' -r
@@ -298,6 +308,7 @@ jwks\t'A JSON Web Key Set holding the key'"
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from public" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from public" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from public" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from public" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from thumbprint" -l key -d 'Use the stored key with this kid (see `jwkit key list`)' -r
@@ -309,6 +320,7 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcomm
 always\t''
 never\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from thumbprint" -l uri -d 'Print as an RFC 9278 URI (urn:ietf:params:oauth:jwk-thumbprint:sha-256:...)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from thumbprint" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from thumbprint" -s h -l help -d 'Print help'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from thumbprint" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from convert" -l key -d 'Use the stored key with this kid (see `jwkit key list`)' -r
@@ -320,12 +332,14 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcomm
 always\t''
 never\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from convert" -l public -d 'Output only the public half'
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from convert" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from convert" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from convert" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from jwks" -l key -d 'Stored keys to add, by kid (repeatable)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from jwks" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from jwks" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from jwks" -s h -l help -d 'Print help'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from jwks" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from upload" -l server -d 'The server (default: $JWKIT_SERVER)' -r
@@ -333,6 +347,7 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcomm
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from upload" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from upload" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from upload" -s h -l help -d 'Print help'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from upload" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the keys in the key store: kid, type, alg, created'
@@ -378,11 +393,13 @@ never\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l issue-tokens -d 'Keep a signing key of the server\'s own and answer POST /auth with tokens'
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l allow-claim-override -d 'Let /auth requests set iss, iat, exp and nbf themselves (with --issue-tokens)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l tls-self-signed -d 'Serve HTTPS with a certificate from a throwaway CA made at start, for the server\'s host names; the CA certificate is written to --tls-ca-out (default: tls-ca.pem in the data directory), for clients to trust (verify-jwt --cacert)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand completions" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand completions" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c jwkit -n "__fish_jwkit_using_subcommand completions" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand man" -l out -d 'Write jwkit.1 and one page per command into DIR instead of printing jwkit.1' -r -F
@@ -390,6 +407,7 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand man" -l color -d 'When to us
 always\t''
 never\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand man" -l force -d 'Replace pages that already exist in --out DIR'
+complete -c jwkit -n "__fish_jwkit_using_subcommand man" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand man" -s h -l help -d 'Print help'
 complete -c jwkit -n "__fish_jwkit_using_subcommand man" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key serve completions man help" -f -a "generate-key" -d 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'

@@ -35,6 +35,10 @@ pub struct GlobalArgs {
     /// When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
+
+    /// Errors keep every layer of their cause (network errors are otherwise one line).
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
 }
 
 impl Cli {

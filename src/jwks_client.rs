@@ -323,18 +323,18 @@ impl JwksClient {
             return Ok(entry.body);
         }
         if !status.is_success() {
-            bail!("GET {shown}: HTTP {status}");
+            bail!("fetching {shown}: HTTP {status}");
         }
         let mut body = Vec::new();
         resp.take(MAX_BODY_BYTES + 1)
             .read_to_end(&mut body)
-            .map_err(|e| anyhow!("GET {shown}: reading the body: {}", e))?;
+            .map_err(|e| anyhow!("fetching {shown}: reading the body: {}", e))?;
         if body.len() as u64 > MAX_BODY_BYTES {
-            bail!("GET {shown}: the response is over {MAX_BODY_BYTES} bytes; refused");
+            bail!("fetching {shown}: the response is over {MAX_BODY_BYTES} bytes; refused");
         }
-        validate(&body).with_context(|| format!("GET {shown}"))?;
-        let body =
-            String::from_utf8(body).map_err(|_| anyhow!("GET {shown}: the body is not UTF-8"))?;
+        validate(&body).with_context(|| format!("fetching {shown}"))?;
+        let body = String::from_utf8(body)
+            .map_err(|_| anyhow!("fetching {shown}: the body is not UTF-8"))?;
         if use_cache {
             self.write_cache(&CacheEntry {
                 url: url_text,
@@ -349,30 +349,43 @@ impl JwksClient {
     }
 }
 
-/// A fetch error with its cause, said plainly (timeouts and refused connections included).
+/// A fetch error on one line: `fetching URL: cause`, the cause said plainly (timed out,
+/// connection refused, the certificate not trusted, a name that does not resolve). The layers
+/// underneath (hyper, rustls, the OS error) are kept only with `--verbose`.
 fn describe(e: reqwest::Error, url: &str) -> anyhow::Error {
-    let tls = {
-        let mut source: Option<&dyn std::error::Error> = Some(&e);
-        let mut found = false;
-        while let Some(err) = source {
-            found |= err.to_string().contains("certificate");
-            source = err.source();
+    let mut causes: Vec<String> = Vec::new();
+    let mut refused = false;
+    let mut source: Option<&dyn std::error::Error> = Some(&e);
+    while let Some(err) = source {
+        causes.push(err.to_string());
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
         }
-        found
-    };
+        source = err.source();
+    }
+    let said = |needle: &str| causes.iter().any(|c| c.contains(needle));
     let what = if e.is_timeout() {
         "timed out".to_string()
-    } else if tls {
+    } else if said("certificate") {
         "the server's TLS certificate is not trusted (--cacert FILE adds a CA)".to_string()
+    } else if refused || said("onnection refused") {
+        "connection refused".to_string()
+    } else if said("dns error") || said("failed to lookup address") {
+        "the host name does not resolve".to_string()
+    } else if e.is_redirect() {
+        "bad redirect (more than 3, or from HTTPS to HTTP)".to_string()
     } else if e.is_connect() {
         "could not connect".to_string()
-    } else if e.is_redirect() {
-        "bad redirect".to_string()
     } else {
-        "failed".to_string()
+        causes.last().cloned().unwrap_or_else(|| "failed".into())
     };
-    // The URL (which may hold a password) is named once, redacted, by the context.
-    anyhow::Error::new(e.without_url()).context(format!("GET {url}: {what}"))
+    // The URL (which may hold a password) is named once, redacted.
+    let line = format!("fetching {url}: {what}");
+    if output::verbose() {
+        anyhow::Error::new(e.without_url()).context(line)
+    } else {
+        anyhow::Error::msg(line)
+    }
 }
 
 /// `Cache-Control: max-age=N`, at most 24 h; 5 min when absent; 0 for `no-cache`/`no-store`.

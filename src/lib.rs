@@ -23,6 +23,7 @@ use exit::ExitStatus;
 /// Runs one command. Errors come back to `main`, which prints them once.
 pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     output::init_color(cli.global.color);
+    output::init_verbose(cli.global.verbose);
     crypto::set_primality_memo(&checked_keys::MEMO);
     match &cli.command {
         Command::GenerateKey(args) => cmd::generate_key::run(args),

@@ -8,6 +8,16 @@ use std::sync::OnceLock;
 use crate::cli::ColorChoice;
 
 static COLOR: OnceLock<bool> = OnceLock::new();
+static VERBOSE: OnceLock<bool> = OnceLock::new();
+
+/// `--verbose`: errors keep every layer of their cause.
+pub fn init_verbose(on: bool) {
+    let _ = VERBOSE.set(on);
+}
+
+pub fn verbose() -> bool {
+    VERBOSE.get().copied().unwrap_or(false)
+}
 
 pub const RED: &str = "31";
 pub const YELLOW: &str = "33";

@@ -535,6 +535,19 @@ fn usage_conflicts_and_secrets_in_urls() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(!run.stderr.contains("s3cret-pw"), "{}", run.stderr);
     assert!(run.stderr.contains("alice:***@127.0.0.1"), "{}", run.stderr);
+    // One line: what was fetched and why it failed; the layers below only with --verbose.
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("connection refused"), "{}", run.stderr);
+    let verbose = env.run(&[
+        "verify-jwt",
+        "-v",
+        "--no-cache",
+        "--jwks-url",
+        "http://alice:s3cret-pw@127.0.0.1:9/jwks",
+        &t,
+    ]);
+    assert!(verbose.stderr.contains("os error"), "{}", verbose.stderr);
+    assert!(!verbose.stderr.contains("s3cret-pw"), "{}", verbose.stderr);
     std::fs::write(env.path("upload.token"), "t0k3n-0123456789").expect("write");
     let up = env.run(&[
         "generate-key",
