@@ -391,6 +391,9 @@ const CHUNK: usize = 4 << 20;
 /// A text scan cuts its input at line ends; a line longer than this is cut anyway (between
 /// runs of token and base64 characters).
 const MAX_LINE: usize = 64 << 20;
+/// The longest run of token and base64 characters carried from one step of an over-long line
+/// to the next (a base64 body that large is passed on as it is).
+const MAX_CARRY: usize = 16 << 20;
 /// The map from old to new tokens is cleared when its text passes this size, so memory stays
 /// bounded; only randomized signatures (ES*, PS*) can then differ for a later repeat.
 const MAP_LIMIT: usize = 32 << 20;
@@ -696,10 +699,15 @@ fn scan(
                         run.tally.bytes -= before as u64;
                         continue;
                     }
+                    // A line longer than MAX_LINE: cut before the run of token and base64
+                    // characters at its end, unless that run is longer than MAX_CARRY (then it
+                    // holds no token, and carrying it would let memory grow with the input).
                     None => buf
                         .iter()
                         .rposition(|&b| !crate::scan::token_byte(b) && !b"+/=".contains(&b))
-                        .map_or(buf.len(), |p| p + 1),
+                        .map(|p| p + 1)
+                        .filter(|&start| buf.len() - start <= MAX_CARRY)
+                        .unwrap_or(buf.len()),
                 }
             };
             let out = run.process(&buf[..cut])?;

@@ -503,3 +503,40 @@ fn scanning_streams_across_chunk_boundaries_and_leaves_long_runs_alone() {
             .replace(&format!("\n{token}"), &format!("\n{new}"))
     );
 }
+
+#[test]
+fn a_line_longer_than_the_scan_window_passes_through_and_a_token_after_it_is_found() {
+    let env = Env::new();
+    let key = crate::verify_jwt::key_file("rfc7515-A.3.private.pem");
+    let token = env
+        .ok(&["generate-jwt", "--key-file", &key, "--sub", "x"])
+        .trim()
+        .to_string();
+    // 80 MiB of base64-class characters on one line (more than the 64 MiB window and the
+    // 16 MiB carried run), then a token on the same line.
+    let mut input = vec![b'A'; 80 << 20];
+    input.extend_from_slice(format!(" {token}\n").as_bytes());
+    std::fs::write(env.path("long.txt"), &input).expect("write");
+    let run = env.run(&[
+        "resign",
+        "--scan",
+        "long.txt",
+        "--key-file",
+        &key,
+        "--out",
+        "out.txt",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("re-signed 1"), "{}", run.stderr);
+    let out = std::fs::read(env.path("out.txt")).expect("out");
+    assert_eq!(
+        &out[..80 << 20],
+        &input[..80 << 20],
+        "the long run passes through"
+    );
+    let tail = std::str::from_utf8(&out[(80 << 20) + 1..])
+        .expect("utf8")
+        .trim_end();
+    assert_ne!(tail, token);
+    assert_eq!(tail.split('.').count(), 3);
+}
