@@ -948,3 +948,53 @@ fn verify_at_judges_time_claims_as_of_another_moment() {
         "expired",
     );
 }
+
+#[test]
+fn timeout_bounds_a_fetch_whose_name_never_resolves() {
+    // A namespace of its own, whose resolver never answers (tests/cli/silent_dns.sh).
+    let usable = std::process::Command::new("unshare")
+        .args(["-nm", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !usable {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs `unshare -nm` (util-linux, run as root) for the DNS timeout test"
+        );
+        eprintln!("SKIPPED: --timeout and name resolution: `unshare -nm` is not allowed here");
+        return;
+    }
+    let env = Env::new();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/silent_dns.sh");
+    let t = es256_with(&json!({"alg": "ES256"}));
+    let started = Instant::now();
+    let out = std::process::Command::new("unshare")
+        .arg("-nm")
+        .arg(&script)
+        .args([
+            env!("CARGO_BIN_EXE_jwkit"),
+            "verify-jwt",
+            "--no-cache",
+            "--timeout",
+            "1s",
+            "--jwks-url",
+            "https://idp.example/jwks",
+            &t,
+        ])
+        .env("JWKIT_HOME", env.home())
+        .env("XDG_CACHE_HOME", env.cache())
+        .output()
+        .expect("unshare");
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("fetching https://idp.example/jwks: timed out"),
+        "{stderr}"
+    );
+    // The resolver's own retries would take 10 s; --timeout 1s ends it (plus set-up time).
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "took {elapsed:?}: {stderr}"
+    );
+}
