@@ -36,6 +36,15 @@ pub struct KeyStore {
     root: PathBuf,
 }
 
+impl StoredKey {
+    /// The key, named by the kid it is stored under.
+    pub fn into_key(self) -> Key {
+        let mut key = self.key;
+        key.meta.kid = Some(self.record.kid);
+        key
+    }
+}
+
 impl KeyStore {
     /// `$JWKIT_HOME`, else the user's data dir + `/jwkit`.
     pub fn open() -> Result<KeyStore> {

@@ -75,10 +75,7 @@ pub(crate) fn load_signing_key(
         let pick = if crypto::is_jwks(&bytes) { kid } else { None };
         crypto::load_key(&bytes, pick).with_context(|| format!("loading key from {name}"))?
     } else if let Some(kid) = &src.key {
-        let stored = KeyStore::open()?.find(kid)?;
-        let mut key = stored.key;
-        key.meta.kid = Some(stored.record.kid);
-        key
+        KeyStore::open()?.find(kid)?.into_key()
     } else if let Some(key) = secret::load(
         src.secret_file.as_deref(),
         src.secret_env.as_deref(),

@@ -222,9 +222,7 @@ fn jwks(args: &KeyJwksArgs) -> Result<()> {
     if !args.keys.is_empty() {
         let store = KeyStore::open()?;
         for kid in &args.keys {
-            let stored = store.find(kid)?;
-            let mut k = stored.key;
-            k.meta.kid = Some(stored.record.kid);
+            let k = store.find(kid)?.into_key();
             keys.push((format!("stored key {kid}"), public_for_set(&k, kid)?));
         }
     }
@@ -246,10 +244,7 @@ fn upload(args: &KeyUploadArgs) -> Result<()> {
         crate::upload::read_upload_token(args.upload_token_file.as_deref())?.ok_or_else(|| {
             anyhow::anyhow!("no upload token: use --upload-token-file or set JWKIT_UPLOAD_TOKEN")
         })?;
-    let stored = KeyStore::open()?.find(&args.kid)?;
-    let mut key = stored.key;
-    key.meta.kid = Some(stored.record.kid);
-    let public = key.public()?;
+    let public = KeyStore::open()?.find(&args.kid)?.into_key().public()?;
     let kid = crate::upload::upload(&server, &public, &token)?;
     crate::jwks_client::forget_server(&server);
     output::note(&format!("uploaded {kid} to {server}"));

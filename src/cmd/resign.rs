@@ -10,7 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 
 use crate::atomic;
-use crate::cli::{KeySourceArgs, ResignArgs, ScanFormat};
+use crate::cli::{KeySourceArgs, ResignArgs, ScanFormat, SigningKeyArgs};
 use crate::cmd::generate_jwt::{load_signing_key, name_value};
 use crate::cmd::verify_jwt::{Failure, Keys};
 use crate::crypto::jws::{self, Compact};
@@ -19,8 +19,7 @@ use crate::crypto::verify::{Policy, verify_token};
 use crate::crypto::{self, Key, SigningKey};
 use crate::exit::ExitStatus;
 use crate::scan::{Found, Scanner, har, http};
-use crate::store::KeyStore;
-use crate::{input, output, secret, when};
+use crate::{input, output, when};
 
 /// The reason given when --verify-with refuses a token.
 const NOT_VERIFIED: &str = "old signature does not verify";
@@ -254,33 +253,28 @@ fn parse_rule(rule: &str) -> Result<(RuleMatch, &str)> {
     Ok((m, key))
 }
 
-/// The key of a `--key-for` rule: `file:PATH`, `secret-file:PATH`, `secret-env:VAR`, `store:KID`.
+/// The key of a `--key-for` rule: `file:PATH`, `secret-file:PATH`, `secret-env:VAR`, `store:KID`,
+/// loaded as the matching flag (`--key-file`, `--secret-file`, `--secret-env`, `--key`) is.
 fn load_rule_key(spec: &str, args: &ResignArgs) -> Result<Key> {
     let (kind, value) = spec.split_once(':').unwrap_or((spec, ""));
     if value.is_empty() {
         bail!("the key {spec:?} names nothing after {kind}:");
     }
-    let key = match kind {
-        "file" => {
-            let bytes = input::read(value, "key file", input::MAX_KEY_BYTES)?;
-            crypto::load_key(&bytes, None).with_context(|| format!("loading key from {value}"))?
-        }
-        "secret-file" => secret::load(Some(value), None, args.secret.options())?
-            .ok_or_else(|| anyhow!("no secret in {value}"))?,
-        "secret-env" => secret::load(None, Some(value), args.secret.options())?
-            .ok_or_else(|| anyhow!("no secret in ${value}"))?,
-        "store" => {
-            let stored = KeyStore::open()?.find(value)?;
-            let mut key = stored.key;
-            key.meta.kid = Some(stored.record.kid);
-            key
-        }
-        other => bail!("unknown key form {other:?} (file, secret-file, secret-env or store)"),
+    let value = Some(value.to_string());
+    let mut src = SigningKeyArgs {
+        key_file: None,
+        key: None,
+        secret_file: None,
+        secret_env: None,
     };
-    if !key.is_private() {
-        bail!("the key is a public key; signing needs the private key");
+    match kind {
+        "file" => src.key_file = value,
+        "secret-file" => src.secret_file = value,
+        "secret-env" => src.secret_env = value,
+        "store" => src.key = value,
+        other => bail!("unknown key form {other:?} (file, secret-file, secret-env or store)"),
     }
-    Ok(key)
+    load_signing_key(&src, &args.secret, None)
 }
 
 fn resigner(key: Key, args: &ResignArgs, now: i64) -> Result<Resigner> {

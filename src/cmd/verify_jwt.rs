@@ -163,11 +163,10 @@ impl Keys {
             return Ok(local(non_empty(trusted, spec)?));
         }
         if let Some(kid) = &s.key {
-            let stored = KeyStore::open()
+            let key = KeyStore::open()
                 .and_then(|st| st.find(kid))
-                .kind("key_invalid")?;
-            let mut key = stored.key;
-            key.meta.kid = Some(stored.record.kid);
+                .kind("key_invalid")?
+                .into_key();
             return Ok(local(
                 TrustedKeys::single(&key, &policy.algs).kind("key_invalid")?,
             ));
