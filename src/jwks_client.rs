@@ -297,7 +297,9 @@ impl JwksClient {
         if let Some(etag) = cached.and_then(|c| c.etag.as_deref()) {
             req = req.header(reqwest::header::IF_NONE_MATCH, etag);
         }
-        let resp = req.send().map_err(|e| describe(e, &shown))?;
+        let resp = req
+            .send()
+            .map_err(|e| describe(e, &format!("fetching {shown}")))?;
         let status = resp.status();
         let max_age = max_age(resp.headers());
         let etag = resp
@@ -349,10 +351,11 @@ impl JwksClient {
     }
 }
 
-/// A fetch error on one line: `fetching URL: cause`, the cause said plainly (timed out,
-/// connection refused, the certificate not trusted, a name that does not resolve). The layers
-/// underneath (hyper, rustls, the OS error) are kept only with `--verbose`.
-fn describe(e: reqwest::Error, url: &str) -> anyhow::Error {
+/// A request error on one line: `ACTION: cause` (`fetching URL: timed out`), the cause said
+/// plainly (timed out, connection refused, the certificate not trusted, a name that does not
+/// resolve). The layers underneath (hyper, rustls, the OS error) are kept only with
+/// `--verbose`. `action` names the URL already redacted.
+pub fn describe(e: reqwest::Error, action: &str) -> anyhow::Error {
     let mut causes: Vec<String> = Vec::new();
     let mut refused = false;
     let mut source: Option<&dyn std::error::Error> = Some(&e);
@@ -379,8 +382,7 @@ fn describe(e: reqwest::Error, url: &str) -> anyhow::Error {
     } else {
         causes.last().cloned().unwrap_or_else(|| "failed".into())
     };
-    // The URL (which may hold a password) is named once, redacted.
-    let line = format!("fetching {url}: {what}");
+    let line = format!("{action}: {what}");
     if output::verbose() {
         anyhow::Error::new(e.without_url()).context(line)
     } else {

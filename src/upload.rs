@@ -71,20 +71,7 @@ pub fn upload(server: &str, key: &PublicKey, token: &str) -> Result<String> {
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(serde_json::to_vec(&pk.to_jwk())?)
         .send()
-        .map_err(|e| {
-            let what = if e.is_timeout() {
-                "timed out".to_string()
-            } else if e.is_connect() {
-                "could not connect".to_string()
-            } else {
-                "failed".to_string()
-            };
-            if crate::output::verbose() {
-                anyhow::Error::new(e.without_url()).context(format!("uploading to {shown}: {what}"))
-            } else {
-                anyhow::anyhow!("uploading to {shown}: {what}")
-            }
-        })?;
+        .map_err(|e| crate::jwks_client::describe(e, &format!("uploading to {shown}")))?;
     let status = resp.status();
     let body: Value = resp
         .bytes()

@@ -244,16 +244,6 @@ impl Keys {
         ))
     }
 
-    /// Adds the cache note to an unknown_kid rejection.
-    fn explain(&self, mut r: Rejection) -> Rejection {
-        if r.kind == crypto::verify::Kind::UnknownKid
-            && let Some(note) = self.cache_note()
-        {
-            r.message = format!("{}; {note}", r.message);
-        }
-        r
-    }
-
     /// After an unknown kid: one refetch of a remote set that came from the cache (rate-limited
     /// per URL across runs, see `jwks_client::REFETCH_WINDOW_MS`). True when the keys were
     /// replaced.
@@ -333,6 +323,16 @@ fn discover(client: &mut JwksClient, issuer: &str) -> Result<String, Failure> {
     Ok(jwks_uri)
 }
 
+/// Adds the cache note (`Keys::cache_note`) to an unknown_kid rejection.
+fn explain(r: &mut Rejection, note: Option<&str>) {
+    if r.kind == crypto::verify::Kind::UnknownKid
+        && let Some(note) = note
+    {
+        r.message.push_str("; ");
+        r.message.push_str(note);
+    }
+}
+
 /// Verifies, and on an unknown kid refetches a remote set once and tries again.
 fn verify_with_refetch(
     token: &str,
@@ -347,7 +347,10 @@ fn verify_with_refetch(
         }
         _ => first,
     };
-    Ok(result.map_err(|r| keys.explain(r)))
+    Ok(result.map_err(|mut r| {
+        explain(&mut r, keys.cache_note().as_deref());
+        r
+    }))
 }
 
 /// The token from the argument or stdin, as pasted; an input that cannot be a token (too long,
@@ -511,11 +514,10 @@ fn batch(
                     }
                 }
             }
+            let note = keys.cache_note();
             for r in results.iter_mut() {
-                if let Err(e) = r
-                    && e.kind == crypto::verify::Kind::UnknownKid
-                {
-                    *e = keys.explain(e.clone());
+                if let Err(e) = r {
+                    explain(e, note.as_deref());
                 }
             }
             if out_tx.send((chunk, results)).is_err() {
