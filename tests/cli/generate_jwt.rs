@@ -184,10 +184,7 @@ fn times_exp_nbf_iat_and_expired() {
         c["exp"].as_i64().expect("exp"),
     );
     assert_eq!(exp - iat, 3600);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64;
+    let now = crate::util::unix_now();
     assert!((iat - now).abs() <= 5, "iat {iat} now {now}");
     let c = claims_of(&env.ok(&[
         "generate-jwt",

@@ -104,10 +104,7 @@ fn refresh_makes_the_rfc7519_example_valid_now() {
     let claims: Value =
         serde_json::from_str(&env.ok(&["verify-jwt", "--key-file", &public, new.trim()]))
             .expect("valid now");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64;
+    let now = crate::util::unix_now();
     // The example has exp but no iat or nbf, so its lifetime is unknown: --lifetime (1h) applies.
     assert!(
         (claims["exp"].as_i64().expect("exp") - (now + 3600)).abs() <= 5,

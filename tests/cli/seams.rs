@@ -12,20 +12,12 @@ use serde_json::{Value, json};
 use crate::generate_jwt::{peer_python, pyjwt_verify};
 use crate::http::{Route, TestServer};
 use crate::serve::{Server, TOKEN, upload};
-use crate::util::{Env, Run};
+use crate::util::{Env, Run, unix_now};
 use crate::verify_jwt::{jwks_of, key_file, sign_raw};
-
-/// Unix seconds now.
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64
-}
 
 /// An ES256 token (RFC 7515 A.3 key) with this header and claims valid for 10 minutes.
 fn es256_with(header: &Value) -> String {
-    let claims = json!({"sub": "alice", "exp": now() + 600});
+    let claims = json!({"sub": "alice", "exp": unix_now() + 600});
     sign_raw(
         "rfc7515-A.3.private.pem",
         Alg::ES256,
@@ -408,7 +400,7 @@ fn keys_under_which_anyone_can_forge_are_refused_everywhere() {
         let token = format!(
             "{}.{}.{}",
             b64::encode(json!({"alg": alg}).to_string()),
-            b64::encode(json!({"sub": "admin", "exp": now() + 600}).to_string()),
+            b64::encode(json!({"sub": "admin", "exp": unix_now() + 600}).to_string()),
             b64::encode(&sig)
         );
         env.run(&["verify-jwt", "--key-file", path, &token])

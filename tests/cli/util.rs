@@ -185,3 +185,11 @@ pub fn vector_key_files() -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// Unix seconds now (to compare with token times).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}

@@ -26,10 +26,7 @@ pub(crate) fn sign_raw(key: &str, alg: Alg, header: &[u8], payload: &[u8]) -> St
 }
 
 fn claims_in(secs: i64) -> Vec<u8> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64;
+    let now = crate::util::unix_now();
     format!(r#"{{"sub":"alice","iss":"me","exp":{}}}"#, now + secs).into_bytes()
 }
 
