@@ -129,6 +129,7 @@ fn a_rotating_server_is_followed_by_a_cached_verify_for_a_minute() {
 
 #[test]
 fn tokens_with_random_kids_cannot_make_a_request_flood() {
+    let _exclusive = crate::util::exclusive();
     let env = Env::new();
     let server = TestServer::start();
     server.set(
@@ -943,6 +944,7 @@ fn verify_at_judges_time_claims_as_of_another_moment() {
 
 #[test]
 fn timeout_bounds_a_fetch_whose_name_never_resolves() {
+    let _exclusive = crate::util::exclusive();
     // A namespace of its own, whose resolver never answers (tests/cli/silent_dns.sh).
     let usable = std::process::Command::new("unshare")
         .args(["-nm", "true"])

@@ -586,6 +586,7 @@ fn post_rotate_follows_the_same_rules() {
 
 #[test]
 fn slow_and_idle_clients_cannot_starve_others_and_sigterm_ends_the_server() {
+    let _exclusive = crate::util::exclusive();
     use std::io::{Read, Write};
     let env = Env::new();
     let server = Server::start_after(

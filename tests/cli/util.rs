@@ -193,3 +193,12 @@ pub fn unix_now() -> i64 {
         .expect("clock")
         .as_secs() as i64
 }
+
+static EXCLUSIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Held by the tests that measure time against a bound (a health check within 1 s, a timeout)
+/// and by the few that load both cores for seconds (1,000 processes, an 80 MiB scan): the
+/// former then never share the machine with the latter. Tests run in parallel otherwise.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
