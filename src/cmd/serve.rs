@@ -112,7 +112,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&args.addr)
+        let listener = server::listen::bind(&args.addr)
             .await
             .with_context(|| format!("binding {}", args.addr))?;
         let local = listener.local_addr()?;
