@@ -15,11 +15,13 @@ VERSION=$(cargo metadata --no-deps --format-version 1 | python3 -c 'import json,
 CRATE=$PWD/target/package/jwkit-$VERSION.crate
 mkdir "$COMPARE_TMP/src"
 tar -xzf "$CRATE" -C "$COMPARE_TMP/src"
+# Each install in its own target directory, as on a user's machine (a shared one could reuse
+# the other's aws-lc build).
 install_from_crate() { # ROOT [ENV...]
   local root=$1
   shift
-  (cd "$COMPARE_TMP" && env "$@" cargo install --quiet --locked --path "$COMPARE_TMP/src/jwkit-$VERSION" \
-    --root "$root" --target-dir "$COMPARE_TMP/target") >&2
+  (cd "$COMPARE_TMP" && env "$@" cargo install --locked --path "$COMPARE_TMP/src/jwkit-$VERSION" \
+    --root "$root" --target-dir "$root.target" 2>&1 | grep -E '^warning: jwkit' || true) >&2
 }
 install_from_crate "$COMPARE_TMP/fast" AWS_LC_SYS_NO_JITTER_ENTROPY=1
 install_from_crate "$COMPARE_TMP/plain" -u AWS_LC_SYS_NO_JITTER_ENTROPY

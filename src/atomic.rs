@@ -163,30 +163,57 @@ pub fn refuse_shared(dir: &Path, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// While it lives, SIGINT, SIGTERM and SIGHUP first remove `path` (a temporary file holding a
+/// While it lives, SIGINT, SIGTERM and SIGHUP first remove the temporary file it was given (a
 /// partial output, often valid tokens) and then end the process as the signal would have.
 pub struct RemoveOnSignal {
     handle: signal_hook::iterator::Handle,
     thread: Option<std::thread::JoinHandle<()>>,
+    path: std::sync::Arc<std::sync::Mutex<Option<PathBuf>>>,
 }
 
-/// Watches for the signals that would leave `path` behind. None when signals cannot be
-/// watched (then an interrupted run may leave the temporary file, as before).
-pub fn remove_on_signal(path: &Path) -> Option<RemoveOnSignal> {
+/// Starts watching the signals that would leave a temporary file behind, before there is one:
+/// a file made through [`RemoveOnSignal::create`] is removed by a signal at any moment after
+/// it exists. None when signals cannot be watched.
+pub fn remove_on_signal() -> Option<RemoveOnSignal> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).ok()?;
     let handle = signals.handle();
-    let path = path.to_path_buf();
+    let path: std::sync::Arc<std::sync::Mutex<Option<PathBuf>>> = std::sync::Arc::default();
+    let watched = std::sync::Arc::clone(&path);
     let thread = std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {
-            let _ = fs::remove_file(&path);
+            // Waits while a file is being created, so one that exists is always known here.
+            if let Ok(p) = watched.lock()
+                && let Some(p) = p.as_ref()
+            {
+                let _ = fs::remove_file(p);
+            }
             let _ = signal_hook::low_level::emulate_default_handler(sig);
         }
     });
     Some(RemoveOnSignal {
         handle,
         thread: Some(thread),
+        path,
     })
+}
+
+impl RemoveOnSignal {
+    /// Runs `make` (which creates the temporary file) and records the file's path, both while
+    /// holding the lock the signal thread takes first: no moment when the file exists unknown.
+    pub fn create<T>(
+        &self,
+        make: impl FnOnce() -> Result<T>,
+        path_of: impl Fn(&T) -> &Path,
+    ) -> Result<T> {
+        let mut guard = self
+            .path
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the signal watcher failed"))?;
+        let made = make()?;
+        *guard = Some(path_of(&made).to_path_buf());
+        Ok(made)
+    }
 }
 
 impl Drop for RemoveOnSignal {

@@ -32,7 +32,7 @@ pub fn parse_when(text: &str, now: i64) -> Result<i64, String> {
         return Ok(ts.as_second());
     }
     if let Ok(date) = jiff::civil::Date::from_str(t)
-        && let Ok(zoned) = date.to_zoned(jiff::tz::TimeZone::UTC)
+        && let Ok(zoned) = date.to_zoned_datetime(jiff::tz::TimeZone::UTC)
     {
         return Ok(zoned.timestamp().as_second());
     }

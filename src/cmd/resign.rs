@@ -625,13 +625,15 @@ fn scan(
         std::fs::metadata(src).ok().map(|m| m.len())
     };
     // The output holds valid tokens: 0600 while it is written, and after.
-    let mut staged = match &args.out {
-        Some(path) => Some(atomic::stage_stream(path, 0o600)?),
-        None => None,
+    // Signals are watched before the temporary file exists, so none can leave it behind.
+    let cleanup = args.out.as_ref().and_then(|_| atomic::remove_on_signal());
+    let mut staged = match (&args.out, &cleanup) {
+        (Some(path), Some(watch)) => {
+            Some(watch.create(|| atomic::stage_stream(path, 0o600), |s| s.temp_path())?)
+        }
+        (Some(path), None) => Some(atomic::stage_stream(path, 0o600)?),
+        (None, _) => None,
     };
-    let _cleanup = staged
-        .as_ref()
-        .map(|s| atomic::remove_on_signal(s.temp_path()));
     // One buffered sink: stdout, or a duplicate handle on the staged temporary file.
     let mut sink: std::io::BufWriter<Box<dyn Write>> = std::io::BufWriter::with_capacity(
         1 << 20,
@@ -730,7 +732,8 @@ fn scan(
 }
 
 fn summary(t: &Tally) -> String {
-    let mut s = format!("found {} tokens", t.found);
+    let noun = if t.found == 1 { "token" } else { "tokens" };
+    let mut s = format!("found {} {noun}", t.found);
     if t.nested > 0 {
         s.push_str(&format!(" ({} inside base64 bodies)", t.nested));
     }

@@ -23,7 +23,7 @@ pub fn decode(text: &str) -> Result<Vec<u8>, String> {
             format!("not valid base64url: {} at byte {at}", describe_byte(byte))
         }
         base64::DecodeError::InvalidLength(_) => "not valid base64url: impossible length".into(),
-        base64::DecodeError::InvalidLastSymbol(at, _) => {
+        base64::DecodeError::InvalidLastSymbol { offset: at, .. } => {
             format!("not valid base64url at byte {at}: non-canonical trailing bits")
         }
         base64::DecodeError::InvalidPadding => "not valid base64url: padding".into(),

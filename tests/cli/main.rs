@@ -9,6 +9,7 @@ mod generate_jwt;
 mod generate_key;
 mod http;
 mod key;
+mod readme;
 mod resign;
 mod seams;
 mod serve;
