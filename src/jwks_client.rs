@@ -391,7 +391,7 @@ pub fn describe(e: reqwest::Error, action: &str) -> anyhow::Error {
 }
 
 /// `Cache-Control: max-age=N`, at most 24 h; 5 min when absent; 0 for `no-cache`/`no-store`.
-fn max_age(headers: &reqwest::header::HeaderMap) -> i64 {
+pub fn max_age(headers: &reqwest::header::HeaderMap) -> i64 {
     let directives: Vec<String> = headers
         .get_all(reqwest::header::CACHE_CONTROL)
         .iter()

@@ -6,6 +6,8 @@ pub mod cli;
 pub mod cmd;
 pub mod crypto;
 pub mod exit;
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod input;
 pub mod jwks_client;
 pub mod output;

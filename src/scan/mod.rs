@@ -8,7 +8,7 @@
 
 pub mod har;
 pub mod http;
-mod place;
+pub mod place;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora (fuzz/corpus/<target>/) from the test vectors under tests/vectors
+and tests/fixtures, so every target starts from real tokens, keys, key sets and captures.
+Run from anywhere: python3 fuzz/seed.py. File names are the SHA-1 of the content, as
+libFuzzer names them, so re-running adds nothing twice."""
+import base64, hashlib, json, os, re, sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORPUS = os.path.join(ROOT, "fuzz", "corpus")
+TOKEN = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
+
+
+def put(target, data):
+    if isinstance(data, str):
+        data = data.encode()
+    d = os.path.join(CORPUS, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, hashlib.sha1(data).hexdigest()), "wb") as f:
+        f.write(data)
+
+
+def files(*dirs):
+    for d in dirs:
+        for base, _, names in os.walk(os.path.join(ROOT, d)):
+            for n in sorted(names):
+                yield os.path.join(base, n)
+
+
+def b64d(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+tokens, key_sets = set(), []
+for path in files("tests/vectors", "tests/fixtures"):
+    data = open(path, "rb").read()
+    if "/keys/" in path or "/weak/" in path:
+        put("keys", data)
+    text = data.decode("utf-8", "replace")
+    tokens.update(TOKEN.findall(text))
+    if path.endswith(".json"):
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            continue
+        stack = [doc]
+        while stack:
+            v = stack.pop()
+            if isinstance(v, dict):
+                if isinstance(v.get("keys"), list):
+                    s = json.dumps(v)
+                    key_sets.append(s)
+                    put("keys", s)
+                stack.extend(v.values())
+            elif isinstance(v, list):
+                stack.extend(v)
+
+# Wycheproof JWS cases carry a lot of tokens; a few hundred are plenty for a seed.
+tokens = sorted(tokens)[:300]
+for t in tokens:
+    put("jws", t)
+    put("verify", t)
+    put("scan", t)
+    h, p, _ = t.split(".")
+    try:
+        put("verify_structured", b64d(h) + b"\xff" + b64d(p))
+    except ValueError:
+        pass
+for t in tokens[:20]:
+    put("jws", f'"Bearer {t}",')
+    put("jws", f"Authorization: Bearer {t[:40]}\n  {t[40:]}")
+
+claims = [
+    b'{"iss":"https://issuer.example","sub":"alice","aud":["api","x"],"exp":1764003600,"iat":1764000000,"nbf":1764000000,"jti":"1"}',
+    b'{"exp":"1764003600","nbf":1.5,"iat":-1}',
+    b'{"exp":9223372036854775807,"nbf":-9223372036854775808}',
+    b'{"aud":"api","exp":1e400}',
+    b'{"a":1,"a":2}',
+]
+headers = [b'{"alg":"HS256","kid":"fuzz-hmac","typ":"JWT"}', b'{"alg":"HS256","crit":["exp"]}', b'{"alg":"none"}', b'{"alg":"HS256","b64":false}']
+for h in headers:
+    for c in claims:
+        put("verify_structured", h + b"\xff" + c)
+
+for w in ["30s", "-5m", "1h30m", "7d", "2w", "2026-11-20T10:00:00Z", "2026-11-20", "@0", "@-1",
+          "9223372036854775807s", "-9223372036854775808d", "+1h", "1h-", "", "1y", "2026-11-20T10:00:00+01:00"]:
+    put("when", w)
+
+for i, s in enumerate(key_sets[:10]):
+    put("jwks_response", f"Cache-Control: max-age=300\nETag: \"v{i}\"\n\n{s}")
+    put("jwks_response", f"cache-control: no-cache, max-age=99999999999999999999\n\n{s}")
+put("jwks_response", "Cache-Control: max-age=-5\n\n{\"keys\":[]}")
+
+t = tokens[0] if tokens else "eyJhbGciOiJIUzI1NiJ9.e30.c2ln"
+inner = json.dumps({"access_token": t, "n": 1}).encode()
+har = {"log": {"version": "1.2", "creator": {"name": "seed", "version": "1"}, "entries": [{
+    "request": {"method": "POST", "url": "https://app.test/x?token=" + t, "headers": [{"name": "Authorization", "value": "Bearer " + t}],
+                "bodySize": len(inner), "postData": {"mimeType": "application/json", "text": inner.decode()}},
+    "response": {"status": 200, "bodySize": -1, "headers": [{"name": "Set-Cookie", "value": "s=" + t}],
+                 "content": {"size": len(inner), "mimeType": "application/json", "encoding": "base64", "text": base64.b64encode(inner).decode()}}}]}}
+put("scan", json.dumps(har, indent=2))
+put("scan", f"POST /login HTTP/1.1\r\nHost: app.test\r\nAuthorization: Bearer {t}\r\nContent-Length: {len(inner)}\r\n\r\n".encode() + inner
+    + f"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{t[:5]}\r\n0\r\n\r\n".encode())
+put("scan", json.dumps({"bodyBase64": base64.b64encode(inner).decode(), "cookie": "a=" + t}) + "\n")
+put("scan", f"token={t}&x=1 {base64.urlsafe_b64encode(inner).decode().rstrip('=')}")
+
+for pick, query, body in [
+    (0, b"", b'{"sub":"bob","aud":["api"],"scope":"read","n":{"x":[1,2]}}'),
+    (4, b"ttl=5m&expired=no", b"sub=bob&aud=api&scope=read+write"),
+    (1, b"expired=true", b'{"sub":5}'),
+    (0, b"ttl=99999999999999d", b'{"exp":1,"iss":"x"}'),
+    (2, b"expires_in=1h", open(os.path.join(ROOT, "tests/vectors/keys/rfc7515-A.3.public.jwk.json"), "rb").read()),
+    (2, b"expires_in=-1s", open(os.path.join(ROOT, "tests/vectors/keys/rfc7515-A.2.public.jwk.json"), "rb").read()),
+    (2, b"", key_sets[0].encode() if key_sets else b"{}"),
+    (3, b"", b"some-kid"),
+]:
+    put("server", bytes([pick]) + query + b"\xff" + body)
+
+print("seeded:", {d: len(os.listdir(os.path.join(CORPUS, d))) for d in sorted(os.listdir(CORPUS))})

@@ -1,0 +1,323 @@
+//! The entry points where jwkit takes outside bytes, one function each, for the fuzz targets
+//! in `fuzz/` and for `tests/fuzz_corpus.rs`, which replays every committed corpus file and
+//! regression through the same functions on stable Rust. Each must return for any input, never
+//! panic; where a property is cheap to state (a re-serialised key loads back as the same key,
+//! a walk that replaces nothing writes the input back) it is asserted, so a fuzzer finds its
+//! violations as crashes. Not a public API.
+
+use std::sync::{Arc, OnceLock};
+
+use serde_json::{Map, Value};
+
+use crate::crypto::verify::{Policy, TrustedKeys, verify_token};
+use crate::crypto::{self, Alg, Hash, JwkSet, Key, KeyMeta, jws};
+use crate::scan::{self, Scanner};
+
+/// The moment every target judges times at: fixed, so a crash reproduces.
+pub const NOW: i64 = 1_764_000_000;
+
+/// The HMAC secret the structure-aware target signs with (32 bytes: HS256's minimum).
+const SECRET: &[u8; 32] = b"jwkit-fuzz-secret-0123456789abcd";
+
+fn hmac_key() -> &'static Key {
+    static KEY: OnceLock<Key> = OnceLock::new();
+    KEY.get_or_init(|| {
+        Key::hmac(
+            SECRET.to_vec(),
+            KeyMeta {
+                kid: Some("fuzz-hmac".into()),
+                ..KeyMeta::default()
+            },
+        )
+        .expect("a 32-byte secret")
+    })
+}
+
+/// Key loading: PEM, DER, JWK, JWKS, store records. A key that loads round-trips through its
+/// JWK with the same thumbprint.
+pub fn keys(data: &[u8]) {
+    if let Ok(key) = crypto::load_key(data, None) {
+        let jwk = Value::Object(key.to_jwk()).to_string();
+        let again = crypto::load_key(jwk.as_bytes(), None)
+            .unwrap_or_else(|e| panic!("a loaded key's own JWK does not load: {e}"));
+        assert_eq!(
+            key.thumbprint(Hash::Sha256),
+            again.thumbprint(Hash::Sha256),
+            "the JWK round trip changed the key"
+        );
+        if let Ok(public) = key.public() {
+            let _ = public.to_spki_der();
+        }
+    }
+    if let Ok(set) = JwkSet::parse(data) {
+        let _ = set.kid_list();
+        let _ = TrustedKeys::from_fetched_set(set, &[]);
+    }
+}
+
+/// JWS compact parsing of pasted text (quotes, `Bearer`, line breaks).
+pub fn jws(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let pasted = jws::pasted(text);
+    if let Ok(c) = jws::Compact::parse(&pasted.token) {
+        let _ = c.claims();
+    }
+}
+
+fn policies() -> [Policy; 3] {
+    [
+        Policy {
+            any_aud: true,
+            ..Policy::default()
+        },
+        Policy {
+            iss: Some("https://issuer.example".into()),
+            aud: vec!["api".into()],
+            sub: Some("alice".into()),
+            typ: Some("JWT".into()),
+            require: vec!["jti".into(), "iat".into()],
+            leeway: i64::MAX,
+            ..Policy::default()
+        },
+        Policy {
+            raw: true,
+            ignore_exp: true,
+            algs: vec![Alg::HS256, Alg::HS512],
+            ..Policy::default()
+        },
+    ]
+}
+
+/// Full verification of an arbitrary token against a fixed key set.
+pub fn verify(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let keys = TrustedKeys::single(hmac_key(), &[]).expect("the fuzz key");
+    for policy in &policies() {
+        for now in [NOW, i64::MIN, i64::MAX] {
+            let _ = verify_token(text, &keys, policy, now);
+        }
+    }
+}
+
+/// Structure-aware verification: the input is a header and a claims document (split at the
+/// first 0xff byte), signed with the known key, so the claim checks are reached rather than
+/// stopped at the signature. What verifies has exactly the payload that was signed.
+pub fn verify_structured(data: &[u8]) {
+    let (header, claims) = match data.iter().position(|&b| b == 0xff) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (&b"{\"alg\":\"HS256\",\"kid\":\"fuzz-hmac\"}"[..], data),
+    };
+    let b64 = |b: &[u8]| crypto::b64::encode(b);
+    let input = format!("{}.{}", b64(header), b64(claims));
+    let Ok(sig) = crypto::sign(Alg::HS256, hmac_key(), input.as_bytes()) else {
+        return;
+    };
+    let token = format!("{input}.{}", b64(&sig));
+    let keys = TrustedKeys::single(hmac_key(), &[]).expect("the fuzz key");
+    for policy in &policies() {
+        for now in [NOW, 0, i64::MIN, i64::MAX] {
+            if let Ok(v) = verify_token(&token, &keys, policy, now) {
+                assert_eq!(
+                    v.payload, claims,
+                    "a verified payload differs from the signed one"
+                );
+                assert_eq!(v.alg, Alg::HS256);
+            }
+        }
+    }
+}
+
+/// The `resign --scan` scanner over any text, nested base64 documents included: a walk that
+/// replaces nothing writes the input back byte for byte; one that replaces every token (with a
+/// token of another length) is then fed to the HAR size fix-up and the HTTP framing.
+pub fn scan(data: &[u8]) {
+    for nested in [false, true] {
+        let scanner = Scanner {
+            only: Vec::new(),
+            nested,
+        };
+        let mut same = Vec::new();
+        let changed = scanner.walk(data, &mut |_| None, Some(&mut same));
+        assert!(!changed, "a walk that replaced nothing reported a change");
+        assert!(
+            same == data,
+            "a walk that replaced nothing changed the text"
+        );
+        let mut out = Vec::new();
+        scanner.walk(
+            data,
+            &mut |occ| {
+                assert!(!occ.token.is_empty());
+                Some("eyJhbGciOiJIUzI1NiJ9.e30.c2ln".to_owned())
+            },
+            Some(&mut out),
+        );
+        if scan::har::looks_like_har(data) {
+            let _ = scan::har::fix_sizes(data, &out);
+        }
+    }
+    if scan::http::looks_like_http(data) {
+        let _ = scan::http::pieces(data);
+    }
+    let _ = scan::decode_document(data);
+    for start in [0, data.len() / 2, data.len()] {
+        let _ = scan::place::place_of(data, start);
+    }
+}
+
+/// WHEN and duration parsing, at ordinary and extreme moments.
+pub fn when(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    for now in [NOW, 0, i64::MIN, i64::MAX] {
+        let _ = crate::when::parse_when(text, now);
+    }
+    if let Ok(secs) = crate::when::parse_duration(text) {
+        let _ = crate::when::span(secs.unsigned_abs());
+        let _ = crate::when::relative(NOW.saturating_add(secs), NOW);
+    }
+}
+
+/// A JWKS fetch's response: header lines (`Name: value`), a blank line, the body. The cache
+/// policy comes from the headers, the key set from the body, as `verify-jwt --jwks-url` takes
+/// them.
+pub fn jwks_response(data: &[u8]) {
+    let split = data
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map_or((data, &[][..]), |i| (&data[..i], &data[i + 2..]));
+    let mut headers = reqwest::header::HeaderMap::new();
+    for line in split.0.split(|&b| b == b'\n') {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        if let (Ok(name), Ok(value)) = (
+            reqwest::header::HeaderName::from_bytes(&line[..colon]),
+            reqwest::header::HeaderValue::from_bytes(line[colon + 1..].trim_ascii()),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    let age = crate::jwks_client::max_age(&headers);
+    assert!((0..=24 * 3600).contains(&age), "max-age {age} out of range");
+    if let Ok(set) = JwkSet::parse(split.1) {
+        let _ = TrustedKeys::from_fetched_set(set, &[]);
+    }
+}
+
+struct Served {
+    runtime: tokio::runtime::Runtime,
+    router: axum::Router,
+    _dir: tempfile::TempDir,
+}
+
+const UPLOAD_TOKEN: &str = "fuzz-upload-token";
+
+fn served() -> &'static Served {
+    static SERVED: OnceLock<Served> = OnceLock::new();
+    SERVED.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("a temporary data directory");
+        let store = crate::server::store::Store::open(dir.path()).expect("a store");
+        let key = crate::cmd::serve::new_signing_key(Alg::ES256).expect("a signing key");
+        store.rotate(&key, NOW, 3600).expect("an active key");
+        let expired = crate::cmd::serve::new_signing_key(Alg::ES256).expect("a key");
+        let paths = crate::server::Paths::new(Some("https://issuer.example/realms/x/"), &[])
+            .expect("paths");
+        let app = crate::server::App {
+            store,
+            request_timeout: std::time::Duration::from_secs(30),
+            upload_token: Some(
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, UPLOAD_TOKEN.as_bytes())
+                    .as_ref()
+                    .to_vec(),
+            ),
+            jwks_uri: paths.jwks_uri("https://issuer.example/realms/x/"),
+            issuer: "https://issuer.example/realms/x/".into(),
+            max_age: 300,
+            issue: Some(crate::server::Issuer {
+                ttl: 900,
+                alg: Alg::ES256,
+                expired_kid: expired.kid_or_thumbprint(),
+                expired_key: crypto::SigningKey::new(&expired, Alg::ES256).expect("signer"),
+                allow_override: false,
+                grace: 3600,
+            }),
+            paths,
+        };
+        Served {
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime"),
+            router: crate::server::router(Arc::new(app)),
+            _dir: dir,
+        }
+    })
+}
+
+/// The server's request handling for what clients send: the first byte picks the endpoint
+/// (upload, `/auth`, delete) and the content type; up to the first 0xff byte is the query
+/// string, the rest the body. Every 4xx answer is a JSON object with an `error` string.
+pub fn server(data: &[u8]) {
+    use tower::ServiceExt;
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    let (query, body) = match rest.iter().position(|&b| b == 0xff) {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (&b""[..], rest),
+    };
+    let query: String = String::from_utf8_lossy(query)
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && *c != '#')
+        .collect();
+    let (method, path) = match pick % 4 {
+        0 | 1 => ("POST", "/auth"),
+        2 => ("POST", "/jwks"),
+        _ => ("DELETE", "/jwks/"),
+    };
+    let mut uri = path.to_owned();
+    if method == "DELETE" {
+        uri.push_str(&crate::crypto::b64::encode(&body[..body.len().min(40)]));
+    }
+    if !query.is_empty() {
+        uri.push('?');
+        uri.push_str(&query);
+    }
+    let content_type = match (pick / 4) % 3 {
+        0 => "application/json",
+        1 => "application/x-www-form-urlencoded",
+        _ => "text/plain",
+    };
+    let Ok(req) = axum::http::Request::builder()
+        .method(method)
+        .uri(&uri)
+        .header("content-type", content_type)
+        .header("authorization", format!("Bearer {UPLOAD_TOKEN}"))
+        .body(axum::body::Body::from(body.to_vec()))
+    else {
+        return;
+    };
+    let s = served();
+    s.runtime.block_on(async {
+        let resp = s.router.clone().oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("a bounded body");
+        if status.is_client_error() {
+            let v: Map<String, Value> =
+                serde_json::from_slice(&bytes).expect("a 4xx body is a JSON object");
+            assert!(v.get("error").is_some_and(Value::is_string), "{v:?}");
+        }
+        assert!(
+            !status.is_server_error() || status.as_u16() == 503,
+            "{status}"
+        );
+    });
+}
