@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::generate_jwt::peer_python;
+use crate::jose::key_file;
 use crate::util::{Env, Run};
-use crate::verify_jwt::key_file;
 
 const FORMATS: [&str; 3] = ["har", "jsonl", "http"];
 

@@ -152,7 +152,7 @@ fn colour_choice_reaches_clap_and_a_waiting_command_says_why() {
         &format!("{jwkit} --color always --help")
     )));
     // A command that waits for a token on a terminal says so first.
-    let key = crate::verify_jwt::key_file("rfc7515-A.3.private.pem");
+    let key = crate::jose::key_file("rfc7515-A.3.private.pem");
     for sub in [
         "decode".to_string(),
         format!("verify-jwt --key-file {key}"),

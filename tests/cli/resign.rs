@@ -505,7 +505,7 @@ fn scanning_streams_across_chunk_boundaries_and_leaves_long_runs_alone() {
 fn a_line_longer_than_the_scan_window_passes_through_and_a_token_after_it_is_found() {
     let _exclusive = crate::util::exclusive();
     let env = Env::new();
-    let key = crate::verify_jwt::key_file("rfc7515-A.3.private.pem");
+    let key = crate::jose::key_file("rfc7515-A.3.private.pem");
     let token = env
         .ok(&["generate-jwt", "--key-file", &key, "--sub", "x"])
         .trim()

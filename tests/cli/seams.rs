@@ -11,9 +11,10 @@ use serde_json::{Value, json};
 
 use crate::generate_jwt::{peer_python, pyjwt_verify};
 use crate::http::{Route, TestServer};
+use crate::jose::{key_file, sign_raw};
 use crate::serve::{Server, TOKEN, upload};
 use crate::util::{Env, Run, unix_now};
-use crate::verify_jwt::{jwks_of, key_file, sign_raw};
+use crate::verify_jwt::jwks_of;
 
 /// An ES256 token (RFC 7515 A.3 key) with this header and claims valid for 10 minutes.
 fn es256_with(header: &Value) -> String {

@@ -362,7 +362,7 @@ fn the_store_refuses_a_second_kid_for_a_key_and_durations_out_of_range() {
     let jwk = env.ok(&[
         "key",
         "public",
-        &crate::verify_jwt::key_file("rfc7515-A.3.public.pem"),
+        &crate::jose::key_file("rfc7515-A.3.public.pem"),
         "-f",
         "jwk",
     ]);
