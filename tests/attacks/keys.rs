@@ -2,12 +2,9 @@
 //! same fixtures are refused by `serve` uploads and the key commands in
 //! `tests/cli/seams.rs` (`keys_under_which_anyone_can_forge_are_refused_everywhere`).
 
-use std::process::Command;
-
-use jwkit::crypto::b64;
-use serde_json::json;
-
-use crate::util::{Env, unix_now};
+use crate::jose::identity_forgery;
+use crate::openssl_rsa;
+use crate::util::Env;
 
 /// Small-order and non-canonical Ed25519 points (any signature of the identity point's form
 /// verifies for every message under some implementations), RSA moduli that are prime or have a
@@ -18,19 +15,7 @@ use crate::util::{Env, unix_now};
 fn weak_keys_are_refused() {
     let env = Env::new();
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/weak");
-    let made = Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:1024",
-            "-out",
-        ])
-        .arg(env.path("rsa1024.pem"))
-        .output()
-        .expect("openssl (Debian: apt-get install openssl)");
-    assert!(made.status.success());
+    let rsa1024 = openssl_rsa(&env, "rsa1024.pem", 1024, 65537);
     let cases = [
         (
             fixtures.join("ed25519-identity.jwk"),
@@ -45,18 +30,10 @@ fn weak_keys_are_refused() {
         ),
         (fixtures.join("rsa-prime-modulus.jwk"), "RS256", "prime"),
         (fixtures.join("rsa-factor-3.jwk"), "RS256", "small factor 3"),
-        (env.path("rsa1024.pem"), "RS256", "2048"),
+        (rsa1024, "RS256", "2048"),
     ];
     for (path, alg, why) in cases {
-        // The identity point's forgery: R = identity, S = 0, for any claims.
-        let mut sig = vec![0u8; 64];
-        sig[0] = 1;
-        let token = format!(
-            "{}.{}.{}",
-            b64::encode(json!({"alg": alg}).to_string()),
-            b64::encode(json!({"sub": "admin", "exp": unix_now() + 600}).to_string()),
-            b64::encode(&sig)
-        );
+        let token = identity_forgery(alg);
         let path = path.to_str().expect("path");
         let run = env.run(&["verify-jwt", "--key-file", path, &token]);
         assert_eq!(run.code, 2, "{path}: {}", run.stderr);

@@ -34,6 +34,26 @@ mod http;
 #[path = "../cli/jose.rs"]
 mod jose;
 
+/// An RSA key made by `openssl genpkey` (bits, public exponent) in the test's directory.
+pub(crate) fn openssl_rsa(env: &util::Env, name: &str, bits: u32, e: u32) -> std::path::PathBuf {
+    let path = env.path(name);
+    let made = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt"])
+        .arg(format!("rsa_keygen_bits:{bits}"))
+        .arg("-pkeyopt")
+        .arg(format!("rsa_keygen_pubexp:{e}"))
+        .arg("-out")
+        .arg(&path)
+        .output()
+        .expect("openssl (Debian: apt-get install openssl)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    path
+}
+
 mod alg_confusion;
 mod claims;
 mod header_keys;

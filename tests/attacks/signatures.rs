@@ -6,6 +6,7 @@ use std::process::Command;
 use jwkit::crypto::{Alg, b64};
 
 use crate::jose::{claims_in, key_file, rejected, sign_raw};
+use crate::openssl_rsa;
 use crate::util::Env;
 
 /// Curve, JWS alg, signature half length, and the vector keys (private, public).
@@ -173,25 +174,7 @@ fn high_s_ecdsa_changes_no_claim() {
 #[test]
 fn bleichenbacher_e3_forgery() {
     let env = Env::new();
-    let made = Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-pkeyopt",
-            "rsa_keygen_pubexp:3",
-            "-out",
-        ])
-        .arg(env.path("e3.pem"))
-        .output()
-        .expect("openssl (Debian: apt-get install openssl)");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    openssl_rsa(&env, "e3.pem", 2048, 3);
     let public = env.ok(&["key", "public", "e3.pem", "-f", "jwk"]);
     std::fs::write(env.path("e3.pub.jwk"), &public).expect("write");
     let jwk: serde_json::Value = serde_json::from_str(&public).expect("jwk");

@@ -70,3 +70,31 @@ pub(crate) fn rejected(env: &Env, args: &[&str], kind: &str) -> Run {
     assert_eq!(doc["error"]["kind"], kind, "{}", j.stdout);
     run
 }
+
+/// The forgery a small-order Ed25519 key accepts for any claims (R = the identity point,
+/// S = 0), sent with `alg` to every weak key: claims `sub: admin`, valid for 10 minutes.
+pub(crate) fn identity_forgery(alg: &str) -> String {
+    let mut sig = vec![0u8; 64];
+    sig[0] = 1;
+    format!(
+        "{}.{}.{}",
+        b64::encode(serde_json::json!({"alg": alg}).to_string()),
+        b64::encode(
+            serde_json::json!({"sub": "admin", "exp": crate::util::unix_now() + 600}).to_string()
+        ),
+        b64::encode(&sig)
+    )
+}
+
+/// `set.json` in the test's directory: a JWKS of the RFC 7515 A.3 (EC) and A.2 (RSA) public
+/// keys, made by `jwkit key jwks`.
+pub(crate) fn two_key_set(env: &Env) -> &'static str {
+    let set = env.ok(&[
+        "key",
+        "jwks",
+        &key_file("rfc7515-A.3.public.pem"),
+        &key_file("rfc7515-A.2.public.pem"),
+    ]);
+    std::fs::write(env.path("set.json"), &set).expect("write");
+    "set.json"
+}

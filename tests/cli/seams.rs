@@ -397,14 +397,7 @@ fn keys_under_which_anyone_can_forge_are_refused_everywhere() {
         } else {
             "EdDSA"
         };
-        let mut sig = vec![0u8; 64];
-        sig[0] = 1;
-        let token = format!(
-            "{}.{}.{}",
-            b64::encode(json!({"alg": alg}).to_string()),
-            b64::encode(json!({"sub": "admin", "exp": unix_now() + 600}).to_string()),
-            b64::encode(&sig)
-        );
+        let token = crate::jose::identity_forgery(alg);
         env.run(&["verify-jwt", "--key-file", path, &token])
             .fails_with(why);
         env.run(&["key", "public", path]).fails_with(why);

@@ -162,13 +162,7 @@ fn wycheproof_jws_cases_agree_with_their_labels() {
 #[test]
 fn kid_is_never_a_path_and_unknown_kids_list_the_known_ones() {
     let env = Env::new();
-    let set = env.ok(&[
-        "key",
-        "jwks",
-        &key_file("rfc7515-A.3.public.pem"),
-        &key_file("rfc7515-A.2.public.pem"),
-    ]);
-    std::fs::write(env.path("set.json"), &set).expect("write");
+    crate::jose::two_key_set(&env);
     let token = es256(r#"{"alg":"ES256","kid":"../../dev/null"}"#);
     let run = rejected(
         &env,
