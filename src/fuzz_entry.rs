@@ -33,6 +33,12 @@ fn hmac_key() -> &'static Key {
     })
 }
 
+/// The fixed key set the verification targets verify against: the HMAC key alone.
+fn trusted() -> &'static TrustedKeys {
+    static TRUSTED: OnceLock<TrustedKeys> = OnceLock::new();
+    TRUSTED.get_or_init(|| TrustedKeys::single(hmac_key(), &[]).expect("the fuzz key"))
+}
+
 /// Key loading: PEM, DER, JWK, JWKS, store records. A key that loads round-trips through its
 /// JWK with the same thumbprint.
 pub fn keys(data: &[u8]) {
@@ -95,10 +101,9 @@ pub fn verify(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let keys = TrustedKeys::single(hmac_key(), &[]).expect("the fuzz key");
     for policy in &policies() {
         for now in [NOW, i64::MIN, i64::MAX] {
-            let _ = verify_token(text, &keys, policy, now);
+            let _ = verify_token(text, trusted(), policy, now);
         }
     }
 }
@@ -117,10 +122,9 @@ pub fn verify_structured(data: &[u8]) {
         return;
     };
     let token = format!("{input}.{}", b64(&sig));
-    let keys = TrustedKeys::single(hmac_key(), &[]).expect("the fuzz key");
     for policy in &policies() {
         for now in [NOW, 0, i64::MIN, i64::MAX] {
-            if let Ok(v) = verify_token(&token, &keys, policy, now) {
+            if let Ok(v) = verify_token(&token, trusted(), policy, now) {
                 assert_eq!(
                     v.payload, claims,
                     "a verified payload differs from the signed one"
@@ -231,11 +235,7 @@ fn served() -> &'static Served {
         let app = crate::server::App {
             store,
             request_timeout: std::time::Duration::from_secs(30),
-            upload_token: Some(
-                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, UPLOAD_TOKEN.as_bytes())
-                    .as_ref()
-                    .to_vec(),
-            ),
+            upload_token: Some(crate::server::token_digest(UPLOAD_TOKEN)),
             jwks_uri: paths.jwks_uri("https://issuer.example/realms/x/"),
             issuer: "https://issuer.example/realms/x/".into(),
             max_age: 300,

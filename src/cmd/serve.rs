@@ -167,11 +167,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
         let app = Arc::new(App {
             store,
             request_timeout,
-            upload_token: token.map(|t| {
-                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, t.as_bytes())
-                    .as_ref()
-                    .to_vec()
-            }),
+            upload_token: token.as_deref().map(server::token_digest),
             jwks_uri: paths.jwks_uri(&issuer),
             issuer: issuer.clone(),
             max_age,

@@ -26,6 +26,14 @@ pub const MAX_UPLOAD_BYTES: usize = 64 * 1024;
 /// Members that only private or secret keys have: an upload holding one is refused.
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
+/// What the server keeps of the upload token: its SHA-256, compared in constant time with the
+/// SHA-256 of the one a request presents.
+pub fn token_digest(token: &str) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())
+        .as_ref()
+        .to_vec()
+}
+
 pub struct App {
     pub store: Store,
     /// A whole request must be read and answered within this.
@@ -331,8 +339,7 @@ fn authorize(app: &App, headers: &HeaderMap) -> Result<(), Box<Response>> {
                 .or_else(|| v.strip_prefix("bearer "))
         });
     let ok = given.is_some_and(|g| {
-        let g = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, g.trim().as_bytes());
-        aws_lc_rs::constant_time::verify_slices_are_equal(g.as_ref(), want).is_ok()
+        aws_lc_rs::constant_time::verify_slices_are_equal(&token_digest(g.trim()), want).is_ok()
     });
     if ok {
         Ok(())

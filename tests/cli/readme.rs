@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::Env;
+use crate::util::{Env, free_port};
 
 /// The `sh` blocks of the section that starts with `## Examples`, in order.
 fn example_blocks(readme: &str) -> Vec<String> {
@@ -30,13 +30,6 @@ fn example_blocks(readme: &str) -> Vec<String> {
     }
     assert!(current.is_none(), "an unclosed code block in the Examples");
     blocks
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 fn need(tool: &str) {

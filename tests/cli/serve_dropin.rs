@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::generate_jwt::peer_python;
 use crate::serve::{Server, TOKEN, http, upload};
-use crate::util::{Env, unix_now};
+use crate::util::{Env, free_port, unix_now};
 
 fn get(url: &str) -> (u16, Value) {
     let r = http().get(url).send().expect("get");
@@ -89,15 +89,6 @@ fn pyjwk_tls(
         .lines()
         .map(|l| serde_json::from_str(l).expect("verdict"))
         .collect()
-}
-
-/// A loopback port that is free now (for a server whose issuer must name its own port).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 #[test]

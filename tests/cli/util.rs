@@ -202,3 +202,12 @@ static EXCLUSIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
     EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// A loopback port that is free now (for a server whose address or issuer must be known first).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}

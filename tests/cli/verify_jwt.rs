@@ -949,11 +949,7 @@ fn https_key_sets_need_a_trusted_certificate() {
         jwks_of(&env, &["rfc7515-A.3.public.pem"]),
     )
     .expect("w");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = crate::util::free_port();
     let mut server = std::process::Command::new("openssl")
         .args([
             "s_server",
