@@ -327,8 +327,21 @@ pub struct ServeArgs {
     pub addr: String,
 
     /// Where keys are kept (default: server/ under the key store root).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "store")]
     pub data_dir: Option<PathBuf>,
+
+    /// Keep the keys in PostgreSQL instead (else $JWKIT_STORE), shared by every replica
+    /// started with the same URL: postgres://USER:PASSWORD@HOST:PORT/DB. The schema is created
+    /// on first use. TLS: ?sslmode=require (verified; ?sslrootcert=FILE for a private CA),
+    /// required by default but on loopback.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+
+    /// The key that seals the server's signing keys in the database (AES-256-GCM; at least 32
+    /// bytes, e.g. from `openssl rand -base64 32`; else $JWKIT_STORE_KEY). Every replica needs
+    /// the same one; --issue-tokens with --store needs it.
+    #[arg(long, value_name = "FILE")]
+    pub store_key_file: Option<PathBuf>,
 
     /// The bearer token uploads and deletes need (else $JWKIT_UPLOAD_TOKEN; with neither,
     /// uploads answer 403).

@@ -226,14 +226,21 @@ fn served() -> &'static Served {
     static SERVED: OnceLock<Served> = OnceLock::new();
     SERVED.get_or_init(|| {
         let dir = tempfile::tempdir().expect("a temporary data directory");
-        let store = crate::server::store::Store::open(dir.path()).expect("a store");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let store = crate::server::store::dir::DirStore::open(dir.path()).expect("a store");
         let key = crate::cmd::serve::new_signing_key(Alg::ES256).expect("a signing key");
-        store.rotate(&key, NOW, 3600).expect("an active key");
+        use crate::server::store::Store;
+        runtime
+            .block_on(store.rotate(key, NOW, 3600, NOW, 0))
+            .expect("an active key");
         let expired = crate::cmd::serve::new_signing_key(Alg::ES256).expect("a key");
         let paths = crate::server::Paths::new(Some("https://issuer.example/realms/x/"), &[])
             .expect("paths");
         let app = crate::server::App {
-            store,
+            store: Box::new(store),
             request_timeout: std::time::Duration::from_secs(30),
             upload_token: Some(crate::server::token_digest(UPLOAD_TOKEN)),
             jwks_uri: paths.jwks_uri("https://issuer.example/realms/x/"),
@@ -250,10 +257,7 @@ fn served() -> &'static Served {
             paths,
         };
         Served {
-            runtime: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime"),
+            runtime,
             router: crate::server::router(Arc::new(app)),
             _dir: dir,
         }

@@ -11,6 +11,11 @@ pub fn now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
 /// Seconds since the epoch, rounded up: an expiry counted from here is never shorter than
 /// asked (`expires_in=1s` lasts at least a second, not until the next second boundary).
 pub fn now_ceil() -> i64 {

@@ -9,7 +9,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use crate::cli::ServeArgs;
 use crate::crypto::{Alg, Key, KeyMeta, KeySpec, SigningKey};
 use crate::exit::ExitStatus;
-use crate::server::{self, App, Issuer, Paths, store::Store};
+use crate::server::store::{Store, dir::DirStore, postgres::PgStore, seal::SealKey};
+use crate::server::{self, App, Issuer, Paths};
 use crate::store::KeyStore;
 use crate::{output, upload, when};
 
@@ -99,19 +100,55 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
         Some(d) => d.clone(),
         None => KeyStore::open()?.root().join("server"),
     };
+    // --store beats $JWKIT_STORE; --data-dir beats both.
+    let store_url = match (&args.store, &args.data_dir) {
+        (Some(url), _) => Some(url.clone()),
+        (None, Some(_)) => None,
+        (None, None) => std::env::var("JWKIT_STORE").ok().filter(|v| !v.is_empty()),
+    };
+    let (pg, seal) = match &store_url {
+        Some(url) => {
+            let target = server::store::postgres::target(url)?;
+            let seal = SealKey::load(args.store_key_file.as_deref())?;
+            if args.issue_tokens && seal.is_none() {
+                bail!(
+                    "--issue-tokens with --store needs the store key that seals the signing keys in the database: --store-key-file FILE or JWKIT_STORE_KEY (the same on every replica)"
+                );
+            }
+            (Some(target), seal)
+        }
+        None => {
+            if args.store_key_file.is_some() {
+                bail!(
+                    "--store-key-file needs --store postgres://...: a data directory keeps the signing keys in files only its owner can read"
+                );
+            }
+            (None, None)
+        }
+    };
     let token = upload::read_upload_token(args.upload_token_file.as_deref())?;
     if token.is_none() {
         output::warn(
             "no upload token (--upload-token-file or JWKIT_UPLOAD_TOKEN): uploads, deletes and rotation answer 403",
         );
     }
-    let store = Store::open(&data_dir)
-        .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
+    let dir_store = match &pg {
+        Some(_) => None,
+        None => Some(
+            DirStore::open(&data_dir)
+                .with_context(|| format!("opening the data directory {}", data_dir.display()))?,
+        ),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
+        let store: Box<dyn Store> = match (dir_store, pg) {
+            (Some(d), _) => Box::new(d),
+            (None, Some(target)) => Box::new(PgStore::open(target, seal).await?),
+            (None, None) => bail!("no store"),
+        };
         let listener = server::listen::bind(&args.addr)
             .await
             .with_context(|| format!("binding {}", args.addr))?;
@@ -141,16 +178,23 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
             .unwrap_or_else(|| format!("{scheme}://{local}"));
         let issue = if args.issue_tokens {
             let now = when::now();
-            let active = store.active_signing();
-            let stale = active.as_ref().is_none_or(|k| {
+            let rotation = store.rotation();
+            let stale = store.active_signing().as_ref().is_none_or(|k| {
                 signing_alg(k) != Some(alg)
-                    || rotate_every.is_some_and(|r| now.saturating_sub(k.created) >= r)
+                    || rotate_every.is_some_and(|r| now.saturating_sub(rotation.at) >= r)
             });
+            // A compare-and-swap like every rotation: of replicas starting at once, one
+            // rotates and the others take its key.
             if stale {
-                store.rotate(&new_signing_key(alg)?, now, grace)?;
+                store
+                    .rotate(new_signing_key(alg)?, now, grace, now, rotation.count)
+                    .await?;
             }
             if rotate_every.is_some() && store.next_signing().is_none() {
-                store.add_next(&new_signing_key(alg)?, now)?;
+                store.add_next(new_signing_key(alg)?, now).await?;
+            }
+            if store.active_signing().is_none() {
+                bail!("the store has no active signing key after start-up");
             }
             let expired = new_signing_key(alg)?;
             Some(Issuer {
@@ -164,6 +208,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
         } else {
             None
         };
+        let described = store.describe();
         let app = Arc::new(App {
             store,
             request_timeout,
@@ -175,24 +220,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
             paths,
         });
         if let Some(every) = rotate_every {
-            let app = Arc::clone(&app);
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(every.unsigned_abs()));
-                tick.tick().await;
-                loop {
-                    tick.tick().await;
-                    let app = Arc::clone(&app);
-                    let done = tokio::task::spawn_blocking(move || {
-                        new_signing_key(alg).and_then(|k| app.store.rotate(&k, when::now(), grace))
-                    })
-                    .await;
-                    match done {
-                        Ok(Ok(k)) => eprintln!("rotated the signing key: now {}", k.kid),
-                        Ok(Err(e)) => eprintln!("error: rotating the signing key: {e:#}"),
-                        Err(e) => eprintln!("error: rotating the signing key: {e}"),
-                    }
-                }
-            });
+            tokio::spawn(rotate_on_schedule(Arc::clone(&app), every, alg, grace));
         }
         let acceptor = match &tls {
             Some(served) => {
@@ -219,9 +247,8 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
             None => None,
         };
         eprintln!(
-            "jwkit serve: listening on {scheme}://{local} (issuer {}, data in {})",
+            "jwkit serve: listening on {scheme}://{local} (issuer {}, {described})",
             output::escape(&issuer),
-            data_dir.display()
         );
         server::listen::serve(listener, server::router(app), acceptor, limits, shutdown_signal())
             .await;
@@ -272,6 +299,51 @@ pub fn new_signing_key(alg: Alg) -> Result<Key> {
     let mut key = Key::generate(spec, meta, false)?;
     key.meta.kid = Some(key.kid_or_thumbprint());
     Ok(key)
+}
+
+/// Rotates the signing key every `every` seconds from the last rotation's due time, on the
+/// store's rotation record. Replicas sharing a database all watch the same record and all
+/// try when it is due; the compare-and-swap lets one through, and the others take its key.
+async fn rotate_on_schedule(app: Arc<App>, every: i64, alg: Alg, grace: i64) {
+    loop {
+        let rotation = app.store.rotation();
+        let due = rotation.at.saturating_add(every);
+        let now_ms = when::now_ms();
+        let wait_ms = due.saturating_mul(1000).saturating_sub(now_ms);
+        if wait_ms > 0 {
+            // Never longer than a second: another replica's rotation moves the record.
+            tokio::time::sleep(Duration::from_millis(wait_ms.clamp(1, 1000).unsigned_abs())).await;
+            continue;
+        }
+        let key = match tokio::task::spawn_blocking(move || new_signing_key(alg)).await {
+            Ok(Ok(k)) => k,
+            Ok(Err(e)) => {
+                eprintln!("error: making a signing key: {e:#}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(e) => {
+                eprintln!("error: making a signing key: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let now = when::now();
+        // Far behind (every replica was down): the schedule starts again from now.
+        let at = if now.saturating_sub(due) < every {
+            due
+        } else {
+            now
+        };
+        match app.store.rotate(key, now, grace, at, rotation.count).await {
+            Ok(Some(k)) => eprintln!("rotated the signing key: now {}", k.kid),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("error: rotating the signing key: {e:#}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {

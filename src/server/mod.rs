@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::crypto::{self, SigningKey, json as strict_json, jws};
 use crate::when;
-use store::{AddError, Added, Store};
+use store::{AddError, Added, Store, StoreError};
 
 /// Upload bodies larger than this are refused with 413.
 pub const MAX_UPLOAD_BYTES: usize = 64 * 1024;
@@ -35,7 +35,7 @@ pub fn token_digest(token: &str) -> Vec<u8> {
 }
 
 pub struct App {
-    pub store: Store,
+    pub store: Box<dyn Store>,
     /// A whole request must be read and answered within this.
     pub request_timeout: std::time::Duration,
     /// SHA-256 of the upload token; None: uploads, deletes and rotation are disabled.
@@ -86,7 +86,7 @@ fn servable(path: &str, percent: bool) -> bool {
 }
 
 /// Routes that a --jwks-path may not take.
-const RESERVED: [&str; 5] = ["/", "/auth", "/health", "/connect", "/rotate"];
+const RESERVED: [&str; 6] = ["/", "/auth", "/health", "/ready", "/connect", "/rotate"];
 
 impl Paths {
     pub fn new(issuer: Option<&str>, extra: &[String]) -> anyhow::Result<Paths> {
@@ -173,6 +173,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/auth", post(auth))
         .route("/rotate", post(rotate))
         .route("/health", get(health).post(health))
+        .route("/ready", get(ready))
         .route("/", get(info).post(info))
         .route("/connect", get(info).post(info))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint (GET / lists them)") })
@@ -292,8 +293,46 @@ async fn discovery(State(app): State<Arc<App>>) -> Response {
     Json(doc).into_response()
 }
 
-async fn health() -> Response {
-    Json(json!({ "status": "ok" })).into_response()
+/// The server is up; says whether its store is reachable (reads go on from memory when it
+/// is not).
+async fn health(State(app): State<Arc<App>>) -> Response {
+    let store = app.store.health();
+    let status = if store.reachable { "ok" } else { "degraded" };
+    Json(json!({ "status": status, "store": store })).into_response()
+}
+
+/// For load balancers: 200 while the store takes writes, 503 while it is unreachable.
+async fn ready(State(app): State<Arc<App>>) -> Response {
+    let store = app.store.health();
+    if store.reachable {
+        Json(json!({ "status": "ready", "store": store })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "error": "the key store is unreachable", "store": store })),
+        )
+            .into_response()
+    }
+}
+
+/// A failed write: 503 with Retry-After when the store is unreachable, else 500.
+fn store_failed(what: &str, e: &StoreError) -> Response {
+    eprintln!(
+        "error: {what}: {}",
+        crate::output::escape(&format!("{e:#}"))
+    );
+    match e {
+        StoreError::Unavailable(_) => {
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the key store is unavailable, so {what} did not happen; try again"),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+        StoreError::Other(_) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{what} failed")),
+    }
 }
 
 /// GET or POST `/` and `/connect`: the service, its state and its endpoints as bare paths, to
@@ -316,6 +355,7 @@ async fn info(State(app): State<Arc<App>>) -> Response {
             "delete": "/jwks/{kid}",
             "rotate": "/rotate",
             "health": "/health",
+            "ready": "/ready",
             "connect": "/connect",
         },
         "jwks_paths": app.paths.jwks,
@@ -447,10 +487,8 @@ async fn upload(
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid key: {e}")),
         }
     }
-    let app2 = Arc::clone(&app);
-    let result = tokio::task::spawn_blocking(move || app2.store.add(keys, now)).await;
-    match result {
-        Ok(Ok(added)) => {
+    match app.store.add(keys, now).await {
+        Ok(added) => {
             let any_new = added.iter().any(|(_, a)| *a == Added::New);
             let kids: Vec<&str> = added.iter().map(|(k, _)| k.as_str()).collect();
             let status = if any_new {
@@ -460,27 +498,17 @@ async fn upload(
             };
             (status, Json(json!({ "kids": kids, "created": any_new }))).into_response()
         }
-        Ok(Err(AddError::KidTaken(kid))) => error(
+        Err(AddError::KidTaken(kid)) => error(
             StatusCode::CONFLICT,
             format!("kid \"{kid}\" is taken by another key; upload under another kid"),
         ),
-        Ok(Err(AddError::StoredAs(kid))) => error(
+        Err(AddError::StoredAs(kid)) => error(
             StatusCode::CONFLICT,
             format!(
                 "this key is already stored, under kid \"{kid}\"; delete it first to store it under another kid"
             ),
         ),
-        Ok(Err(AddError::Io(e))) => {
-            eprintln!("error: storing a key: {e:#}");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the key could not be stored",
-            )
-        }
-        Err(_) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the key could not be stored",
-        ),
+        Err(AddError::Failed(e)) => store_failed("storing the key", &e),
     }
 }
 
@@ -492,22 +520,10 @@ async fn remove(
     if let Err(r) = authorize(&app, &headers) {
         return *r;
     }
-    let app2 = Arc::clone(&app);
-    let k = kid.clone();
-    match tokio::task::spawn_blocking(move || app2.store.delete(&k)).await {
-        Ok(Ok(true)) => Json(json!({ "deleted": kid })).into_response(),
-        Ok(Ok(false)) => error(StatusCode::NOT_FOUND, format!("no key with kid \"{kid}\"")),
-        Ok(Err(e)) => {
-            eprintln!("error: deleting a key: {e:#}");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the key could not be deleted",
-            )
-        }
-        Err(_) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the key could not be deleted",
-        ),
+    match app.store.delete(&kid).await {
+        Ok(true) => Json(json!({ "deleted": kid })).into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, format!("no key with kid \"{kid}\"")),
+        Err(e) => store_failed("deleting the key", &e),
     }
 }
 
@@ -696,15 +712,34 @@ async fn rotate(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         );
     };
     let (alg, grace, max_age) = (issue.alg, issue.grace, app.max_age);
-    let app2 = Arc::clone(&app);
-    let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<(StatusCode, Value)> {
-        let now = when::now();
-        match app2.store.next_signing() {
+    let now = when::now();
+    let new_key = || async move {
+        match tokio::task::spawn_blocking(move || crate::cmd::serve::new_signing_key(alg)).await {
+            Ok(Ok(k)) => Ok(k),
+            Ok(Err(e)) => Err(StoreError::Other(e)),
+            Err(e) => Err(StoreError::Other(anyhow::anyhow!("making a key: {e}"))),
+        }
+    };
+    let outcome: Result<(StatusCode, Value), StoreError> = async {
+        match app.store.next_signing() {
             // Strictly more than max-age in whole seconds: at least max-age in real time.
             Some(next) if now.saturating_sub(next.created) > max_age => {
-                let key = crate::cmd::serve::new_signing_key(alg)?;
-                let active = app2.store.rotate(&key, now, grace)?;
-                Ok((StatusCode::OK, json!({ "active": active.kid, "next": key.kid_or_thumbprint() })))
+                let rotation = app.store.rotation();
+                let key = new_key().await?;
+                let next_kid = key.kid_or_thumbprint();
+                match app.store.rotate(key, now, grace, now, rotation.count).await? {
+                    Some(active) => Ok((
+                        StatusCode::OK,
+                        json!({ "active": active.kid, "next": next_kid }),
+                    )),
+                    None => Ok((
+                        StatusCode::CONFLICT,
+                        json!({
+                            "error": "another rotation happened at the same time; GET the key set to see it",
+                            "active": app.store.active_signing().map(|k| k.kid),
+                        }),
+                    )),
+                }
             }
             Some(next) => Ok((
                 StatusCode::CONFLICT,
@@ -721,12 +756,21 @@ async fn rotate(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
                 }),
             )),
             None => {
-                let key = crate::cmd::serve::new_signing_key(alg)?;
-                app2.store.add_next(&key, now)?;
+                let key = new_key().await?;
+                let kid = key.kid_or_thumbprint();
+                if !app.store.add_next(key, now).await? {
+                    return Ok((
+                        StatusCode::CONFLICT,
+                        json!({
+                            "error": "another request published a next key at the same time; POST /rotate again later",
+                            "next": app.store.next_signing().map(|k| k.kid),
+                        }),
+                    ));
+                }
                 Ok((
                     StatusCode::ACCEPTED,
                     json!({
-                        "next": key.kid_or_thumbprint(),
+                        "next": kid,
                         "signs_from": now.saturating_add(max_age + 1),
                         "message": format!(
                             "the next key is published now; POST /rotate again from {} to make it sign",
@@ -736,20 +780,10 @@ async fn rotate(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
                 ))
             }
         }
-    })
+    }
     .await;
     match outcome {
-        Ok(Ok((status, body))) => (status, Json(body)).into_response(),
-        Ok(Err(e)) => {
-            eprintln!("error: rotating the signing key: {e:#}");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the key could not be rotated",
-            )
-        }
-        Err(_) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the key could not be rotated",
-        ),
+        Ok((status, body)) => (status, Json(body)).into_response(),
+        Err(e) => store_failed("rotating the signing key", &e),
     }
 }

@@ -34,7 +34,10 @@ impl Server {
         extra: &[&str],
     ) -> Server {
         std::fs::write(env.path("upload.token"), format!("{TOKEN}\n")).expect("token file");
-        let mut args = vec!["serve", "--data-dir", data.to_str().expect("path")];
+        let mut args = vec!["serve"];
+        if !extra.contains(&"--store") {
+            args.extend(["--data-dir", data.to_str().expect("path")]);
+        }
         if !extra.contains(&"--addr") {
             args.extend(["--addr", "127.0.0.1:0"]);
         }
@@ -42,15 +45,20 @@ impl Server {
             args.extend(["--upload-token-file", "upload.token"]);
         }
         args.extend(extra.iter().filter(|a| **a != "--no-upload-token"));
-        let mut child = match setup {
+        Server::from_command(match setup {
             Some(setup) => env.cmd_after(setup, &args),
             None => env.cmd(&args),
-        }
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn serve");
+        })
+    }
+
+    /// Starts `jwkit serve` as `cmd` gives it, waiting for its listening line.
+    pub(crate) fn from_command(mut cmd: Command) -> Server {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();

@@ -56,7 +56,12 @@ fn claims_of(token: &str) -> Value {
 }
 
 /// PyJWKClient's verdicts on `tokens` against the set at `jwks_url`.
-fn pyjwk(python: &PathBuf, jwks_url: &str, issuer: Option<&str>, tokens: &[String]) -> Vec<Value> {
+pub(crate) fn pyjwk(
+    python: &PathBuf,
+    jwks_url: &str,
+    issuer: Option<&str>,
+    tokens: &[String],
+) -> Vec<Value> {
     pyjwk_tls(python, jwks_url, issuer, None, tokens)
 }
 
