@@ -337,6 +337,8 @@ set edit:completion:arg-completer[jwkit] = {|@words|
         &'jwkit;serve'= {
             cand --addr 'Address to listen on (port 0 picks a free one; the URL is printed on stderr)'
             cand --data-dir 'Where keys are kept (default: server/ under the key store root)'
+            cand --store 'Keep the keys in PostgreSQL instead (else $JWKIT_STORE), shared by every replica started with the same URL: postgres://USER:PASSWORD@HOST:PORT/DB. The schema is created on first use. TLS: ?sslmode=require (verified; ?sslrootcert=FILE for a private CA), required by default but on loopback'
+            cand --store-key-file 'The key that seals the server''s signing keys in the database (AES-256-GCM; at least 32 bytes, e.g. from `openssl rand -base64 32`; else $JWKIT_STORE_KEY). Every replica needs the same one; --issue-tokens with --store needs it'
             cand --upload-token-file 'The bearer token uploads and deletes need (else $JWKIT_UPLOAD_TOKEN; with neither, uploads answer 403)'
             cand --alg 'The algorithm of the server''s own signing key (with --issue-tokens; default RS256 with an RSA-2048 key, as most identity providers sign). Any signature alg but HS*'
             cand --rotate-every 'Roll the server''s signing key this often (with --issue-tokens). The next key is published one period before it starts signing, so the period must be at least --max-age'

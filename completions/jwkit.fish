@@ -360,6 +360,8 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcomm
 complete -c jwkit -n "__fish_jwkit_using_subcommand key; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l addr -d 'Address to listen on (port 0 picks a free one; the URL is printed on stderr)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l data-dir -d 'Where keys are kept (default: server/ under the key store root)' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l store -d 'Keep the keys in PostgreSQL instead (else $JWKIT_STORE), shared by every replica started with the same URL: postgres://USER:PASSWORD@HOST:PORT/DB. The schema is created on first use. TLS: ?sslmode=require (verified; ?sslrootcert=FILE for a private CA), required by default but on loopback' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l store-key-file -d 'The key that seals the server\'s signing keys in the database (AES-256-GCM; at least 32 bytes, e.g. from `openssl rand -base64 32`; else $JWKIT_STORE_KEY). Every replica needs the same one; --issue-tokens with --store needs it' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l upload-token-file -d 'The bearer token uploads and deletes need (else $JWKIT_UPLOAD_TOKEN; with neither, uploads answer 403)' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l alg -d 'The algorithm of the server\'s own signing key (with --issue-tokens; default RS256 with an RSA-2048 key, as most identity providers sign). Any signature alg but HS*' -r -f -a "HS256\t''
 HS384\t''

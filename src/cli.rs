@@ -130,7 +130,8 @@ const AFTER_HELP: &str = "\
 Exit status: 0 success; 1 a token was rejected (verify-jwt); 2 any other error (usage, an unreadable
 or malformed key or file, network).
 
-Environment: JWKIT_HOME (key store root), JWKIT_SERVER, JWKIT_UPLOAD_TOKEN, JWKIT_JWKS_URL, NO_COLOR.";
+Environment: JWKIT_HOME (key store root), JWKIT_SERVER, JWKIT_UPLOAD_TOKEN, JWKIT_JWKS_URL,
+JWKIT_STORE and JWKIT_STORE_KEY (serve's PostgreSQL store), NO_COLOR.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {

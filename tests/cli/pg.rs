@@ -60,6 +60,8 @@ pub struct Cluster {
     /// The unprivileged user the server runs as, when the tests run as root.
     user: Option<String>,
     pub port: u16,
+    /// Serving TLS with a certificate from a throwaway CA (`ca()`).
+    tls: bool,
 }
 
 impl Cluster {
@@ -90,6 +92,7 @@ impl Cluster {
             bin,
             user,
             port,
+            tls: false,
         };
         std::fs::write(cluster.dir.join("pw"), format!("{PASSWORD}\n")).expect("pwfile");
         if let Some(user) = &cluster.user {
@@ -158,11 +161,14 @@ impl Cluster {
 
     /// Starts the server (again), on the same port and data.
     pub fn start_server(&self) {
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
             self.port,
             self.dir.display()
         );
+        if self.tls {
+            options.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
         let log = self.dir.join("log");
         let data = self.data();
         self.run(
@@ -180,6 +186,38 @@ impl Cluster {
                 "start",
             ],
         );
+    }
+
+    /// Restarts the server with TLS on: a certificate for localhost and 127.0.0.1 from a
+    /// throwaway CA, whose certificate is at `ca()`.
+    pub fn enable_tls(&mut self) {
+        let certs = self.dir.join("certs");
+        std::fs::create_dir_all(&certs).expect("certs dir");
+        crate::util::private_ca(&certs, "DNS:localhost,IP:127.0.0.1");
+        let data = self.data();
+        for (from, to) in [("leaf.pem", "server.crt"), ("leaf.key", "server.key")] {
+            std::fs::copy(certs.join(from), data.join(to)).expect("copy");
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(data.join(to), std::fs::Permissions::from_mode(0o600))
+                .expect("chmod");
+            if let Some(user) = &self.user {
+                assert!(
+                    Command::new("chown")
+                        .args([user.as_str(), data.join(to).to_str().expect("utf-8")])
+                        .status()
+                        .expect("chown")
+                        .success()
+                );
+            }
+        }
+        self.stop_server();
+        self.tls = true;
+        self.start_server();
+    }
+
+    /// The CA certificate of `enable_tls`.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("certs/ca.pem")
     }
 
     /// Stops the server (fast shutdown: sessions are ended, as on a real outage).

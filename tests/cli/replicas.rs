@@ -509,3 +509,44 @@ fn a_fresh_database_needs_nothing_else_and_a_restart_keeps_everything() {
         "1"
     );
 }
+
+/// TLS to the database is verified: against `sslrootcert`, with the host name, and
+/// `sslmode=require` verifies too (unlike libpq's). The session is encrypted (pg_stat_ssl).
+#[test]
+fn tls_to_the_database_is_verified() {
+    let Some(mut pg) = Cluster::start() else { return };
+    pg.enable_tls();
+    let db = pg.database("tls");
+    let env = Env::new();
+    let ca = pg.ca();
+    for (mode, host) in [("verify-full", "127.0.0.1"), ("require", "localhost")] {
+        let url = format!(
+            "{}?sslmode={mode}&sslrootcert={}",
+            db.replace("127.0.0.1", host),
+            ca.display()
+        );
+        let server = Server::start(&env, &env.path("unused"), &["--store", &url]);
+        assert_eq!(post_upload(&server.url, &ec_jwk(mode)), Ok(201));
+        let encrypted = pg.sql(
+            "tls",
+            "SELECT count(*) FILTER (WHERE ssl), count(*) FROM pg_stat_ssl \
+             JOIN pg_stat_activity USING (pid) WHERE application_name = 'jwkit serve'",
+        );
+        let counts: Vec<&str> = encrypted.trim().split('|').collect();
+        assert_eq!(counts[0], counts[1], "every session is TLS: {encrypted}");
+        assert_ne!(counts[0], "0", "{encrypted}");
+    }
+    // A CA that did not sign the server's certificate, or the system's roots: exit 2.
+    let other = env.path("other-ca");
+    std::fs::create_dir_all(&other).expect("dir");
+    crate::util::private_ca(&other, "IP:127.0.0.1");
+    for url in [
+        format!("{db}?sslmode=require&sslrootcert={}", other.join("ca.pem").display()),
+        format!("{}?sslmode=require", db.replace("127.0.0.1", "localhost")),
+    ] {
+        let run = env.run(&["serve", "--addr", "127.0.0.1:0", "--store", &url]);
+        assert_eq!(run.code, 2, "{url}: {}", run.stderr);
+        assert!(run.stderr.contains("certificate"), "{}", run.stderr);
+        assert!(!run.stderr.contains(PASSWORD));
+    }
+}

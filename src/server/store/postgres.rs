@@ -84,6 +84,10 @@ const CHANNEL: &str = "jwkit_changes";
 /// How often a replica re-reads the version when no notification came.
 const POLL: Duration = Duration::from_secs(1);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How much longer a retired key stays published than the grace asks: a replica that has
+/// not seen a rotation yet (at most one [`POLL`], normally milliseconds) still signs with the
+/// old key, and its tokens must verify until they expire.
+const REPLICA_LAG: i64 = 2;
 
 /// A `--store` URL taken apart: the driver's configuration, the TLS set-up, and the URL
 /// without its password for messages.
@@ -860,7 +864,8 @@ impl Store for PgStore {
             return Ok(None);
         }
         let signing = inner.signing_in(&tx).await?;
-        let (changed, gone) = super::plan_rotation(&signing, &key, now, grace);
+        let (changed, gone) =
+            super::plan_rotation(&signing, &key, now, grace.saturating_add(REPLICA_LAG));
         let version = version + 1;
         for c in &changed {
             inner.upsert_signing(&tx, c, version).await?;
