@@ -18,7 +18,7 @@ fn key_path(name: &str) -> String {
         .into_owned()
 }
 
-fn claims_of(token: &str) -> Value {
+pub(crate) fn claims_of(token: &str) -> Value {
     let c = Compact::parse(token.trim()).expect("token parses");
     serde_json::from_slice(&c.payload).expect("claims json")
 }
