@@ -377,6 +377,23 @@ pub struct ServeArgs {
     #[arg(long)]
     pub allow_claim_override: bool,
 
+    /// Also be a test OpenID Connect provider: discovery, /authorize with a login page,
+    /// /token (client_credentials, authorization_code with PKCE, refresh_token, token
+    /// exchange), /userinfo, /introspect, /revoke, /logout; tokens signed by the server's key
+    /// (implies --issue-tokens). Without --idp-config any client id and secret are accepted.
+    #[arg(long)]
+    pub idp: bool,
+
+    /// The identity provider's clients, users, claim templates, scopes, lifetimes and
+    /// failure injection (TOML, or JSON; see the README).
+    #[arg(long, value_name = "FILE", requires = "idp")]
+    pub idp_config: Option<PathBuf>,
+
+    /// Issue opaque access tokens (random strings, checked by /userinfo and /introspect)
+    /// instead of JWTs (RFC 9068).
+    #[arg(long, requires = "idp")]
+    pub opaque_access_tokens: bool,
+
     /// Cache-Control max-age of the JWKS.
     #[arg(long, value_name = "DUR", default_value = "5m")]
     pub max_age: String,

@@ -255,6 +255,8 @@ fn served() -> &'static Served {
                 grace: 3600,
             }),
             paths,
+            idp: None,
+            signer: std::sync::Mutex::new(None),
         };
         Served {
             runtime,

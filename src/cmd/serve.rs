@@ -30,15 +30,31 @@ pub fn duration(flag: &str, text: &str) -> Result<i64> {
 }
 
 pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
+    // The identity provider signs with the server's own key.
+    let issue_tokens = args.issue_tokens || args.idp;
+    let idp = if args.idp {
+        let open = args.idp_config.is_none();
+        let config = server::idp::config::load(args.idp_config.as_deref())?;
+        if open {
+            output::warn(
+                "serve --idp without --idp-config: open mode, any client id with any secret, any redirect URI and any user are accepted",
+            );
+        }
+        Some(server::idp::Idp::new(
+            config,
+            open,
+            args.opaque_access_tokens,
+        ))
+    } else {
+        None
+    };
     let issue_only = [
         (args.rotate_every.is_some(), "--rotate-every"),
         (args.token_ttl.is_some(), "--token-ttl"),
         (args.alg.is_some(), "--alg"),
         (args.allow_claim_override, "--allow-claim-override"),
     ];
-    if !args.issue_tokens
-        && let Some((_, flag)) = issue_only.iter().find(|(given, _)| *given)
-    {
+    if !issue_tokens && let Some((_, flag)) = issue_only.iter().find(|(given, _)| *given) {
         bail!("{flag} needs --issue-tokens (it is about the server's own signing key and tokens)");
     }
     if args.grace.is_some() && args.rotate_every.is_none() {
@@ -110,7 +126,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
         Some(url) => {
             let target = server::store::postgres::target(url)?;
             let seal = SealKey::load(args.store_key_file.as_deref())?;
-            if args.issue_tokens && seal.is_none() {
+            if issue_tokens && seal.is_none() {
                 bail!(
                     "--issue-tokens with --store needs the store key that seals the signing keys in the database: --store-key-file FILE or JWKIT_STORE_KEY (the same on every replica)"
                 );
@@ -176,7 +192,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
             .issuer
             .clone()
             .unwrap_or_else(|| format!("{scheme}://{local}"));
-        let issue = if args.issue_tokens {
+        let issue = if issue_tokens {
             let now = when::now();
             let rotation = store.rotation();
             let stale = store.active_signing().as_ref().is_none_or(|k| {
@@ -218,6 +234,8 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
             max_age,
             issue,
             paths,
+            idp,
+            signer: std::sync::Mutex::new(None),
         });
         if let Some(every) = rotate_every {
             tokio::spawn(rotate_on_schedule(Arc::clone(&app), every, alg, grace));

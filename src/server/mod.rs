@@ -1,6 +1,7 @@
 //! `jwkit serve`: a JWKS server (DESIGN.md §6). Publishes uploaded public keys and its own
 //! token-signing keys, takes authenticated uploads, and issues test tokens.
 
+pub mod idp;
 pub mod listen;
 pub mod store;
 pub mod tls;
@@ -47,6 +48,28 @@ pub struct App {
     pub max_age: i64,
     pub issue: Option<Issuer>,
     pub paths: Paths,
+    /// `--idp`: the test identity provider.
+    pub idp: Option<idp::Idp>,
+    /// The active signing key, parsed once per kid.
+    pub signer: std::sync::Mutex<Option<(String, Arc<SigningKey>)>>,
+}
+
+impl App {
+    /// The active signing key and its kid, parsed once and kept until the store's active key
+    /// changes.
+    pub fn signer(&self) -> Option<(String, Arc<SigningKey>)> {
+        let active = self.store.active_signing()?;
+        let mut cached = self.signer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((kid, s)) = cached.as_ref()
+            && *kid == active.kid
+        {
+            return Some((kid.clone(), Arc::clone(s)));
+        }
+        let key = crypto::load_key(&serde_json::to_vec(&active.jwk).ok()?, None).ok()?;
+        let signer = Arc::new(SigningKey::new(&key, key.default_alg().ok()?).ok()?);
+        *cached = Some((active.kid.clone(), Arc::clone(&signer)));
+        Some((active.kid, signer))
+    }
 }
 
 /// Token issuing (--issue-tokens).
@@ -86,7 +109,20 @@ fn servable(path: &str, percent: bool) -> bool {
 }
 
 /// Routes that a --jwks-path may not take.
-const RESERVED: [&str; 6] = ["/", "/auth", "/health", "/ready", "/connect", "/rotate"];
+const RESERVED: [&str; 12] = [
+    "/",
+    "/auth",
+    "/health",
+    "/ready",
+    "/connect",
+    "/rotate",
+    "/authorize",
+    "/token",
+    "/userinfo",
+    "/introspect",
+    "/revoke",
+    "/logout",
+];
 
 impl Paths {
     pub fn new(issuer: Option<&str>, extra: &[String]) -> anyhow::Result<Paths> {
@@ -168,6 +204,9 @@ pub fn router(app: Arc<App>) -> Router {
     for p in &app.paths.discovery {
         router = router.route(p, get(discovery));
     }
+    if app.idp.is_some() {
+        router = idp::routes(router, &app.paths.prefix);
+    }
     router
         .route("/jwks/{kid}", delete(remove))
         .route("/auth", post(auth))
@@ -203,7 +242,13 @@ async fn json_errors(req: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if !status.is_client_error() || is_json {
+    let is_html = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    // The identity provider's pages for a browser stay HTML.
+    if !status.is_client_error() || is_json || is_html {
         return resp;
     }
     let (parts, body) = resp.into_parts();
@@ -248,7 +293,7 @@ async fn log_request(req: Request, next: Next) -> Response {
     resp
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
@@ -289,6 +334,9 @@ async fn discovery(State(app): State<Arc<App>>) -> Response {
     });
     if let Some(issue) = &app.issue {
         doc["id_token_signing_alg_values_supported"] = json!([issue.alg.as_str()]);
+    }
+    if let Some(idp) = &app.idp {
+        idp::discovery(&app, idp, &mut doc);
     }
     Json(doc).into_response()
 }
@@ -359,6 +407,14 @@ async fn info(State(app): State<Arc<App>>) -> Response {
             "connect": "/connect",
         },
         "jwks_paths": app.paths.jwks,
+        "idp": app.idp.as_ref().map(|_| json!({
+            "authorize": format!("{prefix}/authorize"),
+            "token": format!("{prefix}/token"),
+            "userinfo": format!("{prefix}/userinfo"),
+            "introspect": format!("{prefix}/introspect"),
+            "revoke": format!("{prefix}/revoke"),
+            "logout": format!("{prefix}/logout"),
+        })),
     }))
     .into_response()
 }
@@ -658,16 +714,11 @@ async fn auth(
     if expired {
         return sign_token(&issue.expired_key, &issue.expired_kid, &claims, exp - iat);
     }
-    let Some(active) = app.store.active_signing() else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "no active signing key");
-    };
-    let signer = crypto::load_key(&serde_json::to_vec(&active.jwk).unwrap_or_default(), None)
-        .and_then(|k| k.default_alg().and_then(|a| SigningKey::new(&k, a)));
-    match signer {
-        Ok(signer) => sign_token(&signer, &active.kid, &claims, exp - iat),
-        Err(_) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the signing key is unusable",
+    match app.signer() {
+        Some((kid, signer)) => sign_token(&signer, &kid, &claims, exp - iat),
+        None => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no usable active signing key",
         ),
     }
 }

@@ -8,6 +8,7 @@ mod docs;
 mod generate_jwt;
 mod generate_key;
 mod http;
+mod idp;
 mod jose;
 mod key;
 mod pg;
