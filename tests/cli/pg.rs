@@ -2,7 +2,7 @@
 //! `postgresql` package, started as an unprivileged user on a loopback port, password
 //! authentication over TCP) and an nginx load balancer in front of jwkit replicas. Outside CI
 //! a missing server makes the test print SKIPPED; in CI (`CI` or
-//! `JWKIT_TEST_REQUIRE_POSTGRES` set) it fails.
+//! `JWKIT_TEST_REQUIRED` set) it fails.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 pub const PASSWORD: &str = "pg-test-password-0123";
 
 fn required() -> bool {
-    std::env::var_os("CI").is_some() || std::env::var_os("JWKIT_TEST_REQUIRE_POSTGRES").is_some()
+    std::env::var_os("CI").is_some() || std::env::var_os("JWKIT_TEST_REQUIRED").is_some()
 }
 
 fn skip(what: &str) {

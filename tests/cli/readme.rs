@@ -76,7 +76,7 @@ fn the_readme_examples_run_in_order_in_an_empty_directory() {
         skipped <= 8,
         "{skipped} lines not run: the examples are meant to run"
     );
-    for port in ["8080", "8081", "8082", "8443"] {
+    for port in ["8080", "8081", "8082", "8083", "8443"] {
         script = script.replace(
             &format!("127.0.0.1:{port}"),
             &format!("127.0.0.1:{}", free_port()),
@@ -143,6 +143,8 @@ fn the_readme_examples_run_in_order_in_an_empty_directory() {
     assert_eq!(stdout.matches("exit 1\n").count(), 2, "{stdout}");
     assert!(stderr.contains("unknown_kid"), "{stderr}");
     assert!(stderr.contains("re-signed 1"), "{stderr}");
+    // The identity provider's example: the ID token from the code flow carries the email.
+    assert!(stdout.contains("\nalice@example.com\n"), "{stdout}");
     let replay = std::fs::read_to_string(dir.join("replay.har")).expect("replay.har");
     let capture = std::fs::read_to_string(dir.join("capture.har")).expect("capture.har");
     assert_ne!(replay, capture);

@@ -41,8 +41,13 @@ pub struct Idp {
     state: Mutex<IdpState>,
 }
 
-#[derive(Default)]
+/// The in-memory maps drop their expired entries when they reach this size (then twice the
+/// size that remains): amortised, never a scan per request.
+const PRUNE_AT: usize = 1024;
+
 struct IdpState {
+    prune_access_at: usize,
+    prune_refresh_at: usize,
     codes: HashMap<String, CodeGrant>,
     refresh: HashMap<String, Grant>,
     /// Opaque access tokens (and every access token's facts, by jti).
@@ -184,7 +189,16 @@ impl Idp {
             config,
             open,
             opaque,
-            state: Mutex::new(IdpState::default()),
+            state: Mutex::new(IdpState {
+                prune_access_at: PRUNE_AT,
+                prune_refresh_at: PRUNE_AT,
+                codes: HashMap::new(),
+                refresh: HashMap::new(),
+                access: HashMap::new(),
+                revoked: HashSet::new(),
+                sessions: HashMap::new(),
+                assertions: HashMap::new(),
+            }),
         }
     }
 
@@ -937,7 +951,9 @@ fn assertion_client<'a>(
     let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
     if let Some(jti) = claims.get("jti").and_then(Value::as_str) {
         let mut st = idp.state();
-        st.assertions.retain(|_, e| *e > now);
+        if st.assertions.len() >= PRUNE_AT {
+            st.assertions.retain(|_, e| *e > now);
+        }
         if st
             .assertions
             .insert(format!("{iss}\u{0}{jti}"), exp)
@@ -1113,14 +1129,18 @@ fn issue(app: &App, idp: &Idp, ip: IssueParams<'_>) -> Result<Issued, OAuthError
     } else {
         sign(app, "at+jwt", &claims, ip.fault)?
     };
-    {
+    // Kept: opaque tokens (they are only this record) and tokens of a user (userinfo).
+    if idp.opaque || ip.login.is_some() {
         let mut st = idp.state();
-        st.access.retain(|_, a| {
-            a.claims
-                .get("exp")
-                .and_then(Value::as_i64)
-                .is_some_and(|e| e > now)
-        });
+        if st.access.len() >= st.prune_access_at {
+            st.access.retain(|_, a| {
+                a.claims
+                    .get("exp")
+                    .and_then(Value::as_i64)
+                    .is_some_and(|e| e > now)
+            });
+            st.prune_access_at = (2 * st.access.len()).max(PRUNE_AT);
+        }
         let key = if idp.opaque {
             access.clone()
         } else {
@@ -1163,7 +1183,10 @@ fn issue(app: &App, idp: &Idp, ip: IssueParams<'_>) -> Result<Issued, OAuthError
     let refresh = if ip.refresh && ip.client.allows("refresh_token") {
         let token = random_token();
         let mut st = idp.state();
-        st.refresh.retain(|_, g| g.expires > now);
+        if st.refresh.len() >= st.prune_refresh_at {
+            st.refresh.retain(|_, g| g.expires > now);
+            st.prune_refresh_at = (2 * st.refresh.len()).max(PRUNE_AT);
+        }
         st.refresh.insert(
             token.clone(),
             Grant {
