@@ -166,6 +166,17 @@ fn authorize(url: &str, pairs: &[(&str, &str)]) -> (u16, Vec<(String, String)>) 
     (status, pairs)
 }
 
+/// A token endpoint answer that is the OAuth error `error` with `status`; its body.
+fn refused((status, body, _): (u16, Value, String), want_status: u16, error: &str) -> Value {
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (want_status, Some(error)),
+        "{body}"
+    );
+    assert!(body["error_description"].is_string(), "{body}");
+    body
+}
+
 fn get(pairs: &[(String, String)], name: &str) -> Option<String> {
     pairs
         .iter()
@@ -379,28 +390,17 @@ fn every_bad_request_gets_the_oauth_error_the_rfcs_name() {
     let cb = "http://127.0.0.1:9/cb";
     // A wrong PKCE verifier, then the same code again (spent by the failed attempt).
     let code = code_for(&[]);
-    let (s, e, _) = exchange(&code, "wrong-verifier-0123456789-0123456789-0123456789", cb);
-    assert_eq!(
-        (s, e["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{e}"
+    refused(
+        exchange(&code, "wrong-verifier-0123456789-0123456789-0123456789", cb),
+        400,
+        "invalid_grant",
     );
-    let (s, e, _) = exchange(&code, &verifier, cb);
-    assert_eq!(
-        (s, e["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{e}"
-    );
+    refused(exchange(&code, &verifier, cb), 400, "invalid_grant");
     // A reused code: the first exchange works, the second is refused.
     let code = code_for(&[]);
     let (s, ok, _) = exchange(&code, &verifier, cb);
     assert_eq!(s, 200, "{ok}");
-    let (s, e, _) = exchange(&code, &verifier, cb);
-    assert_eq!(
-        (s, e["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{e}"
-    );
+    let e = refused(exchange(&code, &verifier, cb), 400, "invalid_grant");
     assert!(
         e["error_description"]
             .as_str()
@@ -410,12 +410,7 @@ fn every_bad_request_gets_the_oauth_error_the_rfcs_name() {
     // An expired code (tokens.code = 2s).
     let code = code_for(&[]);
     std::thread::sleep(Duration::from_millis(3100));
-    let (s, e, _) = exchange(&code, &verifier, cb);
-    assert_eq!(
-        (s, e["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{e}"
-    );
+    let e = refused(exchange(&code, &verifier, cb), 400, "invalid_grant");
     assert!(
         e["error_description"]
             .as_str()
@@ -424,11 +419,10 @@ fn every_bad_request_gets_the_oauth_error_the_rfcs_name() {
     );
     // A redirect URI that differs from the authorization request's.
     let code = code_for(&[]);
-    let (s, e, _) = exchange(&code, &verifier, "http://127.0.0.1:9/other");
-    assert_eq!(
-        (s, e["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{e}"
+    refused(
+        exchange(&code, &verifier, "http://127.0.0.1:9/other"),
+        400,
+        "invalid_grant",
     );
     // At /authorize an unregistered redirect URI or client is a page, never a redirect.
     for (client, redirect) in [("web", "http://127.0.0.1:9/cb/x"), ("nobody", cb)] {
@@ -502,111 +496,98 @@ fn every_bad_request_gets_the_oauth_error_the_rfcs_name() {
         "{e}"
     );
     assert!(www.starts_with("Basic"), "{www}");
-    let (s, e, _) = form(
-        &token_url,
-        None,
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", "web"),
-            ("client_secret", "wrong"),
-        ],
+    refused(
+        form(
+            &token_url,
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "web"),
+                ("client_secret", "wrong"),
+            ],
+        ),
+        401,
+        "invalid_client",
     );
-    assert_eq!(
-        (s, e["error"].as_str()),
-        (401, Some("invalid_client")),
-        "{e}"
+    refused(
+        form(&token_url, web, &[("grant_type", "urn:example:unknown")]),
+        400,
+        "unsupported_grant_type",
     );
-    let (s, e, _) = form(&token_url, web, &[("grant_type", "urn:example:unknown")]);
-    assert_eq!(
-        (s, e["error"].as_str()),
-        (400, Some("unsupported_grant_type")),
-        "{e}"
+    refused(form(&token_url, web, &[]), 400, "invalid_request");
+    refused(
+        form(
+            &token_url,
+            web,
+            &[
+                ("grant_type", "client_credentials"),
+                ("grant_type", "password"),
+            ],
+        ),
+        400,
+        "invalid_request",
     );
-    let (s, e, _) = form(&token_url, web, &[]);
-    assert_eq!(
-        (s, e["error"].as_str()),
-        (400, Some("invalid_request")),
-        "{e}"
+    refused(
+        form(
+            &token_url,
+            Some(("service", "service-secret")),
+            &[("grant_type", "refresh_token"), ("refresh_token", "x")],
+        ),
+        400,
+        "unauthorized_client",
     );
-    let (s, e, _) = form(
-        &token_url,
-        web,
-        &[
-            ("grant_type", "client_credentials"),
-            ("grant_type", "password"),
-        ],
+    refused(
+        form(
+            &token_url,
+            Some(("service", "service-secret")),
+            &[("grant_type", "client_credentials"), ("scope", "admin")],
+        ),
+        400,
+        "invalid_scope",
     );
-    assert_eq!(
-        (s, e["error"].as_str()),
-        (400, Some("invalid_request")),
-        "{e}"
+    refused(
+        form(
+            &token_url,
+            web,
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", "wrong"),
+            ],
+        ),
+        400,
+        "invalid_grant",
     );
-    let (s, e, _) = form(
-        &token_url,
-        Some(("service", "service-secret")),
-        &[("grant_type", "refresh_token"), ("refresh_token", "x")],
+    refused(
+        form(
+            &token_url,
+            web,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "never-issued"),
+            ],
+        ),
+        400,
+        "invalid_grant",
     );
-    assert_eq!(
-        (s, e["error"].as_str()),
-        (400, Some("unauthorized_client")),
-        "{e}"
-    );
-    let (s, e, _) = form(
-        &token_url,
-        Some(("service", "service-secret")),
-        &[("grant_type", "client_credentials"), ("scope", "admin")],
-    );
-    assert_eq!(
-        (s, e["error"].as_str()),
-        (400, Some("invalid_scope")),
-        "{e}"
-    );
-    let (s, e, _) = form(
-        &token_url,
-        web,
-        &[
-            ("grant_type", "password"),
-            ("username", "alice"),
-            ("password", "wrong"),
-        ],
-    );
-    assert_eq!(
-        (s, e["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{e}"
-    );
-    let (s, e, _) = form(
-        &token_url,
-        web,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", "never-issued"),
-        ],
-    );
-    assert_eq!(
-        (s, e["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{e}"
-    );
-    let (s, e, _) = form(
-        &token_url,
-        web,
-        &[
-            (
-                "grant_type",
-                "urn:ietf:params:oauth:grant-type:token-exchange",
-            ),
-            ("subject_token", "x.y.z"),
-            (
-                "subject_token_type",
-                "urn:ietf:params:oauth:token-type:access_token",
-            ),
-        ],
-    );
-    assert_eq!(
-        (s, e["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{e}"
+    refused(
+        form(
+            &token_url,
+            web,
+            &[
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                ("subject_token", "x.y.z"),
+                (
+                    "subject_token_type",
+                    "urn:ietf:params:oauth:token-type:access_token",
+                ),
+            ],
+        ),
+        400,
+        "invalid_grant",
     );
     let resp = http()
         .get(format!("{url}/userinfo"))
@@ -847,18 +828,8 @@ fn private_key_jwt_clients_from_a_json_configuration() {
         &["--aud", "signer"],
     );
     assert_eq!(run.code, 0, "{}", run.stdout);
-    let (s, e, _) = post(&first);
-    assert_eq!(
-        (s, e["error"].as_str()),
-        (401, Some("invalid_client")),
-        "a replayed jti: {e}"
-    );
-    let (s, e, _) = post(&assertion("other.pem", "two"));
-    assert_eq!(
-        (s, e["error"].as_str()),
-        (401, Some("invalid_client")),
-        "another key: {e}"
-    );
+    refused(post(&first), 401, "invalid_client");
+    refused(post(&assertion("other.pem", "two")), 401, "invalid_client");
 }
 
 #[test]

@@ -648,7 +648,7 @@ async fn authorize_get(
     )
 }
 
-async fn authorize_post(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn authorize_post(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let Some(idp) = &app.idp else {
         return super::error(
             StatusCode::NOT_FOUND,
@@ -659,7 +659,6 @@ async fn authorize_post(State(app): State<Arc<App>>, headers: HeaderMap, body: B
         Ok(p) => p,
         Err(e) => return error_page(&e.description),
     };
-    let _ = headers;
     let req = match check_auth_request(idp, &p) {
         Ok(r) => r,
         Err(e) => return auth_error_response(&app, e),
@@ -723,7 +722,11 @@ async fn finish_login(
     }
     let now = when::now();
     let code = random_token();
-    idp.state().codes.insert(
+    let mut st = idp.state();
+    if st.codes.len() >= PRUNE_AT {
+        st.codes.retain(|_, c| c.expires > now);
+    }
+    st.codes.insert(
         code.clone(),
         CodeGrant {
             client_id: req.client_id.clone(),
@@ -739,6 +742,7 @@ async fn finish_login(
             expires: now.saturating_add(idp.config.code_ttl),
         },
     );
+    drop(st);
     let mut pairs = vec![("code", code.as_str()), ("iss", app.issuer.as_str())];
     if let Some(s) = &req.state {
         pairs.push(("state", s));
@@ -1075,6 +1079,28 @@ struct IssueParams<'a> {
     issued_token_type: Option<&'static str>,
 }
 
+impl<'a> IssueParams<'a> {
+    /// Tokens for `client` (and `login`) with `scope`: no nonce, no refresh token, no `act`.
+    fn new(
+        client: &'a ClientRef<'a>,
+        login: Option<&'a Login>,
+        scope: String,
+        fault: Option<TokenFault>,
+    ) -> IssueParams<'a> {
+        IssueParams {
+            client,
+            login,
+            scope,
+            audience: None,
+            nonce: None,
+            refresh: false,
+            fault,
+            act: None,
+            issued_token_type: None,
+        }
+    }
+}
+
 fn issue(app: &App, idp: &Idp, ip: IssueParams<'_>) -> Result<Issued, OAuthError> {
     let now = when::now();
     let ttl = idp.config.access_ttl;
@@ -1309,15 +1335,8 @@ async fn token_inner(
                 app,
                 idp,
                 IssueParams {
-                    client: &client,
-                    login: None,
-                    scope,
                     audience: p.get("audience").or(p.get("resource")).cloned(),
-                    nonce: None,
-                    refresh: false,
-                    fault,
-                    act: None,
-                    issued_token_type: None,
+                    ..IssueParams::new(&client, None, scope, fault)
                 },
             )?
         }
@@ -1382,15 +1401,14 @@ async fn token_inner(
                 app,
                 idp,
                 IssueParams {
-                    client: &client,
-                    login: g.grant.login.as_ref(),
-                    scope: g.grant.scope.clone(),
-                    audience: None,
                     nonce: g.nonce.clone(),
                     refresh: true,
-                    fault: fault.or(user_fault),
-                    act: None,
-                    issued_token_type: None,
+                    ..IssueParams::new(
+                        &client,
+                        g.grant.login.as_ref(),
+                        g.grant.scope.clone(),
+                        fault.or(user_fault),
+                    )
                 },
             )?
         }
@@ -1431,15 +1449,8 @@ async fn token_inner(
                 app,
                 idp,
                 IssueParams {
-                    client: &client,
-                    login: g.login.as_ref(),
-                    scope,
-                    audience: None,
-                    nonce: None,
                     refresh: true,
-                    fault,
-                    act: None,
-                    issued_token_type: None,
+                    ..IssueParams::new(&client, g.login.as_ref(), scope, fault)
                 },
             )?
         }
@@ -1471,15 +1482,8 @@ async fn token_inner(
                 app,
                 idp,
                 IssueParams {
-                    client: &client,
-                    login: Some(&login),
-                    scope,
-                    audience: None,
-                    nonce: None,
                     refresh: true,
-                    fault: fault.or(fault_of_user(u)),
-                    act: None,
-                    issued_token_type: None,
+                    ..IssueParams::new(&client, Some(&login), scope, fault.or(fault_of_user(u)))
                 },
             )?
         }
@@ -1582,19 +1586,19 @@ async fn token_inner(
                 app,
                 idp,
                 IssueParams {
-                    client: &client,
-                    login: Some(&login),
-                    scope: scope
-                        .replace("openid", "")
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(" "),
                     audience: p.get("audience").or(p.get("resource")).cloned(),
-                    nonce: None,
-                    refresh: false,
-                    fault,
                     act: Some(act),
                     issued_token_type: Some(AT_TYPE),
+                    ..IssueParams::new(
+                        &client,
+                        Some(&login),
+                        scope
+                            .split_whitespace()
+                            .filter(|s| *s != "openid")
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                        fault,
+                    )
                 },
             )?;
             issued.id_token = None;

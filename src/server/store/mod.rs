@@ -107,13 +107,26 @@ pub struct Health {
 /// The server's key store. Reads come from memory; writes are durable before they return.
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// The keys in memory, where every read is served from.
+    fn view(&self) -> &View;
     /// The current document, rebuilt when a key has expired since it was made.
-    fn doc(&self, now: i64) -> Arc<Doc>;
+    fn doc(&self, now: i64) -> Arc<Doc> {
+        self.view().doc(now)
+    }
     /// The active signing key (the newest not rotated out and not waiting), if any.
-    fn active_signing(&self) -> Option<StoredSigning>;
+    fn active_signing(&self) -> Option<StoredSigning> {
+        self.view().active_signing()
+    }
     /// The next signing key (published, not signing yet), if any.
-    fn next_signing(&self) -> Option<StoredSigning>;
-    fn rotation(&self) -> Rotation;
+    fn next_signing(&self) -> Option<StoredSigning> {
+        self.view().next_signing()
+    }
+    fn rotation(&self) -> Rotation {
+        self.view()
+            .read()
+            .rotation
+            .unwrap_or(Rotation { count: 0, at: 0 })
+    }
     fn health(&self) -> Health;
     /// Where the keys are, for the start-up line (never a password).
     fn describe(&self) -> String;

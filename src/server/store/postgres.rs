@@ -32,8 +32,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::seal::SealKey;
 use super::{
-    AddError, Added, Doc, Health, Rotation, State, Store, StoreError, StoredPublic, StoredSigning,
-    View,
+    AddError, Added, Health, Rotation, State, Store, StoreError, StoredPublic, StoredSigning, View,
 };
 use crate::crypto::{Key, PublicKey};
 
@@ -696,24 +695,8 @@ impl Inner {
 
 #[async_trait]
 impl Store for PgStore {
-    fn doc(&self, now: i64) -> Arc<Doc> {
-        self.inner.view.doc(now)
-    }
-
-    fn active_signing(&self) -> Option<StoredSigning> {
-        self.inner.view.active_signing()
-    }
-
-    fn next_signing(&self) -> Option<StoredSigning> {
-        self.inner.view.next_signing()
-    }
-
-    fn rotation(&self) -> Rotation {
-        self.inner
-            .view
-            .read()
-            .rotation
-            .unwrap_or(Rotation { count: 0, at: 0 })
+    fn view(&self) -> &View {
+        &self.inner.view
     }
 
     fn health(&self) -> Health {
