@@ -285,6 +285,19 @@ fn openid_client_drives_every_flow_and_jwkit_verifies_every_token() {
         "urn:ietf:params:oauth:token-type:access_token"
     );
     assert_eq!(r["revoked"]["active"], false);
+    // panva's jose, as a resource server: every access token, typ at+jwt.
+    for (name, sub) in [
+        ("client_credentials", "web"),
+        ("authorization_code", "alice"),
+        ("refresh", "alice"),
+        ("token_exchange", "alice"),
+    ] {
+        assert_eq!(
+            r["jose"][name],
+            json!({ "sub": sub, "typ": "at+jwt" }),
+            "{name}"
+        );
+    }
 }
 
 #[test]

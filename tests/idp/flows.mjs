@@ -3,10 +3,12 @@
 // discovery; client_credentials; authorization code with PKCE (the authorization request made
 // headless with prompt=none and login_hint, its redirect read without following it); the ID
 // token checked by the library (signature by the discovered JWKS, iss, aud, nonce, exp);
-// refresh; userinfo; introspection; token exchange (RFC 8693); revocation.
+// refresh; userinfo; introspection; token exchange (RFC 8693); revocation; every access
+// token verified with panva's jose as a resource server would.
 // Prints one JSON object with every token and result, for the Rust test to cross-check with
 // `jwkit verify-jwt --issuer`. Any failure throws: exit 1 with the error on stderr.
 import * as client from "openid-client";
+import { createRemoteJWKSet, jwtVerify } from "jose";
 
 const [issuer, clientId, clientSecret, redirectUri, user] = process.argv.slice(2);
 const out = {};
@@ -97,5 +99,23 @@ out.token_exchange = {
 // revocation: the refresh token, then introspection says it is no longer active
 await client.tokenRevocation(config, refreshed.refresh_token);
 out.revoked = await client.tokenIntrospection(config, refreshed.refresh_token);
+
+// Every access token verified as a resource server would, with panva's jose: signature by
+// the discovered key set, iss, aud, exp, and typ at+jwt (RFC 9068).
+const jwks = createRemoteJWKSet(new URL(config.serverMetadata().jwks_uri));
+out.jose = {};
+for (const [name, token, audience] of [
+  ["client_credentials", cc.access_token, clientId],
+  ["authorization_code", tokens.access_token, clientId],
+  ["refresh", refreshed.access_token, clientId],
+  ["token_exchange", exchanged.access_token, "https://api.example.com"],
+]) {
+  const { payload, protectedHeader } = await jwtVerify(token, jwks, {
+    issuer: config.serverMetadata().issuer,
+    audience,
+    typ: "at+jwt",
+  });
+  out.jose[name] = { sub: payload.sub, typ: protectedHeader.typ };
+}
 
 process.stdout.write(JSON.stringify(out) + "\n");
