@@ -65,12 +65,16 @@ impl Server {
         let sink = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                // Logged first: a test that reads the log once start() returns sees the
+                // listening line.
+                {
+                    let mut l = sink.lock().expect("log");
+                    l.push_str(&line);
+                    l.push('\n');
+                }
                 if let Some(rest) = line.strip_prefix("jwkit serve: listening on ") {
                     let _ = tx.send(rest.split(' ').next().unwrap_or_default().to_string());
                 }
-                let mut l = sink.lock().expect("log");
-                l.push_str(&line);
-                l.push('\n');
             }
         });
         let url = rx
