@@ -706,34 +706,18 @@ fn configured_clients_users_templates_scopes_and_injected_failures() {
         started.elapsed() >= Duration::from_millis(950),
         "the configured delay"
     );
-    let (_, t, _) = form(
-        &token_url,
-        Some(("expired", "s")),
-        &[("grant_type", "client_credentials")],
-    );
-    let run = verify(
-        &env,
-        &url,
-        t["access_token"].as_str().expect("at"),
-        &["--aud", "expired"],
-    );
-    assert_eq!(run.code, 1);
-    let verdict: Value = serde_json::from_str(&run.stdout).expect("json");
-    assert_eq!(verdict["error"]["kind"], "expired", "{verdict}");
-    let (_, t, _) = form(
-        &token_url,
-        Some(("forged", "s")),
-        &[("grant_type", "client_credentials")],
-    );
-    let run = verify(
-        &env,
-        &url,
-        t["access_token"].as_str().expect("at"),
-        &["--aud", "forged"],
-    );
-    assert_eq!(run.code, 1);
-    let verdict: Value = serde_json::from_str(&run.stdout).expect("json");
-    assert_eq!(verdict["error"]["kind"], "bad_signature", "{verdict}");
+    for (client, kind) in [("expired", "expired"), ("forged", "bad_signature")] {
+        let (_, t, _) = form(
+            &token_url,
+            Some((client, "s")),
+            &[("grant_type", "client_credentials")],
+        );
+        let at = t["access_token"].as_str().expect("at");
+        let run = verify(&env, &url, at, &["--aud", client]);
+        assert_eq!(run.code, 1);
+        let verdict: Value = serde_json::from_str(&run.stdout).expect("json");
+        assert_eq!(verdict["error"]["kind"], kind, "{verdict}");
+    }
     // A configured user's failure at /authorize.
     let (_, q) = authorize(
         &url,

@@ -1344,21 +1344,14 @@ async fn token_inner(
             let code = p
                 .get("code")
                 .ok_or_else(|| oauth("invalid_request", "code is missing"))?;
-            let Some(g) = idp.state().codes.remove(code) else {
-                return Err(oauth(
-                    "invalid_grant",
-                    "the code is unknown or was used already",
-                ));
-            };
-            if g.expires <= now {
-                return Err(oauth("invalid_grant", "the code has expired"));
-            }
-            if g.client_id != client.id() {
-                return Err(oauth(
-                    "invalid_grant",
-                    "the code was issued to another client",
-                ));
-            }
+            let g = idp.state().codes.remove(code);
+            let g = redeemed(
+                "code",
+                g,
+                |g| (g.expires, g.client_id.as_str()),
+                &client,
+                now,
+            )?;
             if p.get("redirect_uri") != Some(&g.redirect_uri) {
                 return Err(oauth(
                     "invalid_grant",
@@ -1417,21 +1410,14 @@ async fn token_inner(
                 .get("refresh_token")
                 .ok_or_else(|| oauth("invalid_request", "refresh_token is missing"))?;
             // Rotating refresh tokens: each is good once.
-            let Some(g) = idp.state().refresh.remove(rt) else {
-                return Err(oauth(
-                    "invalid_grant",
-                    "the refresh token is unknown, revoked or was used already",
-                ));
-            };
-            if g.expires <= now {
-                return Err(oauth("invalid_grant", "the refresh token has expired"));
-            }
-            if g.client_id != client.id() {
-                return Err(oauth(
-                    "invalid_grant",
-                    "the refresh token was issued to another client",
-                ));
-            }
+            let g = idp.state().refresh.remove(rt);
+            let g = redeemed(
+                "refresh token",
+                g,
+                |g| (g.expires, g.client_id.as_str()),
+                &client,
+                now,
+            )?;
             let scope = match p.get("scope") {
                 None => g.scope.clone(),
                 Some(s) => {
@@ -1606,6 +1592,34 @@ async fn token_inner(
         }
     };
     Ok(issued.response())
+}
+
+/// A code or refresh token taken out of its map (so it works once): there, unexpired, and
+/// issued to this client; else `invalid_grant` saying which.
+fn redeemed<T>(
+    what: &str,
+    taken: Option<T>,
+    facts: impl Fn(&T) -> (i64, &str),
+    client: &ClientRef<'_>,
+    now: i64,
+) -> Result<T, OAuthError> {
+    let Some(t) = taken else {
+        return Err(oauth(
+            "invalid_grant",
+            format!("the {what} is unknown, revoked or was used already"),
+        ));
+    };
+    let (expires, client_id) = facts(&t);
+    if expires <= now {
+        return Err(oauth("invalid_grant", format!("the {what} has expired")));
+    }
+    if client_id != client.id() {
+        return Err(oauth(
+            "invalid_grant",
+            format!("the {what} was issued to another client"),
+        ));
+    }
+    Ok(t)
 }
 
 fn fault_of_user(u: &config::UserEntry) -> Option<TokenFault> {

@@ -171,14 +171,7 @@ impl Inner {
         if self.view.next_signing().is_some() {
             return Ok(false);
         }
-        let new = StoredSigning {
-            kid: key.kid_or_thumbprint(),
-            created: now,
-            activated: None,
-            published_until: None,
-            next: true,
-            jwk: key.to_jwk(),
-        };
+        let new = StoredSigning::next(key, now);
         atomic::commit(
             vec![atomic::stage(
                 &self.signing_path(&new.kid),

@@ -56,6 +56,20 @@ pub struct StoredSigning {
     pub jwk: Map<String, Value>,
 }
 
+impl StoredSigning {
+    /// `key` published at `now` as the next signing key (not signing yet).
+    pub fn next(key: &Key, now: i64) -> StoredSigning {
+        StoredSigning {
+            kid: key.kid_or_thumbprint(),
+            created: now,
+            activated: None,
+            published_until: None,
+            next: true,
+            jwk: key.to_jwk(),
+        }
+    }
+}
+
 /// The JWKS as served: body, ETag, and the first time it must be rebuilt (a key expiring).
 pub struct Doc {
     pub body: Vec<u8>,
@@ -311,14 +325,13 @@ pub fn plan_rotation(
         }
         changed.push(o);
     }
-    changed.push(StoredSigning {
-        kid: new.kid_or_thumbprint(),
-        created: now,
-        activated: (!promote).then_some(now),
-        published_until: None,
-        next: promote,
-        jwk: new.to_jwk(),
-    });
+    let mut added = StoredSigning::next(new, now);
+    if !promote {
+        // No next key to promote: the new key signs from now.
+        added.next = false;
+        added.activated = Some(now);
+    }
+    changed.push(added);
     (changed, gone)
 }
 

@@ -809,14 +809,7 @@ impl Store for PgStore {
             let _ = inner.refresh().await;
             return Ok(false);
         }
-        let new = StoredSigning {
-            kid: key.kid_or_thumbprint(),
-            created: now,
-            activated: None,
-            published_until: None,
-            next: true,
-            jwk: key.to_jwk(),
-        };
+        let new = StoredSigning::next(&key, now);
         inner.upsert_signing(&tx, &new, version + 1).await?;
         Inner::finish(tx, version + 1)
             .await
