@@ -115,4 +115,31 @@ for pick, query, body in [
 ]:
     put("server", bytes([pick]) + query + b"\xff" + body)
 
+# The identity provider (the pick's high bit; pick % 8 the endpoint, (pick // 4) % 3 == 1 a
+# form body; an even pick sends Basic client authentication to /token, /introspect, /revoke).
+def idp_pick(endpoint, basic=None):
+    return next(p for p in range(128, 256)
+                if p % 8 == endpoint and (p // 4) % 3 == 1 and basic in (None, p % 2 == 0))
+
+cb = b"redirect_uri=https%3A%2F%2Fapp.example%2Fcb"
+for endpoint, basic, query, body in [
+    (0, True, b"", b"grant_type=client_credentials&scope=api"),
+    (1, False, b"", b"grant_type=password&username=alice&password=pw&client_id=web&client_secret=web-secret&scope=openid+email"),
+    (0, True, b"", b"grant_type=authorization_code&code=abc&" + cb + b"&code_verifier=" + b"v" * 43),
+    (0, True, b"", b"grant_type=refresh_token&refresh_token=abc&scope=openid"),
+    (0, True, b"", b"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token=a.b.c"
+     b"&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token&audience=api"),
+    (1, False, b"", b"grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3A"
+     b"client-assertion-type%3Ajwt-bearer&client_assertion=" + t.encode()),
+    (2, None, b"client_id=web&" + cb + b"&response_type=code&scope=openid+email&state=s&nonce=n&prompt=none"
+     b"&login_hint=alice&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256", b""),
+    (3, None, b"", b"client_id=web&" + cb + b"&response_type=code&scope=openid&username=alice&password=pw"
+     b"&claims=%7B%22roles%22%3A%5B%22a%22%5D%7D"),
+    (4, True, b"", b"token=abc&token_type_hint=access_token"),
+    (5, None, b"", b"token=abc&token_type_hint=refresh_token&client_id=web&client_secret=web-secret"),
+    (6, None, b"", t.encode()),
+    (7, None, b"client_id=web&post_logout_redirect_uri=https%3A%2F%2Fapp.example%2Fcb&state=z", b""),
+]:
+    put("server", bytes([idp_pick(endpoint, basic)]) + query + b"\xff" + body)
+
 print("seeded:", {d: len(os.listdir(os.path.join(CORPUS, d))) for d in sorted(os.listdir(CORPUS))})

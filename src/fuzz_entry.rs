@@ -222,6 +222,39 @@ struct Served {
 
 const UPLOAD_TOKEN: &str = "fuzz-upload-token";
 
+/// The identity provider the server target talks to: a confidential and a public client, a
+/// user with a password, one with an injected failure, the password grant on.
+fn fuzz_idp() -> crate::server::idp::Idp {
+    let config = crate::server::idp::config::parse(
+        r#"
+password_grant = true
+claims = { tenant = "${client_id}" }
+[[clients]]
+id = "web"
+secret = "web-secret"
+redirect_uris = ["https://app.example/cb"]
+claims = { who = "${sub}" }
+[[clients]]
+id = "spa"
+redirect_uris = ["https://app.example/spa"]
+[[users]]
+name = "alice"
+password = "pw"
+claims = { email = "alice@example.com" }
+[[users]]
+name = "mallory"
+fail = { error = "access_denied" }
+"#,
+        "fuzz",
+    )
+    .expect("the fuzz IdP configuration");
+    crate::server::idp::Idp::new(
+        crate::server::idp::config::check(config).expect("checked"),
+        false,
+        false,
+    )
+}
+
 fn served() -> &'static Served {
     static SERVED: OnceLock<Served> = OnceLock::new();
     SERVED.get_or_init(|| {
@@ -255,7 +288,7 @@ fn served() -> &'static Served {
                 grace: 3600,
             }),
             paths,
-            idp: None,
+            idp: Some(fuzz_idp()),
             signer: std::sync::Mutex::new(None),
         };
         Served {
@@ -267,8 +300,11 @@ fn served() -> &'static Served {
 }
 
 /// The server's request handling for what clients send: the first byte picks the endpoint
-/// (upload, `/auth`, delete) and the content type; up to the first 0xff byte is the query
-/// string, the rest the body. Every 4xx answer is a JSON object with an `error` string.
+/// (upload, `/auth`, delete; with its high bit, the identity provider's `/token`,
+/// `/authorize`, `/introspect`, `/revoke`, `/userinfo`, `/logout`) and the content type; up to
+/// the first 0xff byte is the query string, the rest the body (and the bearer token of
+/// `/userinfo`). Every 4xx answer is a JSON object with an `error` string, or the identity
+/// provider's HTML page; no 5xx but 503.
 pub fn server(data: &[u8]) {
     use tower::ServiceExt;
     let Some((&pick, rest)) = data.split_first() else {
@@ -282,10 +318,18 @@ pub fn server(data: &[u8]) {
         .chars()
         .filter(|c| c.is_ascii_graphic() && *c != '#')
         .collect();
-    let (method, path) = match pick % 4 {
-        0 | 1 => ("POST", "/auth"),
-        2 => ("POST", "/jwks"),
-        _ => ("DELETE", "/jwks/"),
+    // The high bit picks the identity provider's endpoints.
+    let (method, path) = match (pick & 0x80 != 0, pick % 8) {
+        (false, 0 | 1 | 4 | 5) => ("POST", "/auth"),
+        (false, 2 | 6) => ("POST", "/jwks"),
+        (false, _) => ("DELETE", "/jwks/"),
+        (true, 0 | 1) => ("POST", "/token"),
+        (true, 2) => ("GET", "/authorize"),
+        (true, 3) => ("POST", "/authorize"),
+        (true, 4) => ("POST", "/introspect"),
+        (true, 5) => ("POST", "/revoke"),
+        (true, 6) => ("GET", "/userinfo"),
+        (true, _) => ("GET", "/logout"),
     };
     let mut uri = path.to_owned();
     if method == "DELETE" {
@@ -304,7 +348,17 @@ pub fn server(data: &[u8]) {
         .method(method)
         .uri(&uri)
         .header("content-type", content_type)
-        .header("authorization", format!("Bearer {UPLOAD_TOKEN}"))
+        .header(
+            "authorization",
+            match (path, pick % 2) {
+                // web:web-secret
+                ("/token" | "/introspect" | "/revoke", 0) => {
+                    "Basic d2ViOndlYi1zZWNyZXQ=".to_string()
+                }
+                ("/userinfo", _) => format!("Bearer {}", String::from_utf8_lossy(body).trim()),
+                _ => format!("Bearer {UPLOAD_TOKEN}"),
+            },
+        )
         .body(axum::body::Body::from(body.to_vec()))
     else {
         return;
@@ -313,10 +367,16 @@ pub fn server(data: &[u8]) {
     s.runtime.block_on(async {
         let resp = s.router.clone().oneshot(req).await.expect("infallible");
         let status = resp.status();
+        let html = resp
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
         let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
             .await
             .expect("a bounded body");
-        if status.is_client_error() {
+        // A 4xx is a JSON object with an error string, or the identity provider's HTML page
+        // for a browser.
+        if status.is_client_error() && !html {
             let v: Map<String, Value> =
                 serde_json::from_slice(&bytes).expect("a 4xx body is a JSON object");
             assert!(v.get("error").is_some_and(Value::is_string), "{v:?}");
