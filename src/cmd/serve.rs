@@ -29,6 +29,12 @@ pub fn duration(flag: &str, text: &str) -> Result<i64> {
     }
 }
 
+/// Where the keys are kept, chosen and checked before anything is opened.
+enum Backing {
+    Dir,
+    Postgres(Box<server::store::postgres::Target>, Option<SealKey>),
+}
+
 pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
     // The identity provider signs with the server's own key.
     let issue_tokens = args.issue_tokens || args.idp;
@@ -122,7 +128,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
         (None, Some(_)) => None,
         (None, None) => std::env::var("JWKIT_STORE").ok().filter(|v| !v.is_empty()),
     };
-    let (pg, seal) = match &store_url {
+    let backing = match &store_url {
         Some(url) => {
             let target = server::store::postgres::target(url)?;
             let seal = SealKey::load(args.store_key_file.as_deref())?;
@@ -131,7 +137,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
                     "--issue-tokens with --store needs the store key that seals the signing keys in the database: --store-key-file FILE or JWKIT_STORE_KEY (the same on every replica)"
                 );
             }
-            (Some(target), seal)
+            Backing::Postgres(Box::new(target), seal)
         }
         None => {
             if args.store_key_file.is_some() {
@@ -139,7 +145,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
                     "--store-key-file needs --store postgres://...: a data directory keeps the signing keys in files only its owner can read"
                 );
             }
-            (None, None)
+            Backing::Dir
         }
     };
     let token = upload::read_upload_token(args.upload_token_file.as_deref())?;
@@ -148,22 +154,17 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
             "no upload token (--upload-token-file or JWKIT_UPLOAD_TOKEN): uploads, deletes and rotation answer 403",
         );
     }
-    let dir_store = match &pg {
-        Some(_) => None,
-        None => Some(
-            DirStore::open(&data_dir)
-                .with_context(|| format!("opening the data directory {}", data_dir.display()))?,
-        ),
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let store: Box<dyn Store> = match (dir_store, pg) {
-            (Some(d), _) => Box::new(d),
-            (None, Some(target)) => Box::new(PgStore::open(target, seal).await?),
-            (None, None) => bail!("no store"),
+        let store: Box<dyn Store> = match backing {
+            Backing::Dir => Box::new(
+                DirStore::open(&data_dir)
+                    .with_context(|| format!("opening the data directory {}", data_dir.display()))?,
+            ),
+            Backing::Postgres(target, seal) => Box::new(PgStore::open(*target, seal).await?),
         };
         let listener = server::listen::bind(&args.addr)
             .await

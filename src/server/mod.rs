@@ -58,13 +58,14 @@ impl App {
     /// The active signing key and its kid, parsed once and kept until the store's active key
     /// changes.
     pub fn signer(&self) -> Option<(String, Arc<SigningKey>)> {
-        let active = self.store.active_signing()?;
+        let kid = self.store.view().active_kid()?;
         let mut cached = self.signer.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((kid, s)) = cached.as_ref()
-            && *kid == active.kid
+        if let Some((cached_kid, s)) = cached.as_ref()
+            && *cached_kid == kid
         {
-            return Some((kid.clone(), Arc::clone(s)));
+            return Some((kid, Arc::clone(s)));
         }
+        let active = self.store.active_signing()?;
         let key = crypto::load_key(&serde_json::to_vec(&active.jwk).ok()?, None).ok()?;
         let signer = Arc::new(SigningKey::new(&key, key.default_alg().ok()?).ok()?);
         *cached = Some((active.kid.clone(), Arc::clone(&signer)));

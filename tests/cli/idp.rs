@@ -166,6 +166,14 @@ fn authorize(url: &str, pairs: &[(&str, &str)]) -> (u16, Vec<(String, String)>) 
     (status, pairs)
 }
 
+/// A token request (client credentials, form pairs) and the status and error it must get.
+type RefusedCase<'a> = (
+    Option<(&'a str, &'a str)>,
+    &'a [(&'a str, &'a str)],
+    u16,
+    &'a str,
+);
+
 /// A token endpoint answer that is the OAuth error `error` with `status`; its body.
 fn refused((status, body, _): (u16, Value, String), want_status: u16, error: &str) -> Value {
     assert_eq!(
@@ -509,99 +517,91 @@ fn every_bad_request_gets_the_oauth_error_the_rfcs_name() {
         "{e}"
     );
     assert!(www.starts_with("Basic"), "{www}");
-    refused(
-        form(
-            &token_url,
+    let service = Some(("service", "service-secret"));
+    let exchange_type = "urn:ietf:params:oauth:grant-type:token-exchange";
+    let access_type = "urn:ietf:params:oauth:token-type:access_token";
+    let cases: [RefusedCase; 10] = [
+        (
             None,
             &[
                 ("grant_type", "client_credentials"),
                 ("client_id", "web"),
                 ("client_secret", "wrong"),
             ],
+            401,
+            "invalid_client",
         ),
-        401,
-        "invalid_client",
-    );
-    refused(
-        form(&token_url, web, &[("grant_type", "urn:example:unknown")]),
-        400,
-        "unsupported_grant_type",
-    );
-    refused(form(&token_url, web, &[]), 400, "invalid_request");
-    refused(
-        form(
-            &token_url,
+        (
+            web,
+            &[("grant_type", "urn:example:unknown")],
+            400,
+            "unsupported_grant_type",
+        ),
+        (web, &[], 400, "invalid_request"),
+        (
             web,
             &[
                 ("grant_type", "client_credentials"),
                 ("grant_type", "password"),
             ],
+            400,
+            "invalid_request",
         ),
-        400,
-        "invalid_request",
-    );
-    refused(
-        form(
-            &token_url,
-            Some(("service", "service-secret")),
+        (
+            service,
             &[("grant_type", "refresh_token"), ("refresh_token", "x")],
+            400,
+            "unauthorized_client",
         ),
-        400,
-        "unauthorized_client",
-    );
-    refused(
-        form(
-            &token_url,
-            Some(("service", "service-secret")),
+        (
+            service,
             &[("grant_type", "client_credentials"), ("scope", "admin")],
+            400,
+            "invalid_scope",
         ),
-        400,
-        "invalid_scope",
-    );
-    refused(
-        form(
-            &token_url,
+        (
             web,
             &[
                 ("grant_type", "password"),
                 ("username", "alice"),
                 ("password", "wrong"),
             ],
+            400,
+            "invalid_grant",
         ),
-        400,
-        "invalid_grant",
-    );
-    refused(
-        form(
-            &token_url,
+        (
             web,
             &[
                 ("grant_type", "refresh_token"),
                 ("refresh_token", "never-issued"),
             ],
+            400,
+            "invalid_grant",
         ),
-        400,
-        "invalid_grant",
-    );
-    refused(
-        form(
-            &token_url,
+        (
             web,
             &[
-                (
-                    "grant_type",
-                    "urn:ietf:params:oauth:grant-type:token-exchange",
-                ),
+                ("grant_type", exchange_type),
                 ("subject_token", "x.y.z"),
-                (
-                    "subject_token_type",
-                    "urn:ietf:params:oauth:token-type:access_token",
-                ),
+                ("subject_token_type", access_type),
             ],
+            400,
+            "invalid_grant",
         ),
-        400,
-        "invalid_grant",
-    );
+        (
+            web,
+            &[
+                ("grant_type", exchange_type),
+                ("subject_token", "x.y.z"),
+                ("subject_token_type", "urn:example:other"),
+            ],
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (auth, pairs, status, error) in cases {
+        refused(form(&token_url, auth, pairs), status, error);
+    }
     let resp = http()
         .get(format!("{url}/userinfo"))
         .bearer_auth("not-a-token")

@@ -39,6 +39,8 @@ pub struct Idp {
     pub open: bool,
     pub opaque: bool,
     state: Mutex<IdpState>,
+    /// The server's published keys as a trusted set, with the ETag of the document.
+    own_keys: Mutex<Option<(String, Arc<TrustedKeys>)>>,
 }
 
 /// The in-memory maps drop their expired entries when they reach this size (then twice the
@@ -166,6 +168,21 @@ fn params(bytes: &[u8]) -> Result<BTreeMap<String, String>, OAuthError> {
     Ok(out)
 }
 
+/// The answer of an IdP route on a server without --idp (the routes are mounted only with
+/// it, so this is a guard, not a path a request takes).
+fn off() -> Response {
+    super::error(
+        StatusCode::NOT_FOUND,
+        "the identity provider is off (serve --idp)",
+    )
+}
+
+/// The query string of a page request (/authorize, /logout); a malformed one is an error
+/// page, never a redirect.
+fn query_params(q: &Option<String>) -> Result<BTreeMap<String, String>, Box<Response>> {
+    params(q.as_deref().unwrap_or("").as_bytes()).map_err(|e| Box::new(error_page(&e.description)))
+}
+
 /// The HTML-escaped text.
 fn html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -199,6 +216,7 @@ impl Idp {
                 sessions: HashMap::new(),
                 assertions: HashMap::new(),
             }),
+            own_keys: Mutex::new(None),
         }
     }
 
@@ -600,14 +618,11 @@ async fn authorize_get(
     headers: HeaderMap,
 ) -> Response {
     let Some(idp) = &app.idp else {
-        return super::error(
-            StatusCode::NOT_FOUND,
-            "the identity provider is off (serve --idp)",
-        );
+        return off();
     };
-    let p = match params(q.as_deref().unwrap_or("").as_bytes()) {
+    let p = match query_params(&q) {
         Ok(p) => p,
-        Err(e) => return error_page(&e.description),
+        Err(r) => return *r,
     };
     let req = match check_auth_request(idp, &p) {
         Ok(r) => r,
@@ -650,10 +665,7 @@ async fn authorize_get(
 
 async fn authorize_post(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let Some(idp) = &app.idp else {
-        return super::error(
-            StatusCode::NOT_FOUND,
-            "the identity provider is off (serve --idp)",
-        );
+        return off();
     };
     let p = match params(&body) {
         Ok(p) => p,
@@ -1237,10 +1249,19 @@ fn issue(app: &App, idp: &Idp, ip: IssueParams<'_>) -> Result<Issued, OAuthError
 }
 
 /// The trusted set of the server's own published keys, to check tokens it issued.
-fn own_keys(app: &App) -> Option<TrustedKeys> {
+/// Parsed once per document (by its ETag), not per request.
+fn own_keys(app: &App, idp: &Idp) -> Option<Arc<TrustedKeys>> {
     let doc = app.store.doc(when::now());
+    let mut cached = idp.own_keys.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((etag, keys)) = cached.as_ref()
+        && *etag == doc.etag
+    {
+        return Some(Arc::clone(keys));
+    }
     let set = crate::crypto::JwkSet::parse(&doc.body).ok()?;
-    Some(TrustedKeys::from_fetched_set(set, &[]))
+    let keys = Arc::new(TrustedKeys::from_fetched_set(set, &[]));
+    *cached = Some((doc.etag.clone(), Arc::clone(&keys)));
+    Some(keys)
 }
 
 /// The facts of an access token this server issued and has not revoked, if it is active.
@@ -1251,7 +1272,7 @@ fn active_access(app: &App, idp: &Idp, token: &str) -> Option<AccessInfo> {
         let exp = info.claims.get("exp").and_then(Value::as_i64)?;
         return (exp > now && !idp.state().revoked.contains(token)).then_some(info);
     }
-    let keys = own_keys(app)?;
+    let keys = own_keys(app, idp)?;
     let policy = Policy {
         iss: Some(app.issuer.clone()),
         any_aud: true,
@@ -1280,10 +1301,7 @@ fn active_access(app: &App, idp: &Idp, token: &str) -> Option<AccessInfo> {
 
 async fn token(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(idp) = &app.idp else {
-        return super::error(
-            StatusCode::NOT_FOUND,
-            "the identity provider is off (serve --idp)",
-        );
+        return off();
     };
     match token_inner(&app, idp, &headers, &body).await {
         Ok(r) => r,
@@ -1503,7 +1521,8 @@ async fn token_inner(
                 Some(info) => info.claims,
                 None => {
                     // An ID token or another JWT of this issuer.
-                    let keys = own_keys(app).ok_or_else(|| oauth("server_error", "no keys"))?;
+                    let keys =
+                        own_keys(app, idp).ok_or_else(|| oauth("server_error", "no keys"))?;
                     let policy = Policy {
                         iss: Some(app.issuer.clone()),
                         any_aud: true,
@@ -1630,10 +1649,7 @@ fn fault_of_user(u: &config::UserEntry) -> Option<TokenFault> {
 
 async fn userinfo(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let Some(idp) = &app.idp else {
-        return super::error(
-            StatusCode::NOT_FOUND,
-            "the identity provider is off (serve --idp)",
-        );
+        return off();
     };
     let bearer = headers
         .get(header::AUTHORIZATION)
@@ -1676,10 +1692,7 @@ async fn userinfo(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
 
 async fn introspect(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(idp) = &app.idp else {
-        return super::error(
-            StatusCode::NOT_FOUND,
-            "the identity provider is off (serve --idp)",
-        );
+        return off();
     };
     let result = (|| -> Result<Value, OAuthError> {
         let p = params(&body)?;
@@ -1746,10 +1759,7 @@ async fn introspect(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
 
 async fn revoke(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(idp) = &app.idp else {
-        return super::error(
-            StatusCode::NOT_FOUND,
-            "the identity provider is off (serve --idp)",
-        );
+        return off();
     };
     let result = (|| -> Result<(), OAuthError> {
         let p = params(&body)?;
@@ -1803,14 +1813,11 @@ async fn logout(
     headers: HeaderMap,
 ) -> Response {
     let Some(idp) = &app.idp else {
-        return super::error(
-            StatusCode::NOT_FOUND,
-            "the identity provider is off (serve --idp)",
-        );
+        return off();
     };
-    let p = match params(q.as_deref().unwrap_or("").as_bytes()) {
+    let p = match query_params(&q) {
         Ok(p) => p,
-        Err(e) => return error_page(&e.description),
+        Err(r) => return *r,
     };
     if let Some(s) = session_of(&headers) {
         idp.state().sessions.remove(&s);

@@ -221,12 +221,13 @@ impl View {
     }
 
     pub fn active_signing(&self) -> Option<StoredSigning> {
-        self.read()
-            .signing
-            .iter()
-            .rev()
-            .find(|k| k.published_until.is_none() && !k.next)
-            .cloned()
+        active_in(&self.read()).cloned()
+    }
+
+    /// The active signing key's kid alone: a per-request check whether it changed, without
+    /// copying its JWK.
+    pub fn active_kid(&self) -> Option<String> {
+        active_in(&self.read()).map(|k| k.kid.clone())
     }
 
     pub fn next_signing(&self) -> Option<StoredSigning> {
@@ -242,6 +243,14 @@ impl View {
     ) -> Result<Vec<(String, Option<StoredPublic>)>, AddError> {
         plan_add(&self.read().uploaded, keys, now)
     }
+}
+
+/// The active signing key: the newest not rotated out and not waiting.
+fn active_in(st: &State) -> Option<&StoredSigning> {
+    st.signing
+        .iter()
+        .rev()
+        .find(|k| k.published_until.is_none() && !k.next)
 }
 
 /// The plan of an upload against the keys `uploaded`: per key its kid and, when new, the
