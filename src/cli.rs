@@ -7,6 +7,7 @@ use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::crypto::{Alg, Curve, Hash};
+pub use crate::output::ColorChoice;
 
 /// Make, check and fix JSON Web Tokens and their keys.
 ///
@@ -115,15 +116,9 @@ fn clap_color(args: &[std::ffi::OsString]) -> clap::ColorChoice {
     match given.as_deref() {
         Some("always") => clap::ColorChoice::Always,
         Some("never") => clap::ColorChoice::Never,
-        _ if color_off_by_env() => clap::ColorChoice::Never,
+        _ if crate::output::color_off_by_env() => clap::ColorChoice::Never,
         _ => clap::ColorChoice::Auto,
     }
-}
-
-/// NO_COLOR (set and not empty) or TERM=dumb: no colour unless asked for by --color.
-pub fn color_off_by_env() -> bool {
-    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
-        || std::env::var_os("TERM").is_some_and(|t| t == "dumb")
 }
 
 const AFTER_HELP: &str = "\
@@ -189,13 +184,6 @@ pub enum Command {
 
     /// Print the man page, or write one page per command into a directory.
     Man(ManArgs),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
-    Auto,
-    Always,
-    Never,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

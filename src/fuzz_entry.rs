@@ -264,12 +264,12 @@ fn served() -> &'static Served {
             .build()
             .expect("a runtime");
         let store = crate::server::store::dir::DirStore::open(dir.path()).expect("a store");
-        let key = crate::cmd::serve::new_signing_key(Alg::ES256).expect("a signing key");
+        let key = crate::server::new_signing_key(Alg::ES256).expect("a signing key");
         use crate::server::store::Store;
         runtime
             .block_on(store.rotate(key, NOW, 3600, NOW, 0))
             .expect("an active key");
-        let expired = crate::cmd::serve::new_signing_key(Alg::ES256).expect("a key");
+        let expired = crate::server::new_signing_key(Alg::ES256).expect("a key");
         let paths = crate::server::Paths::new(Some("https://issuer.example/realms/x/"), &[])
             .expect("paths");
         let app = crate::server::App {

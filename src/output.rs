@@ -5,8 +5,6 @@ use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
 use std::sync::OnceLock;
 
-use crate::cli::ColorChoice;
-
 static COLOR: OnceLock<bool> = OnceLock::new();
 static VERBOSE: OnceLock<bool> = OnceLock::new();
 
@@ -19,6 +17,20 @@ pub fn verbose() -> bool {
     VERBOSE.get().copied().unwrap_or(false)
 }
 
+/// `--color`: when stderr gets colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// NO_COLOR (set and not empty) or TERM=dumb: no colour unless asked for by --color.
+pub fn color_off_by_env() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+        || std::env::var_os("TERM").is_some_and(|t| t == "dumb")
+}
+
 pub const RED: &str = "31";
 pub const YELLOW: &str = "33";
 pub const BOLD: &str = "1";
@@ -29,7 +41,7 @@ pub fn init_color(choice: ColorChoice) {
     let on = match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => !crate::cli::color_off_by_env() && io::stderr().is_terminal(),
+        ColorChoice::Auto => !color_off_by_env() && io::stderr().is_terminal(),
     };
     let _ = COLOR.set(on);
 }

@@ -6,6 +6,19 @@ use std::str::FromStr;
 /// What every WHEN error lists.
 pub const WHEN_FORMS: &str = "a duration from now (30s, 15m, 1h, 7d, -5m, 1h30m), an RFC 3339 date (2026-12-01T10:00:00Z or 2026-12-01), or @UNIX seconds";
 
+/// The longest duration any flag or request takes (100 years): beyond it, time arithmetic
+/// would be meaningless long before it could overflow.
+pub const MAX_DURATION: i64 = 100 * 365 * 86_400;
+
+/// A positive duration no longer than `MAX_DURATION`, or a usage error naming the flag.
+pub fn duration(flag: &str, text: &str) -> anyhow::Result<i64> {
+    match parse_duration(text) {
+        Ok(d) if d > 0 && d <= MAX_DURATION => Ok(d),
+        Ok(d) if d > MAX_DURATION => anyhow::bail!("{flag} {text}: at most 100 years"),
+        _ => anyhow::bail!("{flag}: expected a positive duration such as 15m, not {text:?}"),
+    }
+}
+
 /// Seconds since the epoch, now.
 pub fn now() -> i64 {
     jiff::Timestamp::now().as_second()

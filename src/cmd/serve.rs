@@ -4,30 +4,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::cli::ServeArgs;
-use crate::crypto::{Alg, Key, KeyMeta, KeySpec, SigningKey};
+use crate::crypto::{Alg, SigningKey};
 use crate::exit::ExitStatus;
 use crate::server::store::{Store, dir::DirStore, postgres::PgStore, seal::SealKey};
 use crate::server::{self, App, Issuer, Paths};
 use crate::store::KeyStore;
+use crate::when::duration;
 use crate::{output, upload, when};
 
-/// The longest duration any flag or request takes (100 years): beyond it, time arithmetic
-/// would be meaningless long before it could overflow.
-pub const MAX_DURATION: i64 = 100 * 365 * 86_400;
 /// Default lifetime of /auth tokens.
 const DEFAULT_TTL: i64 = 15 * 60;
-
-/// A positive duration no longer than `MAX_DURATION`, or a usage error naming the flag.
-pub fn duration(flag: &str, text: &str) -> Result<i64> {
-    match when::parse_duration(text) {
-        Ok(d) if d > 0 && d <= MAX_DURATION => Ok(d),
-        Ok(d) if d > MAX_DURATION => bail!("{flag} {text}: at most 100 years"),
-        _ => bail!("{flag}: expected a positive duration such as 15m, not {text:?}"),
-    }
-}
 
 /// Where the keys are kept, chosen and checked before anything is opened.
 enum Backing {
@@ -204,16 +193,16 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
             // rotates and the others take its key.
             if stale {
                 store
-                    .rotate(new_signing_key(alg)?, now, grace, now, rotation.count)
+                    .rotate(server::new_signing_key(alg)?, now, grace, now, rotation.count)
                     .await?;
             }
             if rotate_every.is_some() && store.next_signing().is_none() {
-                store.add_next(new_signing_key(alg)?, now).await?;
+                store.add_next(server::new_signing_key(alg)?, now).await?;
             }
             if store.active_signing().is_none() {
                 bail!("the store has no active signing key after start-up");
             }
-            let expired = new_signing_key(alg)?;
+            let expired = server::new_signing_key(alg)?;
             Some(Issuer {
                 ttl,
                 alg,
@@ -299,27 +288,6 @@ fn signing_alg(k: &server::store::StoredSigning) -> Option<Alg> {
     k.jwk.get("alg")?.as_str()?.parse().ok()
 }
 
-/// A new signing key for `alg`: RSA-2048 for RS*/PS*, the alg's curve for ES*, Ed25519 for
-/// EdDSA. Its JWK carries `use: sig` and `alg`, as providers publish them.
-pub fn new_signing_key(alg: Alg) -> Result<Key> {
-    let spec =
-        match alg {
-            a if a.is_rsa() => KeySpec::Rsa { bits: 2048 },
-            Alg::EdDSA => KeySpec::Ed25519,
-            a => KeySpec::Ec(a.curve().ok_or_else(|| {
-                anyhow!("--alg {a}: not a signature algorithm the server can use")
-            })?),
-        };
-    let meta = KeyMeta {
-        alg: Some(alg),
-        use_: Some("sig".into()),
-        ..KeyMeta::default()
-    };
-    let mut key = Key::generate(spec, meta, false)?;
-    key.meta.kid = Some(key.kid_or_thumbprint());
-    Ok(key)
-}
-
 /// Rotates the signing key every `every` seconds from the last rotation's due time, on the
 /// store's rotation record. Replicas sharing a database all watch the same record and all
 /// try when it is due; the compare-and-swap lets one through, and the others take its key.
@@ -334,7 +302,7 @@ async fn rotate_on_schedule(app: Arc<App>, every: i64, alg: Alg, grace: i64) {
             tokio::time::sleep(Duration::from_millis(wait_ms.clamp(1, 1000).unsigned_abs())).await;
             continue;
         }
-        let key = match tokio::task::spawn_blocking(move || new_signing_key(alg)).await {
+        let key = match tokio::task::spawn_blocking(move || server::new_signing_key(alg)).await {
             Ok(Ok(k)) => k,
             Ok(Err(e)) => {
                 eprintln!("error: making a signing key: {e:#}");

@@ -73,6 +73,26 @@ impl App {
     }
 }
 
+/// A new signing key for `alg`: RSA-2048 for RS*/PS*, the alg's curve for ES*, Ed25519 for
+/// EdDSA. Its JWK carries `use: sig` and `alg`, as providers publish them.
+pub fn new_signing_key(alg: crypto::Alg) -> anyhow::Result<crypto::Key> {
+    let spec = match alg {
+        a if a.is_rsa() => crypto::KeySpec::Rsa { bits: 2048 },
+        crypto::Alg::EdDSA => crypto::KeySpec::Ed25519,
+        a => crypto::KeySpec::Ec(a.curve().ok_or_else(|| {
+            anyhow::anyhow!("--alg {a}: not a signature algorithm the server can use")
+        })?),
+    };
+    let meta = crypto::KeyMeta {
+        alg: Some(alg),
+        use_: Some("sig".into()),
+        ..crypto::KeyMeta::default()
+    };
+    let mut key = crypto::Key::generate(spec, meta, false)?;
+    key.meta.kid = Some(key.kid_or_thumbprint());
+    Ok(key)
+}
+
 /// Token issuing (--issue-tokens).
 pub struct Issuer {
     pub ttl: i64,
@@ -494,7 +514,7 @@ async fn upload(
     let expires = match query_param(&q, "expires_in") {
         None => None,
         Some(text) => {
-            match request_duration("expires_in", &text, crate::cmd::serve::MAX_DURATION) {
+            match request_duration("expires_in", &text, when::MAX_DURATION) {
                 // From the next whole second: rounding never shortens the lifetime asked for.
                 Ok(d) => Some(when::now_ceil().saturating_add(d)),
                 Err(r) => return *r,
@@ -766,7 +786,7 @@ async fn rotate(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let (alg, grace, max_age) = (issue.alg, issue.grace, app.max_age);
     let now = when::now();
     let new_key = || async move {
-        match tokio::task::spawn_blocking(move || crate::cmd::serve::new_signing_key(alg)).await {
+        match tokio::task::spawn_blocking(move || new_signing_key(alg)).await {
             Ok(Ok(k)) => Ok(k),
             Ok(Err(e)) => Err(StoreError::Other(e)),
             Err(e) => Err(StoreError::Other(anyhow::anyhow!("making a key: {e}"))),

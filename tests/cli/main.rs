@@ -11,6 +11,7 @@ mod http;
 mod idp;
 mod jose;
 mod key;
+mod layout;
 mod pg;
 mod readme;
 mod replicas;

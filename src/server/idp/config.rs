@@ -207,7 +207,7 @@ fn standard_scopes() -> BTreeMap<String, Vec<String>> {
 }
 
 fn duration(what: &str, text: &str) -> Result<i64> {
-    crate::cmd::serve::duration(what, text)
+    crate::when::duration(what, text)
 }
 
 fn delay(what: &str, fail: &Option<Fail>) -> Result<Option<std::time::Duration>> {
