@@ -389,7 +389,8 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l tls-key -d 'The pr
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l tls-ca-out -d 'Where --tls-self-signed writes the CA certificate' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l header-timeout -d 'A request\'s head must arrive within this, and a kept-alive connection that stays idle this long is closed' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l request-timeout -d 'A whole request (its body included) must be read and answered within this (else 408)' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l max-connections -d 'At most this many open connections; when full, the oldest one not inside a request (idle, or still sending its head) is closed to make room' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l body-timeout -d 'A request body sent without the upload token must arrive whole within this (else 408); requests bearing the upload token have --request-timeout' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l max-connections -d 'At most this many open connections; when full, the one making the least progress (fewest bytes per second, inside a request or not; connections under a second old are spared) is closed to make room' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"

@@ -428,8 +428,14 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DUR", default_value = "30s")]
     pub request_timeout: String,
 
-    /// At most this many open connections; when full, the oldest one not inside a request
-    /// (idle, or still sending its head) is closed to make room.
+    /// A request body sent without the upload token must arrive whole within this (else
+    /// 408); requests bearing the upload token have --request-timeout.
+    #[arg(long, value_name = "DUR", default_value = "5s")]
+    pub body_timeout: String,
+
+    /// At most this many open connections; when full, the one making the least progress
+    /// (fewest bytes per second, inside a request or not; connections under a second old
+    /// are spared) is closed to make room.
     #[arg(long, value_name = "N", default_value_t = 512)]
     pub max_connections: usize,
 }

@@ -32,6 +32,8 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     if broken_pipe {
         return ExitCode::SUCCESS;
     }
+    // A server's queued log lines come first.
+    crate::output::flush_log(std::time::Duration::from_secs(1));
     let prefix = crate::output::paint("error:", crate::output::RED);
     let text = format!("{err:#}");
     let _ = writeln!(

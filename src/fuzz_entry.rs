@@ -275,6 +275,7 @@ fn served() -> &'static Served {
         let app = crate::server::App {
             store: Box::new(store),
             request_timeout: std::time::Duration::from_secs(30),
+            body_timeout: std::time::Duration::from_secs(5),
             upload_token: Some(crate::server::token_digest(UPLOAD_TOKEN)),
             jwks_uri: paths.jwks_uri("https://issuer.example/realms/x/"),
             issuer: "https://issuer.example/realms/x/".into(),

@@ -4,6 +4,9 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::time::Duration;
 
 static COLOR: OnceLock<bool> = OnceLock::new();
 static VERBOSE: OnceLock<bool> = OnceLock::new();
@@ -79,27 +82,102 @@ pub fn json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 
 /// `error: ...` on stderr, for a reported outcome that is not a failure of jwkit itself.
 pub fn error(msg: &str) {
-    let _ = writeln!(
-        io::stderr().lock(),
-        "{} {}",
-        paint("error:", RED),
-        escape(msg)
-    );
+    emit(format!("{} {}\n", paint("error:", RED), escape(msg)));
 }
 
 /// `warning: ...` on stderr.
 pub fn warn(msg: &str) {
-    let _ = writeln!(
-        io::stderr().lock(),
-        "{} {}",
-        paint("warning:", YELLOW),
-        escape(msg)
-    );
+    emit(format!("{} {}\n", paint("warning:", YELLOW), escape(msg)));
 }
 
 /// A note for people on stderr ("saved key ...").
 pub fn note(msg: &str) {
-    let _ = writeln!(io::stderr().lock(), "{}", escape(msg));
+    emit(format!("{}\n", escape(msg)));
+}
+
+/// One line of a server's log on stderr. `line` is jwkit's own text: whatever in it came from
+/// outside must already be escaped.
+pub fn log(line: impl Into<String>) {
+    let mut line = line.into();
+    line.push('\n');
+    emit(line);
+}
+
+/// A server's stderr: lines go through a bounded queue to one writer thread, so a log reader
+/// that is slow, gone (a closed pipe) or out of disk can neither stop nor slow the server. A
+/// line that cannot be queued or written is dropped and counted.
+enum LogItem {
+    Line(String),
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+static LOG_QUEUE: OnceLock<SyncSender<LogItem>> = OnceLock::new();
+static LOG_DROPPED: AtomicU64 = AtomicU64::new(0);
+/// Lines waiting for the writer at most; beyond it they are dropped.
+const LOG_QUEUE_LINES: usize = 8192;
+
+/// From now on stderr is written by a writer thread (for servers): `warn`, `note`, `error` and
+/// `log` never block and never fail.
+pub fn start_log_writer() {
+    LOG_QUEUE.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(LOG_QUEUE_LINES);
+        let spawned = std::thread::Builder::new()
+            .name("jwkit-log".into())
+            .spawn(move || write_log(rx));
+        if spawned.is_err() {
+            // No thread: lines are counted as dropped rather than written in the caller.
+            LOG_DROPPED.fetch_add(1, Ordering::Relaxed);
+        }
+        tx
+    });
+}
+
+fn write_log(rx: Receiver<LogItem>) {
+    for item in rx {
+        match item {
+            LogItem::Line(line) => {
+                if io::stderr().lock().write_all(line.as_bytes()).is_err() {
+                    LOG_DROPPED.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            LogItem::Flush(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+/// Lines a server could not write to stderr (closed pipe, full disk, a full queue).
+pub fn log_dropped() -> u64 {
+    LOG_DROPPED.load(Ordering::Relaxed)
+}
+
+/// Waits (at most `within`) until every queued line has been handed to stderr.
+pub fn flush_log(within: Duration) {
+    if let Some(tx) = LOG_QUEUE.get() {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        if tx.try_send(LogItem::Flush(done_tx)).is_ok() {
+            let _ = done_rx.recv_timeout(within);
+        }
+    }
+}
+
+/// Writes a finished line to stderr: through the writer thread once a server started it,
+/// else directly. Never panics; a failed write is counted.
+fn emit(line: String) {
+    match LOG_QUEUE.get() {
+        Some(tx) => match tx.try_send(LogItem::Line(line)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                LOG_DROPPED.fetch_add(1, Ordering::Relaxed);
+            }
+        },
+        None => {
+            if io::stderr().lock().write_all(line.as_bytes()).is_err() {
+                LOG_DROPPED.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// The one escaping rule for text that reaches stdout or stderr outside JSON (DESIGN.md §3):

@@ -107,6 +107,8 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
     };
     let request_timeout =
         Duration::from_secs(duration("--request-timeout", &args.request_timeout)?.unsigned_abs());
+    let body_timeout =
+        Duration::from_secs(duration("--body-timeout", &args.body_timeout)?.unsigned_abs());
     let data_dir = match &args.data_dir {
         Some(d) => d.clone(),
         None => KeyStore::open()?.root().join("server"),
@@ -143,11 +145,14 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
             "no upload token (--upload-token-file or JWKIT_UPLOAD_TOKEN): uploads, deletes and rotation answer 403",
         );
     }
+    // From here on stderr is the server's log: written by one thread, never blocking or
+    // stopping the server when its reader is slow or gone.
+    output::start_log_writer();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let store: Box<dyn Store> = match backing {
             Backing::Dir => Box::new(
                 DirStore::open(&data_dir)
@@ -169,10 +174,10 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
                     .unwrap_or_else(|| data_dir.join("tls-ca.pem"));
                 crate::atomic::commit(vec![crate::atomic::stage(&out, ca.as_bytes(), 0o644)?], true)
                     .with_context(|| format!("writing the CA certificate to {}", out.display()))?;
-                eprintln!(
+                output::log(format!(
                     "jwkit serve: the throwaway CA's certificate is in {} (verify-jwt --cacert {0})",
                     out.display()
-                );
+                ));
                 Some(served)
             }
             _ => None,
@@ -218,6 +223,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
         let app = Arc::new(App {
             store,
             request_timeout,
+            body_timeout,
             upload_token: token.as_deref().map(server::token_digest),
             jwks_uri: paths.jwks_uri(&issuer),
             issuer: issuer.clone(),
@@ -241,11 +247,11 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
                     tokio::spawn(async move {
                         while hup.recv().await.is_some() {
                             match t.reload() {
-                                Ok(true) => eprintln!("jwkit serve: TLS certificate reloaded"),
+                                Ok(true) => output::log("jwkit serve: TLS certificate reloaded"),
                                 Ok(false) => {}
-                                Err(e) => eprintln!(
+                                Err(e) => output::log(format!(
                                     "error: reloading the TLS certificate (the old one stays): {e:#}"
-                                ),
+                                )),
                             }
                         }
                     });
@@ -254,15 +260,17 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
             }
             None => None,
         };
-        eprintln!(
+        output::log(format!(
             "jwkit serve: listening on {scheme}://{local} (issuer {}, {described})",
             output::escape(&issuer),
-        );
+        ));
         server::listen::serve(listener, server::router(app), acceptor, limits, shutdown_signal())
             .await;
-        eprintln!("jwkit serve: stopped");
+        output::log("jwkit serve: stopped");
         Ok::<(), anyhow::Error>(())
-    })?;
+    });
+    output::flush_log(Duration::from_secs(1));
+    served?;
     Ok(ExitStatus::Success)
 }
 
@@ -305,12 +313,12 @@ async fn rotate_on_schedule(app: Arc<App>, every: i64, alg: Alg, grace: i64) {
         let key = match tokio::task::spawn_blocking(move || server::new_signing_key(alg)).await {
             Ok(Ok(k)) => k,
             Ok(Err(e)) => {
-                eprintln!("error: making a signing key: {e:#}");
+                output::log(format!("error: making a signing key: {e:#}"));
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
             Err(e) => {
-                eprintln!("error: making a signing key: {e}");
+                output::log(format!("error: making a signing key: {e}"));
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
@@ -323,10 +331,10 @@ async fn rotate_on_schedule(app: Arc<App>, every: i64, alg: Alg, grace: i64) {
             now
         };
         match app.store.rotate(key, now, grace, at, rotation.count).await {
-            Ok(Some(k)) => eprintln!("rotated the signing key: now {}", k.kid),
+            Ok(Some(k)) => output::log(format!("rotated the signing key: now {}", k.kid)),
             Ok(None) => {}
             Err(e) => {
-                eprintln!("error: rotating the signing key: {e:#}");
+                output::log(format!("error: rotating the signing key: {e:#}"));
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }

@@ -1,21 +1,25 @@
 //! The accept loop, built for a network where clients may be slow, idle or hostile: HTTP/1
 //! connections (hyper) with a header-read timeout, which also closes a kept-alive connection
-//! that stays idle that long; a cap on open connections that, when reached, closes the oldest
-//! connection not inside a request (idle, or still sending its head) rather than stop
-//! answering; bounded buffers; and a graceful stop (no new connections, requests in flight
-//! finish within a deadline, idle connections close at once). Timeouts and evictions are
-//! counted in a log line every 10 s, not one line each.
+//! that stays idle that long; a cap on open connections that, when reached, closes the
+//! connection making the least progress (fewest bytes per second over its life, inside a
+//! request or not) rather than stop answering, so clients trickling heads or bodies cannot
+//! hold the slots; bounded buffers; and a graceful stop (no new connections, requests in
+//! flight finish within a deadline, idle connections close at once). Timeouts and evictions
+//! are counted in a log line every 10 s, not one line each.
 
 use std::collections::BTreeMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tower::ServiceExt;
 
@@ -37,7 +41,56 @@ const MAX_BUF: usize = 80 * 1024;
 struct Conn {
     /// Requests being handled on this connection (0: idle or still reading a head).
     busy: Arc<AtomicUsize>,
+    /// Bytes read and written so far (TLS records included).
+    bytes: Arc<AtomicU64>,
+    since: Instant,
     close: oneshot::Sender<()>,
+}
+
+/// A connection younger than this is not judged by its progress yet: it has had no time to
+/// make any.
+const SPARED: Duration = Duration::from_secs(1);
+
+/// A socket that counts the bytes that cross it, the measure of a connection's progress.
+struct Metered {
+    inner: TcpStream,
+    bytes: Arc<AtomicU64>,
+}
+
+impl AsyncRead for Metered {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len().saturating_sub(before);
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        r
+    }
+}
+
+impl AsyncWrite for Metered {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, data);
+        if let Poll::Ready(Ok(n)) = &r {
+            self.bytes.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 #[derive(Default)]
@@ -116,7 +169,7 @@ pub async fn serve(
             if evict_one(&conns) {
                 counts.evicted.fetch_add(1, Ordering::Relaxed);
             } else {
-                // Every connection is inside a request: this one waits for no one.
+                // Every connection is new and inside a request: this one waits for no one.
                 counts.refused.fetch_add(1, Ordering::Relaxed);
                 drop(stream);
                 continue;
@@ -125,12 +178,19 @@ pub async fn serve(
         next_id += 1;
         let id = next_id;
         let busy = Arc::new(AtomicUsize::new(0));
+        let bytes = Arc::new(AtomicU64::new(0));
+        let stream = Metered {
+            inner: stream,
+            bytes: Arc::clone(&bytes),
+        };
         let (close_tx, close_rx) = oneshot::channel();
         if let Ok(mut c) = conns.lock() {
             c.insert(
                 id,
                 Conn {
                     busy: Arc::clone(&busy),
+                    bytes,
+                    since: Instant::now(),
                     close: close_tx,
                 },
             );
@@ -241,15 +301,28 @@ async fn connection<I, S>(
     }
 }
 
-/// Closes the oldest connection that is not inside a request. False when there is none.
+/// Closes the connection making the least progress: the fewest bytes per second over its
+/// life, among those open at least `SPARED`, inside a request or not. When every one is
+/// younger, the oldest one not inside a request. False when there is none to close.
 fn evict_one(conns: &Mutex<BTreeMap<u64, Conn>>) -> bool {
     let Ok(mut c) = conns.lock() else {
         return false;
     };
-    let victim = c
+    let now = Instant::now();
+    // Compared as bytes_a * age_b < bytes_b * age_a: no division, no float.
+    let slowest = c
         .iter()
-        .find(|(_, conn)| conn.busy.load(Ordering::SeqCst) == 0)
-        .map(|(id, _)| *id);
+        .filter_map(|(id, conn)| {
+            let age = now.saturating_duration_since(conn.since);
+            (age >= SPARED).then(|| (*id, conn.bytes.load(Ordering::Relaxed), age.as_millis()))
+        })
+        .min_by(|a, b| (u128::from(a.1) * b.2).cmp(&(u128::from(b.1) * a.2)))
+        .map(|(id, _, _)| id);
+    let victim = slowest.or_else(|| {
+        c.iter()
+            .find(|(_, conn)| conn.busy.load(Ordering::SeqCst) == 0)
+            .map(|(id, _)| *id)
+    });
     match victim.and_then(|id| c.remove(&id)) {
         Some(conn) => {
             let _ = conn.close.send(());
@@ -275,8 +348,8 @@ fn log_counts(counts: &Counts) {
     let e = counts.evicted.swap(0, Ordering::Relaxed);
     let r = counts.refused.swap(0, Ordering::Relaxed);
     if h + t + e + r > 0 {
-        eprintln!(
-            "connections: {h} failed TLS handshakes, {t} closed by the header or idle timeout, {e} idle ones closed to make room, {r} refused (all busy)"
-        );
+        crate::output::log(format!(
+            "connections: {h} failed TLS handshakes, {t} closed by the header or idle timeout, {e} closed to make room (the least progress), {r} refused (all busy)"
+        ));
     }
 }

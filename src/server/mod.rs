@@ -39,6 +39,8 @@ pub struct App {
     pub store: Box<dyn Store>,
     /// A whole request must be read and answered within this.
     pub request_timeout: std::time::Duration,
+    /// A body not sent with the upload token must arrive whole within this.
+    pub body_timeout: std::time::Duration,
     /// SHA-256 of the upload token; None: uploads, deletes and rotation are disabled.
     pub upload_token: Option<Vec<u8>>,
     /// The issuer exactly as given (or the bound address), for `iss` and discovery.
@@ -244,6 +246,7 @@ pub fn router(app: Arc<App>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
+        .layer(middleware::from_fn_with_state(Arc::clone(&app), read_body))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&app),
             request_timeout,
@@ -288,6 +291,80 @@ async fn json_errors(req: Request, next: Next) -> Response {
     out
 }
 
+/// True for the requests that need the upload token.
+fn needs_upload_token(method: &axum::http::Method, path: &str) -> bool {
+    use axum::http::Method;
+    (*method == Method::POST && (path == "/jwks" || path == "/rotate"))
+        || (*method == Method::DELETE && path.starts_with("/jwks/"))
+}
+
+/// Before a handler runs: a request that needs the upload token is answered 401/403 from its
+/// headers alone, before a byte of its body is read; then the body is read whole (at most
+/// `MAX_UPLOAD_BYTES`) within a deadline, `--request-timeout` for a request bearing the
+/// upload token and the much shorter `--body-timeout` for any other, so a client trickling a
+/// body holds a connection for seconds, not for the whole request timeout.
+async fn read_body(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let authenticated = if needs_upload_token(req.method(), req.uri().path()) {
+        if let Err(r) = authorize(&app, req.headers()) {
+            return *r;
+        }
+        true
+    } else {
+        false
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_UPLOAD_BYTES as u64) {
+        return too_large();
+    }
+    let (parts, body) = req.into_parts();
+    let deadline = if authenticated {
+        app.request_timeout
+    } else {
+        app.body_timeout
+    };
+    use http_body_util::BodyExt;
+    let limited = http_body_util::Limited::new(body, MAX_UPLOAD_BYTES);
+    let bytes = match tokio::time::timeout(deadline, limited.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return too_large();
+        }
+        Ok(Err(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read",
+            );
+        }
+        Err(_) => {
+            let flag = if authenticated {
+                "--request-timeout"
+            } else {
+                "--body-timeout"
+            };
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the request body did not arrive within {flag}"),
+            );
+        }
+    };
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
+fn too_large() -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the request body is larger than {MAX_UPLOAD_BYTES} bytes"),
+    )
+}
+
 /// A request (reading its body included) that takes longer than --request-timeout gets 408.
 async fn request_timeout(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     match tokio::time::timeout(app.request_timeout, next.run(req)).await {
@@ -306,11 +383,11 @@ async fn log_request(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let resp = next.run(req).await;
     let ms = start.elapsed().as_secs_f64() * 1000.0;
-    eprintln!(
+    crate::output::log(format!(
         "{method} {} {} {ms:.2}ms",
         crate::output::escape(&path),
         resp.status().as_u16()
-    );
+    ));
     resp
 }
 
@@ -367,7 +444,12 @@ async fn discovery(State(app): State<Arc<App>>) -> Response {
 async fn health(State(app): State<Arc<App>>) -> Response {
     let store = app.store.health();
     let status = if store.reachable { "ok" } else { "degraded" };
-    Json(json!({ "status": status, "store": store })).into_response()
+    Json(json!({
+        "status": status,
+        "store": store,
+        "log_lines_dropped": crate::output::log_dropped(),
+    }))
+    .into_response()
 }
 
 /// For load balancers: 200 while the store takes writes, 503 while it is unreachable.
@@ -386,10 +468,10 @@ async fn ready(State(app): State<Arc<App>>) -> Response {
 
 /// A failed write: 503 with Retry-After when the store is unreachable, else 500.
 fn store_failed(what: &str, e: &StoreError) -> Response {
-    eprintln!(
+    crate::output::log(format!(
         "error: {what}: {}",
         crate::output::escape(&format!("{e:#}"))
-    );
+    ));
     match e {
         StoreError::Unavailable(_) => {
             let mut r = error(

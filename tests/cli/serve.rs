@@ -150,7 +150,7 @@ fn kids(doc: &Value) -> Vec<String> {
         .collect()
 }
 
-fn public_jwk(spec: KeySpec) -> String {
+pub(crate) fn public_jwk(spec: KeySpec) -> String {
     let key = Key::generate(spec, KeyMeta::default(), false).expect("generate");
     Value::Object(key.public().expect("public").to_jwk()).to_string()
 }
@@ -301,7 +301,7 @@ fn bad_requests_get_4xx_and_leave_the_store_unchanged() {
             400,
             "private member",
         ),
-        (huge, Some(TOKEN), 413, "Payload Too Large"),
+        (huge, Some(TOKEN), 413, "larger than 65536 bytes"),
         ("{\"kty\":".into(), Some(TOKEN), 400, "malformed JSON"),
         (
             "{\"kty\":\"DSA\",\"y\":\"AQAB\"}".into(),

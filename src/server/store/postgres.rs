@@ -435,10 +435,10 @@ impl Inner {
                 crate::output::escape(why)
             ));
         } else if !was && up {
-            eprintln!(
+            crate::output::log(format!(
                 "jwkit serve: the database {} is reachable again",
                 self.target.shown
-            );
+            ));
         }
     }
 
