@@ -44,6 +44,55 @@ fn read_capped(spec: &str, what: &str, limit: u64) -> Result<Capped> {
     })
 }
 
+/// Reads a file an operator names for a long-running process (a certificate, a key, a token,
+/// a configuration): it must be a regular file (links are followed, as certificate
+/// renewals make them), of at most `limit` bytes, and it is opened without blocking, so a
+/// FIFO, a device such as /dev/zero or a huge file is refused at once instead of hanging
+/// or exhausting memory. `what` names it in errors ("--tls-cert").
+pub fn read_regular_file(path: &std::path::Path, what: &str, limit: u64) -> Result<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let shown = path.display();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .with_context(|| format!("{what} {shown}: cannot open it"))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("{what} {shown}: cannot read it"))?;
+    if !meta.is_file() {
+        bail!("{what} {shown}: not a regular file");
+    }
+    if meta.len() > limit {
+        bail!("{what} {shown} is larger than {limit} bytes");
+    }
+    let mut buf = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut buf)
+        .with_context(|| format!("{what} {shown}: cannot read it"))?;
+    if buf.len() as u64 > limit {
+        bail!("{what} {shown} is larger than {limit} bytes");
+    }
+    Ok(buf)
+}
+
+/// `read_regular_file` for a file holding a secret, with a warning when its mode lets group
+/// or others read it.
+pub fn read_secret_file(path: &std::path::Path, what: &str, limit: u64) -> Result<Vec<u8>> {
+    use std::os::unix::fs::PermissionsExt;
+    let bytes = read_regular_file(path, what, limit)?;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        crate::output::warn(&format!(
+            "{what} {} can be read by group or others (mode {:04o}): chmod 600 it",
+            path.display(),
+            meta.permissions().mode() & 0o7777
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Refuses, before anything is read, a command line that names stdin (`-`) more than once.
 pub fn one_stdin(specs: &[Option<&str>]) -> Result<()> {
     if specs.iter().filter(|s| **s == Some("-")).count() > 1 {

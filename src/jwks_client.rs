@@ -162,8 +162,7 @@ impl JwksClient {
                 .redirect(policy)
                 .user_agent(concat!("jwkit/", env!("CARGO_PKG_VERSION")));
             if let Some(path) = &self.opts.cacert {
-                let pem = std::fs::read(path)
-                    .with_context(|| format!("reading --cacert {}", path.display()))?;
+                let pem = crate::input::read_regular_file(path, "--cacert", 16 << 20)?;
                 let certs = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
                     format!("--cacert {} holds no PEM certificate", path.display())
                 })?;

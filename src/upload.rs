@@ -11,18 +11,9 @@ use crate::crypto::PublicKey;
 /// The upload token: `--upload-token-file`, else `JWKIT_UPLOAD_TOKEN` (never argv).
 pub fn read_upload_token(file: Option<&Path>) -> Result<Option<String>> {
     if let Some(path) = file {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path)
-            && meta.permissions().mode() & 0o077 != 0
-        {
-            crate::output::warn(&format!(
-                "the upload token file {} can be read by group or others (mode {:04o}): chmod 600 it",
-                path.display(),
-                meta.permissions().mode() & 0o7777
-            ));
-        }
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the upload token {}", path.display()))?;
+        let bytes = crate::input::read_secret_file(path, "the upload token file", 64 * 1024)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| anyhow!("the upload token file {} is not UTF-8 text", path.display()))?;
         let t = text.trim().to_string();
         if t.is_empty() {
             bail!("the upload token file {} is empty", path.display());

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 
 use crate::cli::ServeArgs;
 use crate::crypto::{Alg, SigningKey};
@@ -246,7 +246,12 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
                 {
                     tokio::spawn(async move {
                         while hup.recv().await.is_some() {
-                            match t.reload() {
+                            // Off the async workers: a slow disk never holds a request.
+                            let t = Arc::clone(&t);
+                            let reloaded = tokio::task::spawn_blocking(move || t.reload())
+                                .await
+                                .unwrap_or_else(|e| Err(anyhow!("the reload failed: {e}")));
+                            match reloaded {
                                 Ok(true) => output::log("jwkit serve: TLS certificate reloaded"),
                                 Ok(false) => {}
                                 Err(e) => output::log(format!(

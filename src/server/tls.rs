@@ -67,17 +67,25 @@ pub fn from_files(cert: &Path, key: &Path) -> Result<Arc<Reloadable>> {
     }))
 }
 
+/// Certificate chains and keys beyond this are not certificates.
+const MAX_PEM_BYTES: u64 = 1 << 20;
+
 /// Reads and checks a certificate chain and its key.
 fn load_pair(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .with_context(|| format!("--tls-cert {}: cannot read it", cert.display()))?
+    let cert_pem = crate::input::read_regular_file(cert, "--tls-cert", MAX_PEM_BYTES)?;
+    let key_pem = zeroize::Zeroizing::new(crate::input::read_regular_file(
+        key,
+        "--tls-key",
+        MAX_PEM_BYTES,
+    )?);
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| anyhow!("--tls-cert {}: not PEM certificates ({e})", cert.display()))?;
     let Some(leaf) = chain.first() else {
         bail!("--tls-cert {}: holds no certificate", cert.display());
     };
     check_validity(leaf).with_context(|| format!("--tls-cert {}", cert.display()))?;
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+    let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
         anyhow!(
             "--tls-key {}: no PEM private key in it ({e})",
             key.display()

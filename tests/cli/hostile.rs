@@ -201,3 +201,100 @@ fn trickled_bodies_cannot_hold_the_connection_slots() {
     assert!(log.contains("POST /jwks 401"), "{log}");
     assert!(log.contains("POST /auth 408"), "{log}");
 }
+
+/// Certificate, key, token and configuration files are checked like input: a FIFO, /dev/zero
+/// or a file of gigabytes is refused at start at once, and on SIGHUP the old pair stays and
+/// the server still stops on SIGTERM.
+#[test]
+fn operator_files_that_are_not_files_are_refused_at_start_and_on_reload() {
+    let env = Env::new();
+    let path = |name: &str| env.path(name).to_str().expect("p").to_string();
+    let (cert_a, key_a, ca_a) = crate::serve_dropin::make_cert(2020, 2090);
+    std::fs::write(env.path("cert.pem"), &cert_a).expect("cert");
+    std::fs::write(env.path("key.pem"), &key_a).expect("key");
+    std::fs::write(env.path("ca.pem"), &ca_a).expect("ca");
+    let mkfifo = |name: &str| {
+        let ok = Command::new("mkfifo")
+            .arg(env.path(name))
+            .status()
+            .expect("mkfifo")
+            .success();
+        assert!(ok);
+    };
+    mkfifo("fifo.pem");
+    // A sparse 3 GiB file.
+    std::fs::File::create(env.path("huge.pem"))
+        .and_then(|f| f.set_len(3 << 30))
+        .expect("huge");
+    let serve = |extra: &[&str]| {
+        let t = Instant::now();
+        let mut args = vec!["serve", "--addr", "127.0.0.1:0", "--data-dir", "d"];
+        args.extend(extra);
+        let run = env.run(&args);
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        run
+    };
+    let (cert, key, fifo, huge) = (
+        path("cert.pem"),
+        path("key.pem"),
+        path("fifo.pem"),
+        path("huge.pem"),
+    );
+    for (c, k, needle) in [
+        (fifo.as_str(), key.as_str(), "not a regular file"),
+        (
+            "/dev/zero",
+            key.as_str(),
+            "--tls-cert /dev/zero: not a regular file",
+        ),
+        (
+            cert.as_str(),
+            "/dev/zero",
+            "--tls-key /dev/zero: not a regular file",
+        ),
+        (cert.as_str(), fifo.as_str(), "not a regular file"),
+        (huge.as_str(), key.as_str(), "is larger than 1048576 bytes"),
+    ] {
+        serve(&["--tls-cert", c, "--tls-key", k]).fails_with(needle);
+    }
+    serve(&["--upload-token-file", &fifo]).fails_with("not a regular file");
+    serve(&["--upload-token-file", "/dev/zero"]).fails_with("not a regular file");
+    serve(&["--idp", "--idp-config", &fifo]).fails_with("not a regular file");
+    serve(&["--idp", "--idp-config", &huge]).fails_with("larger than");
+
+    let mut server = Server::start(
+        &env,
+        &env.path("data"),
+        &["--tls-cert", &cert, "--tls-key", &key],
+    );
+    let healthy = || {
+        crate::serve_dropin::https(&env.path("ca.pem"))
+            .get(format!("{}/health", server.url))
+            .send()
+            .is_ok_and(|r| r.status().as_u16() == 200)
+    };
+    assert!(healthy());
+    // The certificate becomes a FIFO, then a link to /dev/zero, then 3 GiB: each reload is
+    // refused, the pair in use stays, handshakes go on.
+    std::fs::remove_file(env.path("cert.pem")).expect("rm");
+    mkfifo("cert.pem");
+    crate::serve_dropin::hangup_until(&server, "not a regular file");
+    assert!(healthy());
+    std::fs::remove_file(env.path("cert.pem")).expect("rm");
+    std::os::unix::fs::symlink("/dev/zero", env.path("cert.pem")).expect("link");
+    let before = server.log().matches("the old one stays").count();
+    crate::serve_dropin::hangup_until(&server, "--tls-cert");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.log().matches("the old one stays").count() < before + 1 {
+        assert!(Instant::now() < deadline, "{}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(healthy());
+    std::fs::remove_file(env.path("cert.pem")).expect("rm");
+    std::fs::rename(env.path("huge.pem"), env.path("cert.pem")).expect("mv");
+    crate::serve_dropin::hangup_until(&server, "is larger than");
+    assert!(healthy());
+    let t = Instant::now();
+    assert_eq!(server.signal("-TERM"), 0, "{}", server.log());
+    assert!(t.elapsed() < Duration::from_secs(5));
+}

@@ -699,7 +699,7 @@ fn slow_and_idle_clients_cannot_starve_others_and_sigterm_ends_the_server() {
 }
 
 /// An HTTPS client trusting the CA certificate (PEM) at `ca`.
-fn https(ca: &std::path::Path) -> reqwest::blocking::Client {
+pub(crate) fn https(ca: &std::path::Path) -> reqwest::blocking::Client {
     let pem = std::fs::read(ca).expect("CA file");
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(20))
@@ -812,7 +812,7 @@ fn server_log_counts_handshakes(env: &Env, ca: &std::path::Path) -> bool {
 
 /// A new CA and a certificate it signed for 127.0.0.1, valid from `from` to `to` (years):
 /// (certificate PEM, key PEM, CA certificate PEM).
-fn make_cert(from: i32, to: i32) -> (String, String, String) {
+pub(crate) fn make_cert(from: i32, to: i32) -> (String, String, String) {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("ca key");
     let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca");
@@ -886,7 +886,7 @@ fn tls_files_are_checked_at_start_and_reloaded_on_sighup() {
 }
 
 /// Sends the server SIGHUP and waits until its log says `needle`.
-fn hangup_until(server: &Server, needle: &str) {
+pub(crate) fn hangup_until(server: &Server, needle: &str) {
     let before = server.log().matches(needle).count();
     Command::new("kill")
         .args(["-HUP", &server.pid().to_string()])

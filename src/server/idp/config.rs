@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -243,8 +243,9 @@ pub fn parse(text: &str, name: &str) -> Result<Config> {
 pub fn load(path: Option<&std::path::Path>) -> Result<Loaded> {
     let config = match path {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("reading --idp-config {}", p.display()))?;
+            let bytes = crate::input::read_regular_file(p, "--idp-config", 16 << 20)?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| anyhow::anyhow!("--idp-config {}: not UTF-8 text", p.display()))?;
             parse(&text, &format!("--idp-config {}", p.display()))?
         }
         None => Config::default(),

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::{hkdf, rand};
 
@@ -25,18 +25,7 @@ impl SealKey {
     pub fn load(file: Option<&Path>) -> Result<Option<SealKey>> {
         let (text, from) = match file {
             Some(path) => {
-                use std::os::unix::fs::PermissionsExt;
-                if let Ok(meta) = std::fs::metadata(path)
-                    && meta.permissions().mode() & 0o077 != 0
-                {
-                    crate::output::warn(&format!(
-                        "the store key file {} can be read by group or others (mode {:04o}): chmod 600 it",
-                        path.display(),
-                        meta.permissions().mode() & 0o7777
-                    ));
-                }
-                let bytes = std::fs::read(path)
-                    .with_context(|| format!("reading the store key {}", path.display()))?;
+                let bytes = crate::input::read_secret_file(path, "the store key file", 64 * 1024)?;
                 (bytes, format!("--store-key-file {}", path.display()))
             }
             None => match std::env::var_os("JWKIT_STORE_KEY") {
