@@ -197,7 +197,7 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l leeway -d 'Cl
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l require -d 'A claim that must be present (repeatable)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l at -d 'Judge exp, nbf and iat as of WHEN instead of now (a capture\'s time, for example)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l threads -d 'Threads for --batch (default: all cores)' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l timeout -d 'Total time allowed for each HTTP request' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l timeout -d 'The whole of each HTTP fetch (name resolution, connecting, TLS, headers and body) must finish within this' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l cacert -d 'Extra trusted CA certificates (PEM) for HTTPS, besides the system roots' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
@@ -250,7 +250,7 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l format -d 'What -
 text\t''
 http\t''
 har\t''"
-complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l timeout -d 'Total time allowed for each HTTP request' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l timeout -d 'The whole of each HTTP fetch (name resolution, connecting, TLS, headers and body) must finish within this' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l cacert -d 'Extra trusted CA certificates (PEM) for HTTPS, besides the system roots' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''

@@ -726,7 +726,8 @@ pub struct FetchArgs {
     #[arg(long)]
     pub allow_http: bool,
 
-    /// Total time allowed for each HTTP request.
+    /// The whole of each HTTP fetch (name resolution, connecting, TLS, headers and body)
+    /// must finish within this.
     #[arg(long, value_name = "DUR", default_value = "10s")]
     pub timeout: String,
 

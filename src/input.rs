@@ -54,7 +54,7 @@ pub fn read_regular_file(path: &std::path::Path, what: &str, limit: u64) -> Resu
     let shown = path.display();
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(path)
         .with_context(|| format!("{what} {shown}: cannot open it"))?;
     let meta = file

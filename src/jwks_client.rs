@@ -1,11 +1,17 @@
 //! Fetching remote key sets and OIDC discovery documents: HTTPS (plain HTTP only on loopback or
-//! with --allow-http), timeouts, a 1 MiB cap counted after decompression, at most 3 redirects
-//! and never from HTTPS to HTTP. Responses are cached on disk per URL, honouring
-//! `Cache-Control: max-age` and `ETag`, so repeated runs make no requests.
+//! with --allow-http), one deadline for the whole fetch, a 1 MiB cap counted after
+//! decompression, at most 3 redirects and never from HTTPS to HTTP. Responses are cached on
+//! disk per URL, honouring `Cache-Control: max-age` and `ETag`, so repeated runs make no
+//! requests. A cache is evidence only when it is ours: a directory this user owns that group
+//! and others cannot write, regular files opened without following links, read under a size
+//! cap, max-age clamped, corrupt entries discarded; runs fetching the same URL at once take
+//! turns through a lock file, so they make one request between them.
 
+use std::fs::File;
 use std::io::Read;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -22,6 +28,10 @@ pub const MAX_BODY_BYTES: u64 = 1 << 20;
 /// every run revalidates with the ETag): a cache must never hide a key the server published.
 const MAX_MAX_AGE: i64 = 24 * 3600;
 const DEFAULT_MAX_AGE: i64 = 300;
+/// A cache file beyond this is not one of ours: a 1 MiB body JSON-escaped, and room.
+const MAX_ENTRY_BYTES: u64 = 8 << 20;
+/// The untrusted-cache warning is given once per run.
+static WARNED_UNTRUSTED: AtomicBool = AtomicBool::new(false);
 /// A cached set this young is used, with a warning, when a fetch fails.
 const STALE_LIMIT_MS: i64 = 24 * 3600 * 1000;
 /// An unknown kid refetches a cached set at most once per this many milliseconds per URL,
@@ -82,10 +92,73 @@ fn cache_root() -> Option<PathBuf> {
     dirs::cache_dir().map(|d| d.join("jwkit").join("jwks"))
 }
 
+/// True when `dir` may hold evidence: a directory (not a link to one) owned by this user that
+/// group and others cannot write.
+fn ours(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(dir).is_ok_and(|m| {
+        m.is_dir() && m.uid() == rustix::process::geteuid().as_raw() && m.mode() & 0o022 == 0
+    })
+}
+
+/// The cache directory when it and its parent (`jwkit/`) are ours, or do not exist yet; else
+/// None, with one warning: an entry others could have written is never trusted.
+fn trusted_cache_root() -> Option<PathBuf> {
+    let root = cache_root()?;
+    let suspect = [root.parent(), Some(root.as_path())]
+        .into_iter()
+        .flatten()
+        .find(|d| d.symlink_metadata().is_ok() && !ours(d));
+    match suspect {
+        None => Some(root),
+        Some(d) => {
+            if !WARNED_UNTRUSTED.swap(true, Ordering::Relaxed) {
+                output::warn(&format!(
+                    "the key-set cache {} is not a private directory of this user (owned by another, writable by group or others, or a link): the cache is not used; fix it with chmod 700 or remove it",
+                    d.display()
+                ));
+            }
+            None
+        }
+    }
+}
+
+/// Opens a file of the cache for reading: a regular file, not a link, owned by this user, at
+/// most `MAX_ENTRY_BYTES`; without blocking (a FIFO there is refused, not waited on).
+fn read_entry_file(path: &Path) -> Option<Vec<u8>> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file()
+        || meta.uid() != rustix::process::geteuid().as_raw()
+        || meta.len() > MAX_ENTRY_BYTES
+    {
+        return None;
+    }
+    let mut buf = Vec::new();
+    file.take(MAX_ENTRY_BYTES + 1).read_to_end(&mut buf).ok()?;
+    (buf.len() as u64 <= MAX_ENTRY_BYTES).then_some(buf)
+}
+
+/// The entry in `bytes`, its times made sane: max-age at most `MAX_MAX_AGE` whatever the file
+/// says, so no entry outlives the documented bound.
+fn parse_entry(bytes: &[u8]) -> Option<CacheEntry> {
+    let mut entry: CacheEntry = serde_json::from_slice(bytes).ok()?;
+    entry.max_age = entry.max_age.clamp(0, MAX_MAX_AGE);
+    Some(entry)
+}
+
 /// Drops every cached response from `server` (its base URL): after an upload to it, the next
 /// verify must see the set the server now serves. Returns how many entries were dropped.
 pub fn forget_server(server: &str) -> usize {
-    let Some(dir) = cache_root() else { return 0 };
+    let Some(dir) = trusted_cache_root() else {
+        return 0;
+    };
     let Ok(read) = std::fs::read_dir(&dir) else {
         return 0;
     };
@@ -93,10 +166,7 @@ pub fn forget_server(server: &str) -> usize {
     let mut dropped = 0;
     for entry in read.filter_map(|e| e.ok()) {
         let path = entry.path();
-        let Some(cached) = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<CacheEntry>(&b).ok())
-        else {
+        let Some(cached) = read_entry_file(&path).and_then(|b| parse_entry(&b)) else {
             continue;
         };
         let under = cached
@@ -110,6 +180,9 @@ pub fn forget_server(server: &str) -> usize {
     dropped
 }
 
+/// An exclusive lock on one URL's cache entry, held while it is fetched; released on drop.
+struct UrlLock(#[allow(dead_code)] File);
+
 pub struct JwksClient {
     opts: FetchOptions,
     http: Option<Client>,
@@ -118,7 +191,11 @@ pub struct JwksClient {
 
 impl JwksClient {
     pub fn new(opts: FetchOptions) -> JwksClient {
-        let cache_dir = cache_root();
+        let cache_dir = if opts.use_cache {
+            trusted_cache_root()
+        } else {
+            None
+        };
         JwksClient {
             opts,
             http: None,
@@ -185,9 +262,25 @@ impl JwksClient {
 
     fn read_cache(&self, url: &str) -> Option<CacheEntry> {
         let path = self.cache_path(url)?;
-        let bytes = std::fs::read(path).ok()?;
-        let entry: CacheEntry = serde_json::from_slice(&bytes).ok()?;
-        (entry.url == url).then_some(entry)
+        let entry = read_entry_file(&path).and_then(|b| parse_entry(&b));
+        match entry {
+            Some(e) if e.url == url => Some(e),
+            // Not an entry, or not this URL's: discarded, so a fresh one takes its place.
+            Some(_) => None,
+            None => {
+                if path.symlink_metadata().is_ok() {
+                    let _ = std::fs::remove_file(&path);
+                }
+                None
+            }
+        }
+    }
+
+    /// Drops a cached entry whose body turned out unusable.
+    fn discard(&self, url: &str) {
+        if let Some(path) = self.cache_path(url) {
+            let _ = std::fs::remove_file(path);
+        }
     }
 
     fn write_cache(&self, entry: &CacheEntry) {
@@ -197,12 +290,94 @@ impl JwksClient {
         let write = || -> Result<()> {
             let dir = path.parent().unwrap_or(Path::new("."));
             atomic::private_dir(dir)?;
+            // Made by another user between our check and now: not written to, not trusted.
+            if trusted_cache_root().is_none() {
+                return Ok(());
+            }
             let bytes = serde_json::to_vec(entry)?;
             atomic::commit(vec![atomic::stage(&path, &bytes, 0o600)?], true)
         };
         if let Err(e) = write() {
             output::warn(&format!("could not cache {}: {e:#}", entry.url));
         }
+    }
+
+    /// Takes the URL's lock, waiting at most the fetch timeout for another run holding it (then
+    /// going on without it). None without a cache.
+    fn lock(&self, url: &str) -> Option<UrlLock> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Beside the entries, not among them: `jwkit/jwks-locks/<name>.lock`.
+        let entry = self.cache_path(url)?;
+        let dir = entry.parent()?.with_file_name("jwks-locks");
+        let path = dir.join(entry.file_name()?).with_extension("lock");
+        atomic::private_dir(&dir).ok()?;
+        if !ours(&dir) {
+            return None;
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(
+                (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
+            )
+            .open(&path)
+            .ok()?;
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            return None;
+        }
+        let deadline = std::time::Instant::now() + self.opts.timeout;
+        loop {
+            match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => return Some(UrlLock(file)),
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// `cached` when its body passes `validate`; else it is discarded (and not revalidated
+    /// with its ETag, which would bring the same bad body back).
+    fn usable(
+        &self,
+        cached: Option<CacheEntry>,
+        validate: &dyn Fn(&[u8]) -> Result<()>,
+    ) -> Option<CacheEntry> {
+        let c = cached?;
+        if validate(c.body.as_bytes()).is_ok() {
+            Some(c)
+        } else {
+            self.discard(&c.url);
+            None
+        }
+    }
+
+    /// The cached entry when it is within its max-age and its body passes `validate`; a body
+    /// that does not is discarded, so it is fetched again.
+    fn fresh(
+        &self,
+        cached: Option<&CacheEntry>,
+        validate: &dyn Fn(&[u8]) -> Result<()>,
+    ) -> Option<(String, Origin)> {
+        let c = cached?;
+        let now = now_ms();
+        if now >= c.fetched_ms.saturating_add(c.max_age * 1000) || now < c.fetched_ms {
+            return None;
+        }
+        if validate(c.body.as_bytes()).is_err() {
+            self.discard(&c.url);
+            return None;
+        }
+        Some((
+            c.body.clone(),
+            Origin::Cache {
+                age_ms: now - c.fetched_ms,
+            },
+        ))
     }
 
     /// The parsed URL (scheme checked) and its cache entry, if caching is on and there is one.
@@ -224,23 +399,25 @@ impl JwksClient {
         url: &str,
         validate: &dyn Fn(&[u8]) -> Result<()>,
     ) -> Result<(String, Origin)> {
-        let (checked, cached) = self.checked_and_cached(url)?;
-        let now = now_ms();
-        if let Some(c) = &cached
-            && now < c.fetched_ms + c.max_age * 1000
-            && now >= c.fetched_ms
-        {
-            return Ok((
-                c.body.clone(),
-                Origin::Cache {
-                    age_ms: now - c.fetched_ms,
-                },
-            ));
+        let (checked, mut cached) = self.checked_and_cached(url)?;
+        if let Some(hit) = self.fresh(cached.as_ref(), validate) {
+            return Ok(hit);
         }
-        match self.fetch(checked, cached.as_ref(), validate) {
+        // Runs that miss together take turns: the first fetches, the others find its entry.
+        let lock = self.lock(url);
+        if lock.is_some() {
+            cached = self.read_cache(url);
+            if let Some(hit) = self.fresh(cached.as_ref(), validate) {
+                return Ok(hit);
+            }
+        }
+        let cached = self.usable(cached, validate);
+        let refetched = cached.as_ref().and_then(|c| c.refetched_ms);
+        let now = now_ms();
+        match self.fetch(checked, cached.as_ref(), validate, refetched) {
             Ok(body) => Ok((body, Origin::Network)),
             Err(e) => match cached {
-                Some(c) if now - c.fetched_ms < STALE_LIMIT_MS => {
+                Some(c) if now - c.fetched_ms < STALE_LIMIT_MS && now >= c.fetched_ms => {
                     output::warn(&format!(
                         "{e:#}; using the copy cached {} ago",
                         when::span(((now - c.fetched_ms) / 1000).unsigned_abs())
@@ -259,40 +436,53 @@ impl JwksClient {
 
     /// After an unknown kid: fetches `url` again, ignoring max-age, unless an unknown kid did
     /// so in the last `REFETCH_WINDOW_MS` (in any run). Returns the new body, or None when the
-    /// refetch is not due.
+    /// refetch is not due. Runs that ask at once take turns: one fetches, and the others take
+    /// the body it cached.
     pub fn refetch(
         &mut self,
         url: &str,
         validate: &dyn Fn(&[u8]) -> Result<()>,
     ) -> Result<Option<String>> {
         let (checked, cached) = self.checked_and_cached(url)?;
-        let now = now_ms();
-        if let Some(at) = cached.as_ref().and_then(|c| c.refetched_ms)
-            && now - at < REFETCH_WINDOW_MS
-            && now >= at
-        {
+        let recent = |c: &CacheEntry| {
+            let now = now_ms();
+            c.refetched_ms
+                .is_some_and(|at| now - at < REFETCH_WINDOW_MS && now >= at)
+        };
+        if cached.as_ref().is_some_and(recent) {
             return Ok(None);
         }
-        let body = self.fetch(checked, cached.as_ref(), validate)?;
-        if self.opts.use_cache
-            && let Some(mut c) = self.read_cache(url)
-        {
-            c.refetched_ms = Some(now);
-            self.write_cache(&c);
+        let lock = self.lock(url);
+        let cached = if lock.is_some() {
+            self.read_cache(url)
+        } else {
+            cached
+        };
+        let cached = self.usable(cached, validate);
+        if let Some(c) = cached.as_ref().filter(|c| recent(c)) {
+            // Another run refetched while this one waited: its body is as new as ours would be.
+            return Ok(validate(c.body.as_bytes()).is_ok().then(|| c.body.clone()));
         }
+        let body = self.fetch(checked, cached.as_ref(), validate, Some(now_ms()))?;
+        drop(lock);
         Ok(Some(body))
     }
 
+    /// Fetches `url` (revalidating `cached` with its ETag) and caches the result, recording
+    /// `refetched_ms` as the last unknown-kid refetch.
     fn fetch(
         &mut self,
         url: Url,
         cached: Option<&CacheEntry>,
         validate: &dyn Fn(&[u8]) -> Result<()>,
+        refetched_ms: Option<i64>,
     ) -> Result<String> {
         let use_cache = self.opts.use_cache;
         let url_text = url.to_string();
         let shown = redact(&url_text);
-        let mut req = self.client()?.get(url.clone());
+        // The request's own timeout bounds the whole fetch, body included (the client's
+        // bounds each read, and a body dripped a byte at a time would never meet it).
+        let mut req = self.client()?.get(url.clone()).timeout(self.opts.timeout);
         if let Some(etag) = cached.and_then(|c| c.etag.as_deref()) {
             req = req.header(reqwest::header::IF_NONE_MATCH, etag);
         }
@@ -315,7 +505,7 @@ impl JwksClient {
                 fetched_ms: now,
                 max_age,
                 etag: etag.or_else(|| c.etag.clone()),
-                refetched_ms: c.refetched_ms,
+                refetched_ms,
                 body: c.body.clone(),
             };
             if use_cache {
@@ -342,7 +532,7 @@ impl JwksClient {
                 fetched_ms: now,
                 max_age,
                 etag,
-                refetched_ms: cached.and_then(|c| c.refetched_ms),
+                refetched_ms,
                 body: body.clone(),
             });
         }

@@ -61,14 +61,15 @@ pub fn upload(server: &str, key: &PublicKey, token: &str) -> Result<String> {
         .bearer_auth(token)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(serde_json::to_vec(&pk.to_jwk())?)
+        // The whole exchange, the answer's body included.
+        .timeout(Duration::from_secs(10))
         .send()
         .map_err(|e| crate::jwks_client::describe(e, &format!("uploading to {shown}")))?;
     let status = resp.status();
-    let body: Value = resp
-        .bytes()
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
+    // An answer is a small JSON document: at most 64 KiB of it is read.
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut std::io::Read::take(resp, 64 * 1024), &mut answer);
+    let body: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
     let said = body
         .get("error")
         .and_then(Value::as_str)

@@ -298,3 +298,275 @@ fn operator_files_that_are_not_files_are_refused_at_start_and_on_reload() {
     assert_eq!(server.signal("-TERM"), 0, "{}", server.log());
     assert!(t.elapsed() < Duration::from_secs(5));
 }
+
+/// A key-set server that sends its headers at once and then its body a byte a second:
+/// `--timeout 3s` bounds the whole fetch.
+#[test]
+fn timeout_bounds_the_whole_fetch_of_a_dripped_key_set() {
+    use crate::http::{Route, TestServer};
+    let env = Env::new();
+    let server = TestServer::start();
+    let mut drip = Route::json(
+        br#"{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#.to_vec(),
+    );
+    drip.trickle = Some(Duration::from_secs(1));
+    server.set("/drip", drip);
+    let token = env.ok(&[
+        "generate-jwt",
+        "--key-file",
+        &crate::util::vectors()
+            .join("keys/rfc7515-A.3.private.pem")
+            .to_string_lossy(),
+        "--sub",
+        "x",
+    ]);
+    // The same drip behind discovery: the issuer's document arrives at once, its key set
+    // drips.
+    let issuer = server.url("/idp");
+    server.set(
+        "/idp/.well-known/openid-configuration",
+        Route::json(
+            serde_json::json!({"issuer": issuer, "jwks_uri": server.url("/drip")})
+                .to_string()
+                .into_bytes(),
+        ),
+    );
+    for (flag, url) in [
+        ("--jwks-url", server.url("/drip")),
+        ("--issuer", issuer.clone()),
+    ] {
+        let t = Instant::now();
+        env.run(&[
+            "verify-jwt",
+            "--timeout",
+            "3s",
+            "--no-cache",
+            "--any-aud",
+            flag,
+            &url,
+            token.trim(),
+        ])
+        .fails_with("timed out");
+        let took = t.elapsed();
+        assert!(took <= Duration::from_secs(4), "{flag}: took {took:?}");
+    }
+}
+
+/// The RFC 7638 thumbprint of the RFC 7515 A.3 key: its kid in `jwks_of` sets.
+const A3_KID: &str = "oKIywvGUpTVTyxMQ3bwIIeQUudfr_CkLMjCE19ECD-U";
+
+/// A token signed by the RFC 7515 A.3 key (ES256), with `kid`.
+fn es256_token(kid: &str) -> String {
+    let claims = serde_json::json!({"sub": "alice", "exp": crate::util::unix_now() + 600});
+    crate::jose::sign_raw(
+        "rfc7515-A.3.private.pem",
+        jwkit::crypto::Alg::ES256,
+        serde_json::json!({"alg": "ES256", "kid": kid})
+            .to_string()
+            .as_bytes(),
+        claims.to_string().as_bytes(),
+    )
+}
+
+/// The cache entry file jwkit uses for `url` (SHA-256 of the URL, hex).
+fn cache_file(env: &Env, url: &str) -> std::path::PathBuf {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, url.as_bytes());
+    let name: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    env.cache().join("jwkit/jwks").join(format!("{name}.json"))
+}
+
+fn plant(env: &Env, url: &str, body: &str, fetched_ms: i64, max_age: i64) {
+    let path = cache_file(env, url);
+    std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+    let entry = serde_json::json!({
+        "url": url, "fetched_ms": fetched_ms, "max_age": max_age, "body": body,
+    });
+    std::fs::write(&path, entry.to_string()).expect("plant");
+}
+
+fn chmod(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// Someone else planted an entry for an HTTPS URL jwkit never contacted, holding their own
+/// key: in a cache directory that group or others can write, or that another user owns, it
+/// is not evidence. An entry that claims a max-age of decades expires after the documented
+/// 24 h all the same.
+#[test]
+fn a_planted_cache_entry_is_never_evidence() {
+    let env = Env::new();
+    // Nothing listens there: only the cache could make this token valid.
+    let url = "https://127.0.0.1:9/jwks";
+    let jwks = crate::verify_jwt::jwks_of(&env, &["rfc7515-A.3.public.pem"]);
+    let forged = es256_token(A3_KID);
+    let now_ms = crate::util::unix_now() * 1000;
+    let verify = || env.run(&["verify-jwt", "--jwks-url", url, "--timeout", "2s", &forged]);
+    let root = env.cache().join("jwkit");
+    for (what, dir_mode) in [("world-writable", 0o777), ("group-writable", 0o770)] {
+        plant(&env, url, &jwks, now_ms, 3600);
+        chmod(&root.join("jwks"), dir_mode);
+        let run = verify();
+        assert_eq!(run.code, 2, "{what}: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "{what}");
+        assert!(
+            run.stderr
+                .contains("is not a private directory of this user"),
+            "{what}: {}",
+            run.stderr
+        );
+        assert_eq!(
+            run.stderr.matches("warning:").count(),
+            1,
+            "one warning: {}",
+            run.stderr
+        );
+        chmod(&root.join("jwks"), 0o700);
+        chmod(&root, 0o777);
+        let run = verify();
+        assert_eq!(run.code, 2, "{what} parent: {}", run.stderr);
+        chmod(&root, 0o700);
+    }
+    // Another user's directory (root can make one): not ours, not trusted.
+    if rustix::process::geteuid().is_root() {
+        plant(&env, url, &jwks, now_ms, 3600);
+        std::os::unix::fs::chown(root.join("jwks"), Some(65534), Some(65534)).expect("chown");
+        let run = verify();
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(
+            run.stderr.contains("not a private directory"),
+            "{}",
+            run.stderr
+        );
+        std::os::unix::fs::chown(root.join("jwks"), Some(0), Some(0)).expect("chown");
+    }
+    // In our own private directory, an entry that claims 30 years of max-age and was
+    // fetched two days ago has expired (24 h at most), and the stale copy is too old to use.
+    plant(&env, url, &jwks, now_ms - 2 * 86_400_000, 30 * 365 * 86_400);
+    chmod(&root.join("jwks"), 0o700);
+    let run = verify();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("connection refused"), "{}", run.stderr);
+    // The same entry fetched a minute ago is ours and in date: the cache works as before.
+    plant(&env, url, &jwks, now_ms - 60_000, 3600);
+    let run = verify();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+/// A cache entry that is garbage, a FIFO, or a link to /dev/zero is discarded and fetched
+/// again at once, in bounded memory.
+#[test]
+fn broken_cache_entries_are_refetched_fast_in_bounded_memory() {
+    use crate::http::{Route, TestServer};
+    let env = Env::new();
+    let server = TestServer::start();
+    let jwks = crate::verify_jwt::jwks_of(&env, &["rfc7515-A.3.public.pem"]);
+    server.set(
+        "/jwks",
+        Route::json(jwks.clone()).header("Cache-Control", "max-age=600"),
+    );
+    let url = server.url("/jwks");
+    let token = es256_token(A3_KID);
+    let now_ms = crate::util::unix_now() * 1000;
+    // Warm, so the directories exist as jwkit makes them.
+    env.ok(&["verify-jwt", "--jwks-url", &url, &token]);
+    let path = cache_file(&env, &url);
+    let mut hits = server.hits("/jwks");
+    let mut check = |what: &str| {
+        let t = Instant::now();
+        let out = env
+            .cmd_after(
+                "exec /usr/bin/time -f 'maxrss=%M' \"$0\" \"$@\"",
+                &["verify-jwt", "--jwks-url", &url, &token],
+            )
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(0), "{what}: {stderr}");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{what}: {:?}",
+            t.elapsed()
+        );
+        let kib: u64 = stderr
+            .rsplit("maxrss=")
+            .next()
+            .and_then(|v| v.trim().parse().ok())
+            .expect("maxrss");
+        assert!(kib < 64 * 1024, "{what}: {kib} KiB resident");
+        assert_eq!(server.hits("/jwks"), hits + 1, "{what}: refetched once");
+        hits += 1;
+        let entry: Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("entry")).expect("json");
+        assert_eq!(
+            entry["body"].as_str(),
+            Some(jwks.as_str()),
+            "{what}: replaced"
+        );
+    };
+    plant(&env, &url, "garbage, not a key set", now_ms, 600);
+    check("garbage body");
+    std::fs::write(&path, b"{\"url\": 12").expect("corrupt");
+    check("corrupt entry");
+    std::fs::remove_file(&path).expect("rm");
+    let ok = Command::new("mkfifo").arg(&path).status().expect("mkfifo");
+    assert!(ok.success());
+    check("FIFO");
+    std::fs::remove_file(&path).expect("rm");
+    std::os::unix::fs::symlink("/dev/zero", &path).expect("link");
+    check("link to /dev/zero");
+}
+
+/// 50 runs at once, each with a token whose kid the set does not hold: the runs take turns
+/// on the URL's lock, and the one refetch per window is shared. Cold and warm cache.
+#[test]
+fn concurrent_runs_with_unknown_kids_share_one_refetch_per_window() {
+    use crate::http::{Route, TestServer};
+    let _exclusive = crate::util::exclusive();
+    for warm in [true, false] {
+        let env = Env::new();
+        let server = TestServer::start();
+        server.set(
+            "/jwks",
+            Route::json(crate::verify_jwt::jwks_of(
+                &env,
+                &["rfc7515-A.3.public.pem"],
+            )),
+        );
+        let url = server.url("/jwks");
+        if warm {
+            env.ok(&["verify-jwt", "--jwks-url", &url, &es256_token(A3_KID)]);
+        }
+        let before = server.hits("/jwks");
+        let started = Instant::now();
+        let children: Vec<_> = (0..50)
+            .map(|i| {
+                env.cmd(&[
+                    "verify-jwt",
+                    "--jwks-url",
+                    &url,
+                    &es256_token(&format!("unknown-{i}")),
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().expect("wait");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{stderr}");
+            assert!(stderr.contains("unknown_kid"), "{stderr}");
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let requests = server.hits("/jwks") - before;
+        let windows = (elapsed / 2.0).ceil().max(1.0) as usize;
+        assert!(
+            requests <= 2 * windows,
+            "warm {warm}: {requests} requests from 50 runs in {elapsed:.1}s"
+        );
+    }
+}
