@@ -523,7 +523,18 @@ impl Run<'_> {
 
     /// `text` rewritten; borrowed as it is when it holds nothing to look at.
     fn process<'t>(&mut self, text: &'t [u8]) -> Result<std::borrow::Cow<'t, [u8]>> {
-        let found = self.scanner.find(text);
+        self.process_part(text, false, false)
+    }
+
+    /// `process` of one part of a text cut inside a run of token characters
+    /// (`Scanner::find_in_part`).
+    fn process_part<'t>(
+        &mut self,
+        text: &'t [u8],
+        open_start: bool,
+        open_end: bool,
+    ) -> Result<std::borrow::Cow<'t, [u8]>> {
+        let found = self.scanner.find_in_part(text, open_start, open_end);
         if found.is_empty() {
             return Ok(std::borrow::Cow::Borrowed(text));
         }
@@ -679,47 +690,44 @@ fn scan(
             };
             sink.write_all(&out)?;
         }
-        _ => loop {
-            run.tally.bytes += buf.len() as u64;
-            // Cut at the last line end, so a JSON line (and the base64 bodies and places in
-            // it) is seen whole; keep the rest for the next step.
-            let cut = if eof {
-                buf.len()
-            } else {
-                match memchr::memrchr(b'\n', &buf) {
-                    Some(p) => p + 1,
-                    None if buf.len() < MAX_LINE => {
-                        let before = buf.len();
-                        eof = fill(&mut reader, &mut buf, before + CHUNK)
-                            .with_context(|| format!("reading {src}"))?;
-                        run.tally.bytes -= before as u64;
-                        continue;
+        _ => {
+            // True when the last part was cut inside a run of token characters.
+            let mut open_start = false;
+            loop {
+                run.tally.bytes += buf.len() as u64;
+                // Cut at the last line end, so a JSON line (and the base64 bodies and places
+                // in it) is seen whole; keep the rest for the next step.
+                let (cut, open_end) = if eof {
+                    (buf.len(), false)
+                } else {
+                    match memchr::memrchr(b'\n', &buf) {
+                        Some(p) => (p + 1, false),
+                        None if buf.len() < MAX_LINE => {
+                            let before = buf.len();
+                            eof = fill(&mut reader, &mut buf, before + CHUNK)
+                                .with_context(|| format!("reading {src}"))?;
+                            run.tally.bytes -= before as u64;
+                            continue;
+                        }
+                        None => long_line_cut(&buf),
                     }
-                    // A line longer than MAX_LINE: cut before the run of token and base64
-                    // characters at its end, unless that run is longer than MAX_CARRY (then it
-                    // holds no token, and carrying it would let memory grow with the input).
-                    None => buf
-                        .iter()
-                        .rposition(|&b| !crate::scan::token_byte(b) && !b"+/=".contains(&b))
-                        .map(|p| p + 1)
-                        .filter(|&start| buf.len() - start <= MAX_CARRY)
-                        .unwrap_or(buf.len()),
+                };
+                let out = run.process_part(&buf[..cut], open_start, open_end)?;
+                sink.write_all(&out)?;
+                progress.update(run.tally.bytes, run.tally.found);
+                open_start = open_end;
+                buf.drain(..cut);
+                run.tally.bytes -= buf.len() as u64;
+                if eof && buf.is_empty() {
+                    break;
                 }
-            };
-            let out = run.process(&buf[..cut])?;
-            sink.write_all(&out)?;
-            progress.update(run.tally.bytes, run.tally.found);
-            buf.drain(..cut);
-            run.tally.bytes -= buf.len() as u64;
-            if eof && buf.is_empty() {
-                break;
+                if !eof {
+                    let have = buf.len();
+                    eof = fill(&mut reader, &mut buf, have + CHUNK)
+                        .with_context(|| format!("reading {src}"))?;
+                }
             }
-            if !eof {
-                let have = buf.len();
-                eof = fill(&mut reader, &mut buf, have + CHUNK)
-                    .with_context(|| format!("reading {src}"))?;
-            }
-        },
+        }
     }
     sink.flush()?;
     drop(sink);
@@ -729,6 +737,35 @@ fn scan(
     progress.done();
     output::note(&summary(&run.tally));
     Ok(ExitStatus::Success)
+}
+
+/// Where to cut a line longer than `MAX_LINE` (held whole in `buf`), and whether the cut is
+/// inside a run of token characters. Never inside a token: before the run of token and
+/// base64 characters at the end when it can be carried (a base64 body up to `MAX_CARRY`
+/// stays whole); else before the run of token characters at the end when a token could fit
+/// in it (a token glued to a long base64 run by `+`, `/` or `=`); else inside that run, which
+/// is too long to be a token or to start one, and the scanner is told the text goes on.
+fn long_line_cut(buf: &[u8]) -> (usize, bool) {
+    // The start of the run at the end of `buf` of bytes `in_run` takes, when it is at most
+    // `limit` long (only that much is looked at).
+    let run_start = |in_run: &dyn Fn(u8) -> bool, limit: usize| {
+        let from = buf.len().saturating_sub(limit + 1);
+        buf[from..]
+            .iter()
+            .rposition(|&b| !in_run(b))
+            .map(|p| from + p + 1)
+    };
+    if let Some(carried) = run_start(
+        &|b| crate::scan::token_byte(b) || b"+/=".contains(&b),
+        MAX_CARRY,
+    ) {
+        return (carried, false);
+    }
+    // A token may end in a full stop that is not part of it.
+    match run_start(&crate::scan::token_byte, jws::MAX_TOKEN_BYTES + 1) {
+        Some(token_run) => (token_run, false),
+        None => (buf.len(), true),
+    }
 }
 
 fn summary(t: &Tally) -> String {

@@ -86,6 +86,25 @@ impl Scanner {
         self.find_at(text, 0)
     }
 
+    /// `find` in one part of a longer text cut inside a run of token characters: with
+    /// `open_start` the text continued before `text` (a run at its start is the tail of a
+    /// longer one), with `open_end` it continues after (a run at its end goes on). Such runs
+    /// are never taken for tokens, so a cut never yields half a token; the caller cuts only
+    /// inside runs too long to be one.
+    pub fn find_in_part(&self, text: &[u8], open_start: bool, open_end: bool) -> Found {
+        let mut found = self.find_at(text, 0);
+        found.tokens.retain(|&(s, e)| {
+            let touches_start = s == 0;
+            // A full stop after a token is not part of it: the run may end one byte later.
+            let run_end = text[e..]
+                .iter()
+                .position(|&b| !token_byte(b))
+                .map_or(text.len(), |p| e + p);
+            !(open_start && touches_start) && !(open_end && run_end == text.len())
+        });
+        found
+    }
+
     fn find_at(&self, text: &[u8], depth: usize) -> Found {
         Found {
             tokens: token_spans(text),

@@ -538,3 +538,67 @@ fn a_line_longer_than_the_scan_window_passes_through_and_a_token_after_it_is_fou
     assert_ne!(tail, token);
     assert_eq!(tail.split('.').count(), 3);
 }
+
+/// A line longer than the 64 MiB scan window is cut, and the cut never splits a token: a token
+/// after a base64 run (glued to it by `/`) is found and re-signed whole wherever the cut falls
+/// within 9 bytes of it, and a token glued to the run's letters (so not a token at all, read
+/// whole or in parts) is left alone; the summary says exactly that each time.
+#[test]
+fn the_long_line_cut_never_splits_a_token_at_any_offset() {
+    let _exclusive = crate::util::exclusive();
+    let env = Env::new();
+    let key = crate::jose::key_file("rfc7515-A.3.private.pem");
+    let public = crate::jose::key_file("rfc7515-A.3.public.pem");
+    let token = env
+        .ok(&[
+            "generate-jwt",
+            "--key-file",
+            &key,
+            "--sub",
+            "x",
+            "--alg",
+            "ES256",
+        ])
+        .trim()
+        .to_string();
+    let window: usize = 64 << 20;
+    let prefix = b"{\"blob\":\"";
+    // The line's start, made once: a JSON string of base64 letters past the window.
+    let mut base = Vec::with_capacity(window + 64);
+    base.extend_from_slice(prefix);
+    base.resize(window + 64, b'A');
+    for glued in [false, true] {
+        for off in -9i64..=9 {
+            let start = (window as i64 + off) as usize;
+            let sep: &[u8] = if glued { b"" } else { b"/" };
+            let mut input = Vec::with_capacity(start + token.len() + 8);
+            input.extend_from_slice(&base[..start - sep.len()]);
+            input.extend_from_slice(sep);
+            input.extend_from_slice(token.as_bytes());
+            input.extend_from_slice(b"\"}\n");
+            let run = env.run_with_stdin(&["resign", "--scan", "-", "--key-file", &key], &input);
+            let what = format!("glued {glued}, token at the cut {off:+}");
+            assert_eq!(run.code, 0, "{what}: {}", run.stderr);
+            let out = run.stdout_bytes;
+            assert_eq!(&out[..start], &input[..start], "{what}: the run is kept");
+            let tail = std::str::from_utf8(&out[start..]).expect("utf8");
+            let new = tail.strip_suffix("\"}\n").expect("the line's end is kept");
+            if glued {
+                assert_eq!(new, token, "{what}");
+                assert!(
+                    run.stderr.contains("found 0 tokens"),
+                    "{what}: {}",
+                    run.stderr
+                );
+            } else {
+                assert_ne!(new, token, "{what}");
+                assert!(
+                    run.stderr.contains("found 1 token, re-signed 1"),
+                    "{what}: {}",
+                    run.stderr
+                );
+                env.ok(&["verify-jwt", "--key-file", &public, new]);
+            }
+        }
+    }
+}
