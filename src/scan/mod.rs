@@ -100,7 +100,8 @@ impl Scanner {
                 .iter()
                 .position(|&b| !token_byte(b))
                 .map_or(text.len(), |p| e + p);
-            !(open_start && touches_start) && !(open_end && run_end == text.len())
+            let touches_end = run_end == text.len();
+            !((open_start && touches_start) || (open_end && touches_end))
         });
         found
     }
