@@ -102,6 +102,16 @@ put("scan", f"POST /login HTTP/1.1\r\nHost: app.test\r\nAuthorization: Bearer {t
     + f"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{t[:5]}\r\n0\r\n\r\n".encode())
 put("scan", json.dumps({"bodyBase64": base64.b64encode(inner).decode(), "cookie": "a=" + t}) + "\n")
 put("scan", f"token={t}&x=1 {base64.urlsafe_b64encode(inner).decode().rstrip('=')}")
+# Repeated, listed and conflicting Content-Length (RFC 9110 section 8.6), and long lines
+# that cross the fuzz build's small streaming cut: a token glued to a base64 run by "/",
+# and one glued to its letters.
+n = len(inner)
+put("scan", f"POST /a HTTP/1.1\r\nContent-Length: {n}\r\nContent-Length: {n}\r\n\r\n".encode() + inner
+    + f"HTTP/1.1 200 OK\r\nContent-Length: {n}, {n}\r\n\r\n".encode() + inner
+    + f"POST /c HTTP/1.1\r\nContent-Length: {n}\r\nContent-Length: {n + 1}\r\n\r\n".encode() + inner)
+put("scan", '{"blob":"' + "QUFB" * 40 + "/" + t + '"}\n')
+put("scan", '{"blob":"' + "QUFB" * 40 + t + '"}\n')
+put("scan", '{"log":"Authorization: Bearer ' + t + '\\n","stream":"stdout","time":"2026-12-05T10:00:00Z"}\n')
 
 for pick, query, body in [
     (0, b"", b'{"sub":"bob","aud":["api"],"scope":"read","n":{"x":[1,2]}}'),

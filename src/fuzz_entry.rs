@@ -165,11 +165,104 @@ pub fn scan(data: &[u8]) {
         }
     }
     if scan::http::looks_like_http(data) {
-        let _ = scan::http::pieces(data);
+        http_lengths(data);
     }
+    stream_cuts(data);
     let _ = scan::decode_document(data);
     for start in [0, data.len() / 2, data.len()] {
         let _ = scan::place::place_of(data, start);
+    }
+}
+
+/// The HTTP framing and its length rewrite: every body a declared length framed gets a token
+/// of another length; read again, each such message declares its new body's length in one
+/// field, and every other byte is where it was.
+fn http_lengths(data: &[u8]) {
+    let pieces = scan::http::pieces(data);
+    let total: usize = pieces.iter().map(|p| p.head.len() + p.body.len()).sum();
+    assert_eq!(total, data.len(), "every byte is in exactly one piece");
+    let body = b"eyJhbGciOiJIUzI1NiJ9.e30.c2ln";
+    let mut out = Vec::new();
+    let mut expected = Vec::new();
+    for p in &pieces {
+        let fixed = p
+            .length
+            .as_ref()
+            .is_some_and(|l| l.declared == p.body.len())
+            && !p.frozen_body
+            && !p.conflict;
+        let new_body: &[u8] = if fixed { body } else { &data[p.body.clone()] };
+        scan::http::write_head(data, p, new_body.len(), &mut out, &mut |part, o| {
+            o.extend_from_slice(part)
+        });
+        out.extend_from_slice(new_body);
+        expected.push((fixed, new_body.len()));
+    }
+    // Read again: the rewritten messages frame as they did, with their new lengths.
+    let again = scan::http::pieces(&out);
+    let mut messages = again.iter().filter(|p| p.length.is_some());
+    for (fixed, len) in expected {
+        if fixed {
+            let Some(p) = messages.next() else {
+                panic!("a rewritten message lost its length");
+            };
+            let l = p.length.as_ref().expect("a length");
+            assert_eq!(l.declared, len, "the new length is declared");
+            assert!(l.repeats.is_empty(), "repeated lengths collapse");
+            assert_eq!(p.body.len(), len);
+        }
+    }
+}
+
+/// The streaming cut, with limits small enough for fuzzed inputs to cross them: no part yields
+/// a token the whole text does not hold there, and every token the limits leave room for (a
+/// carried run and the token within one line's length, as `stream::LIMITS` always do) is
+/// found in its part.
+fn stream_cuts(data: &[u8]) {
+    use scan::stream::{Cut, Limits, text_cut};
+    let limits = Limits {
+        line: 160,
+        carry: 16,
+        token: crate::crypto::jws::MAX_TOKEN_BYTES + 1,
+    };
+    let scanner = Scanner::default();
+    let whole: Vec<(usize, usize)> = scanner.find(data).token_spans().to_vec();
+    let mut parts: Vec<(usize, usize)> = Vec::new();
+    let (mut at, mut have, mut open_start) = (0, 0, false);
+    // Read 7 bytes at a time, as a reader might deliver them.
+    loop {
+        have = (have + 7).min(data.len());
+        let eof = have == data.len();
+        let buf = &data[at..have];
+        match text_cut(buf, eof, &limits) {
+            Cut::More => continue,
+            Cut::At { at: cut, open_end } => {
+                assert!(cut <= buf.len());
+                let part = &buf[..cut];
+                let found = scanner.find_in_part(part, open_start, open_end);
+                parts.extend(found.token_spans().iter().map(|&(s, e)| (at + s, at + e)));
+                open_start = open_end;
+                at += cut;
+                if eof && at == data.len() {
+                    break;
+                }
+                assert!(cut > 0 || eof, "a cut makes progress");
+            }
+        }
+    }
+    for span in &parts {
+        assert!(
+            whole.contains(span),
+            "a part yielded a token the whole text does not hold there: {span:?}"
+        );
+    }
+    for &(s, e) in &whole {
+        if limits.carry + (e - s) + 2 < limits.line {
+            assert!(
+                parts.contains(&(s, e)),
+                "a token was lost to a cut: {s}..{e}"
+            );
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use crate::crypto::resign::{ClaimChanges, KidChoice, Resigner, Skip};
 use crate::crypto::verify::{Policy, verify_token};
 use crate::crypto::{self, Key, SigningKey};
 use crate::exit::ExitStatus;
-use crate::scan::{Found, Scanner, har, http};
+use crate::scan::{Found, Scanner, har, http, stream};
 use crate::{input, output, when};
 
 /// The reason given when --verify-with refuses a token.
@@ -380,14 +380,8 @@ fn single(
     }
 }
 
-/// Bytes read per step of a text scan.
+/// Bytes read per step of a scan.
 const CHUNK: usize = 4 << 20;
-/// A text scan cuts its input at line ends; a line longer than this is cut anyway (between
-/// runs of token and base64 characters).
-const MAX_LINE: usize = 64 << 20;
-/// The longest run of token and base64 characters carried from one step of an over-long line
-/// to the next (a base64 body that large is passed on as it is).
-const MAX_CARRY: usize = 16 << 20;
 /// The map from old to new tokens is cleared when its text passes this size, so memory stays
 /// bounded; only randomized signatures (ES*, PS*) can then differ for a later repeat.
 const MAP_LIMIT: usize = 32 << 20;
@@ -551,11 +545,12 @@ impl Run<'_> {
         self.rewrite(part, &found, out);
     }
 
-    /// A raw HTTP stream: every message re-signed, its Content-Length fixed when it matched.
+    /// A raw HTTP stream: every message re-signed, its Content-Length fixed when it matched
+    /// (`http::write_head`); a message whose lengths conflict passes untouched.
     fn process_http(&mut self, data: &[u8]) -> Result<Vec<u8>> {
         let pieces = http::pieces(data);
         let mut ranges = Vec::new();
-        for p in &pieces {
+        for p in pieces.iter().filter(|p| !p.conflict) {
             ranges.push(p.head.clone());
             if !p.frozen_body {
                 ranges.push(p.body.clone());
@@ -573,6 +568,15 @@ impl Run<'_> {
         self.prepare(&parts)?;
         let mut out = Vec::with_capacity(data.len() + 4096);
         for p in &pieces {
+            if p.conflict {
+                let message = p.head.start..p.body.end;
+                self.leave(
+                    &data[message.clone()],
+                    "in a message with conflicting Content-Length",
+                );
+                out.extend_from_slice(&data[message]);
+                continue;
+            }
             let mut body = Vec::with_capacity(p.body.len() + 1024);
             if p.frozen_body {
                 self.leave(&data[p.body.clone()], "in a chunked or cut-short body");
@@ -580,21 +584,9 @@ impl Run<'_> {
             } else {
                 self.rewrite_part(&data[p.body.clone()], &mut body);
             }
-            match &p.length {
-                Some(digits) => {
-                    let declared: Option<usize> = std::str::from_utf8(&data[digits.clone()])
-                        .ok()
-                        .and_then(|d| d.parse().ok());
-                    self.rewrite_part(&data[p.head.start..digits.start], &mut out);
-                    if declared == Some(p.body.len()) {
-                        out.extend_from_slice(body.len().to_string().as_bytes());
-                    } else {
-                        out.extend_from_slice(&data[digits.clone()]);
-                    }
-                    self.rewrite_part(&data[digits.end..p.head.end], &mut out);
-                }
-                None => self.rewrite_part(&data[p.head.clone()], &mut out),
-            }
+            http::write_head(data, p, body.len(), &mut out, &mut |part, o| {
+                self.rewrite_part(part, o)
+            });
             out.extend_from_slice(&body);
         }
         self.trim_map();
@@ -675,57 +667,48 @@ fn scan(
         ScanFormat::Auto => ScanFormat::Text,
         f => f,
     };
-    match format {
-        ScanFormat::Har | ScanFormat::Http => {
-            // Sizes are fixed across the whole document: it is read whole.
-            reader
-                .read_to_end(&mut buf)
-                .with_context(|| format!("reading {src}"))?;
-            run.tally.bytes = buf.len() as u64;
-            let out = if format == ScanFormat::Har {
-                let new = run.process(&buf)?.into_owned();
-                har::fix_sizes(&buf, &new)
+    if format == ScanFormat::Har {
+        // Sizes are fixed across the whole document: it is read whole.
+        reader
+            .read_to_end(&mut buf)
+            .with_context(|| format!("reading {src}"))?;
+        run.tally.bytes = buf.len() as u64;
+        let new = run.process(&buf)?.into_owned();
+        sink.write_all(&har::fix_sizes(&buf, &new))?;
+    } else {
+        // Text by lines, HTTP by messages: a part at a time, in bounded memory.
+        let limits = stream::LIMITS;
+        // True when the last part was cut inside a run of token characters.
+        let mut open_start = false;
+        loop {
+            let cut = if format == ScanFormat::Http {
+                stream::http_cut(&buf, eof, &http::pieces(&buf), &limits)
             } else {
-                run.process_http(&buf)?
+                stream::text_cut(&buf, eof, &limits)
+            };
+            let stream::Cut::At { at, open_end } = cut else {
+                let have = buf.len();
+                eof = fill(&mut reader, &mut buf, have + CHUNK)
+                    .with_context(|| format!("reading {src}"))?;
+                continue;
+            };
+            let out = if format == ScanFormat::Http {
+                std::borrow::Cow::Owned(run.process_http(&buf[..at])?)
+            } else {
+                run.process_part(&buf[..at], open_start, open_end)?
             };
             sink.write_all(&out)?;
-        }
-        _ => {
-            // True when the last part was cut inside a run of token characters.
-            let mut open_start = false;
-            loop {
-                run.tally.bytes += buf.len() as u64;
-                // Cut at the last line end, so a JSON line (and the base64 bodies and places
-                // in it) is seen whole; keep the rest for the next step.
-                let (cut, open_end) = if eof {
-                    (buf.len(), false)
-                } else {
-                    match memchr::memrchr(b'\n', &buf) {
-                        Some(p) => (p + 1, false),
-                        None if buf.len() < MAX_LINE => {
-                            let before = buf.len();
-                            eof = fill(&mut reader, &mut buf, before + CHUNK)
-                                .with_context(|| format!("reading {src}"))?;
-                            run.tally.bytes -= before as u64;
-                            continue;
-                        }
-                        None => long_line_cut(&buf),
-                    }
-                };
-                let out = run.process_part(&buf[..cut], open_start, open_end)?;
-                sink.write_all(&out)?;
-                progress.update(run.tally.bytes, run.tally.found);
-                open_start = open_end;
-                buf.drain(..cut);
-                run.tally.bytes -= buf.len() as u64;
-                if eof && buf.is_empty() {
-                    break;
-                }
-                if !eof {
-                    let have = buf.len();
-                    eof = fill(&mut reader, &mut buf, have + CHUNK)
-                        .with_context(|| format!("reading {src}"))?;
-                }
+            run.tally.bytes += at as u64;
+            progress.update(run.tally.bytes, run.tally.found);
+            open_start = open_end;
+            buf.drain(..at);
+            if eof && buf.is_empty() {
+                break;
+            }
+            if !eof {
+                let have = buf.len();
+                eof = fill(&mut reader, &mut buf, have + CHUNK)
+                    .with_context(|| format!("reading {src}"))?;
             }
         }
     }
@@ -737,35 +720,6 @@ fn scan(
     progress.done();
     output::note(&summary(&run.tally));
     Ok(ExitStatus::Success)
-}
-
-/// Where to cut a line longer than `MAX_LINE` (held whole in `buf`), and whether the cut is
-/// inside a run of token characters. Never inside a token: before the run of token and
-/// base64 characters at the end when it can be carried (a base64 body up to `MAX_CARRY`
-/// stays whole); else before the run of token characters at the end when a token could fit
-/// in it (a token glued to a long base64 run by `+`, `/` or `=`); else inside that run, which
-/// is too long to be a token or to start one, and the scanner is told the text goes on.
-fn long_line_cut(buf: &[u8]) -> (usize, bool) {
-    // The start of the run at the end of `buf` of bytes `in_run` takes, when it is at most
-    // `limit` long (only that much is looked at).
-    let run_start = |in_run: &dyn Fn(u8) -> bool, limit: usize| {
-        let from = buf.len().saturating_sub(limit + 1);
-        buf[from..]
-            .iter()
-            .rposition(|&b| !in_run(b))
-            .map(|p| from + p + 1)
-    };
-    if let Some(carried) = run_start(
-        &|b| crate::scan::token_byte(b) || b"+/=".contains(&b),
-        MAX_CARRY,
-    ) {
-        return (carried, false);
-    }
-    // A token may end in a full stop that is not part of it.
-    match run_start(&crate::scan::token_byte, jws::MAX_TOKEN_BYTES + 1) {
-        Some(token_run) => (token_run, false),
-        None => (buf.len(), true),
-    }
 }
 
 fn summary(t: &Tally) -> String {

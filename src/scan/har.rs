@@ -9,10 +9,22 @@ use std::ops::Range;
 
 use base64::Engine;
 
-/// True when `data` looks like a HAR document (a JSON object with a `log` member near the top).
+/// True when `data` begins as a HAR document does: a JSON object whose first member is `log`
+/// holding an object (`{"log": {`). A JSON-lines log whose lines have a `log` string (Docker's
+/// json-file driver) is not one, and is streamed as text.
 pub fn looks_like_har(data: &[u8]) -> bool {
-    let head = &data[..data.len().min(4096)];
-    head.trim_ascii_start().starts_with(b"{") && memchr::memmem::find(head, b"\"log\"").is_some()
+    let rest = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
+    let rest = rest.trim_ascii_start();
+    let Some(rest) = rest.strip_prefix(b"{") else {
+        return false;
+    };
+    let Some(rest) = rest.trim_ascii_start().strip_prefix(b"\"log\"") else {
+        return false;
+    };
+    let Some(rest) = rest.trim_ascii_start().strip_prefix(b":") else {
+        return false;
+    };
+    rest.trim_ascii_start().starts_with(b"{")
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -81,8 +93,17 @@ fn body_len(doc: &[u8], f: &Fields) -> Option<usize> {
         .clone()
         .and_then(|r| serde_json::from_slice(&doc[r]).ok());
     if encoding.as_deref() == Some("base64") {
-        base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
+        // Either alphabet, padded or not: what was written is what gets measured.
+        let config = base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent);
+        let text = text.trim();
+        let alphabet = if text.contains(['-', '_']) {
+            &base64::alphabet::URL_SAFE
+        } else {
+            &base64::alphabet::STANDARD
+        };
+        base64::engine::GeneralPurpose::new(alphabet, config)
+            .decode(text)
             .ok()
             .map(|b| b.len())
     } else {

@@ -1,7 +1,10 @@
 //! Raw HTTP message streams (requests and responses one after another, as a proxy or `curl -v`
 //! dump writes them): each head is read by httparse, each body framed by its Content-Length, so
-//! that after a rewrite the declared length can follow the body. What cannot be framed (a head
-//! that does not parse, a chunked body) is passed on as it is.
+//! that after a rewrite the declared length can follow the body. Content-Length follows RFC
+//! 9110 §8.6: identical values, in repeated fields or as a list, are one length (rewritten as
+//! one field with one value); conflicting or malformed values make the message unframeable,
+//! and it is passed on untouched. What cannot be framed (a head that does not parse, a chunked
+//! body) is passed on as it is.
 
 use std::ops::Range;
 
@@ -15,11 +18,25 @@ pub struct Piece {
     pub head: Range<usize>,
     /// The body, possibly empty.
     pub body: Range<usize>,
-    /// The digits of the Content-Length value, when the message declares one.
-    pub length: Option<Range<usize>>,
+    /// The declared Content-Length, when the message declares one it can be framed by.
+    pub length: Option<Length>,
     /// A body that must not change length and cannot be fixed (chunked, or cut short): it is
     /// passed on untouched.
     pub frozen_body: bool,
+    /// Content-Length values that conflict or do not parse: the whole message, head and
+    /// body, is passed on untouched (RFC 9110 §8.6: it cannot be framed).
+    pub conflict: bool,
+}
+
+/// Where a message declares its length.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Length {
+    /// The value of the first Content-Length field (`210`, or a list such as `210, 210`).
+    pub value: Range<usize>,
+    /// Further Content-Length fields, whole lines with their line ends.
+    pub repeats: Vec<Range<usize>>,
+    /// The length they all declare.
+    pub declared: usize,
 }
 
 /// True when `data` starts with an HTTP/1.x request or status line.
@@ -53,6 +70,7 @@ pub fn pieces(data: &[u8]) -> Vec<Piece> {
                 body: pos + skip..pos + skip,
                 length: None,
                 frozen_body: false,
+                conflict: false,
             });
             pos += skip;
             continue;
@@ -68,6 +86,7 @@ pub fn pieces(data: &[u8]) -> Vec<Piece> {
                     body: data.len()..data.len(),
                     length: None,
                     frozen_body: false,
+                    conflict: false,
                 });
                 break;
             }
@@ -100,30 +119,114 @@ fn message(data: &[u8], pos: usize) -> Option<Piece> {
             .to_ascii_lowercase()
             .contains("chunked")
     });
-    let length = header("content-length").and_then(|h| {
-        let text = std::str::from_utf8(h.value).ok()?;
-        let digits = text.trim();
-        let n: usize = digits.parse().ok()?;
-        let start = offset(data, h.value) + (text.len() - text.trim_start().len());
-        Some((start..start + digits.len(), n))
-    });
+    let length = content_length(data, headers);
     let body_start = pos + head_len;
+    let conflict = matches!(length, Declared::Conflict);
     let (body_end, frozen) = match (&length, chunked) {
-        (_, true) => (next_message(data, body_start), true),
-        (Some((_, n)), false) => match body_start.checked_add(*n) {
+        (_, true) | (Declared::Conflict, _) => (next_message(data, body_start), true),
+        (Declared::Length(l), false) => match body_start.checked_add(l.declared) {
             Some(end) if end <= data.len() => (end, false),
             // The stream stops inside the body: pass the rest on untouched.
             _ => (data.len(), true),
         },
-        (None, false) if is_response => (next_message(data, body_start), false),
-        (None, false) => (body_start, false),
+        (Declared::None, false) if is_response => (next_message(data, body_start), false),
+        (Declared::None, false) => (body_start, false),
     };
     Some(Piece {
         head: pos..body_start,
         body: body_start..body_end,
-        length: length.map(|(r, _)| r),
+        length: match length {
+            Declared::Length(l) if !chunked => Some(l),
+            _ => None,
+        },
         frozen_body: frozen,
+        conflict,
     })
+}
+
+/// What a head's Content-Length fields say.
+enum Declared {
+    None,
+    Length(Length),
+    Conflict,
+}
+
+/// Reads every Content-Length field of a head (RFC 9110 §8.6): one length when all values,
+/// across fields and lists, are the same number; a conflict otherwise.
+fn content_length(data: &[u8], headers: &[httparse::Header<'_>]) -> Declared {
+    let mut declared: Option<usize> = None;
+    let mut value = None;
+    let mut repeats = Vec::new();
+    for h in headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+    {
+        let Ok(text) = std::str::from_utf8(h.value) else {
+            return Declared::Conflict;
+        };
+        for item in text.split(',') {
+            let digits = item.trim_matches([' ', '\t']);
+            let Some(n) = (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| digits.parse::<usize>().ok())
+                .flatten()
+            else {
+                return Declared::Conflict;
+            };
+            if declared.is_some_and(|d| d != n) {
+                return Declared::Conflict;
+            }
+            declared = Some(n);
+        }
+        let start = offset(data, h.value) + (text.len() - text.trim_start().len());
+        let end = offset(data, h.value) + text.trim_end().len();
+        if value.is_none() {
+            value = Some(start..end.max(start));
+        } else {
+            // The whole field line: from its name to the end of its line.
+            let line_start = offset(data, h.name.as_bytes());
+            let after = offset(data, h.value) + h.value.len();
+            let line_end = memchr::memchr(b'\n', &data[after..]).map_or(after, |p| after + p + 1);
+            repeats.push(line_start..line_end);
+        }
+    }
+    match (declared, value) {
+        (Some(declared), Some(value)) => Declared::Length(Length {
+            value,
+            repeats,
+            declared,
+        }),
+        _ => Declared::None,
+    }
+}
+
+/// Writes `piece`'s head for a body now `new_len` bytes long: when it declared the old body's
+/// length, that length is written as one Content-Length field with one value (repeated fields
+/// and lists collapse) and only when it changed; every other stretch of the head goes through
+/// `rewrite` (which replaces tokens).
+pub fn write_head(
+    data: &[u8],
+    piece: &Piece,
+    new_len: usize,
+    out: &mut Vec<u8>,
+    rewrite: &mut dyn FnMut(&[u8], &mut Vec<u8>),
+) {
+    let fix = piece
+        .length
+        .as_ref()
+        .filter(|l| l.declared == piece.body.len() && new_len != l.declared);
+    let Some(length) = fix else {
+        rewrite(&data[piece.head.clone()], out);
+        return;
+    };
+    let mut at = piece.head.start;
+    rewrite(&data[at..length.value.start], out);
+    out.extend_from_slice(new_len.to_string().as_bytes());
+    at = length.value.end;
+    for line in &length.repeats {
+        rewrite(&data[at..line.start], out);
+        at = line.end;
+    }
+    rewrite(&data[at..piece.head.end], out);
 }
 
 /// Where the next message begins (a start line at the beginning of a line), or the end.
@@ -152,13 +255,57 @@ mod tests {
             .filter(|x| x.length.is_some() || !x.head.is_empty())
             .collect();
         assert_eq!(&data[msgs[0].body.clone()], b"hello");
-        assert_eq!(&data[msgs[0].length.clone().expect("len")], b"5");
+        assert_eq!(&data[msgs[0].length.clone().expect("len").value], b"5");
         assert_eq!(&data[msgs[1].body.clone()], b"ok");
-        assert_eq!(&data[msgs[1].length.clone().expect("len")], b"2");
+        assert_eq!(&data[msgs[1].length.clone().expect("len").value], b"2");
         assert!(looks_like_http(data));
         assert!(!looks_like_http(b"{\"log\":1}"));
         let total: usize = p.iter().map(|x| x.head.len() + x.body.len()).sum();
         assert_eq!(total, data.len(), "every byte is in exactly one piece");
+    }
+
+    /// Rewrites every body of `data` to `new_body` and writes the heads with `write_head`.
+    fn rewritten(data: &[u8], new_body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in pieces(data) {
+            let body: &[u8] = if p.length.is_some() && !p.frozen_body {
+                new_body
+            } else {
+                &data[p.body.clone()]
+            };
+            write_head(data, &p, body.len(), &mut out, &mut |t, o| {
+                o.extend_from_slice(t)
+            });
+            out.extend_from_slice(body);
+        }
+        out
+    }
+
+    #[test]
+    fn repeated_and_listed_lengths_collapse_and_conflicts_pass_untouched() {
+        let same = b"POST /a HTTP/1.1\r\nContent-Length: 5\r\nX: y\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n";
+        assert_eq!(
+            rewritten(same, b"hi!"),
+            b"POST /a HTTP/1.1\r\nContent-Length: 3\r\nX: y\r\n\r\nhi!GET / HTTP/1.1\r\n\r\n"
+        );
+        let listed =
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhelloHTTP/1.1 204 No Content\r\n\r\n";
+        assert_eq!(
+            rewritten(listed, b"hi!"),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nhi!HTTP/1.1 204 No Content\r\n\r\n"
+        );
+        // Unchanged length: every byte stays, repeats included.
+        assert_eq!(rewritten(same, b"hello"), same);
+        for conflicting in [
+            b"POST /a HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!GET / HTTP/1.1\r\n\r\n".as_slice(),
+            b"POST /a HTTP/1.1\r\nContent-Length: 5, 6\r\n\r\nhello!GET / HTTP/1.1\r\n\r\n",
+            b"POST /a HTTP/1.1\r\nContent-Length: 5x\r\n\r\nhello!GET / HTTP/1.1\r\n\r\n",
+        ] {
+            let p = pieces(conflicting);
+            assert!(p[0].conflict && p[0].frozen_body && p[0].length.is_none());
+            assert!(conflicting[p[0].body.clone()].starts_with(b"hello!"));
+            assert_eq!(rewritten(conflicting, b"hi"), conflicting);
+        }
     }
 
     #[test]

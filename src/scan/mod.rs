@@ -9,6 +9,7 @@
 pub mod har;
 pub mod http;
 pub mod place;
+pub mod stream;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -74,6 +75,11 @@ pub struct Found {
 }
 
 impl Found {
+    /// Where the tokens are: start and end offsets.
+    pub fn token_spans(&self) -> &[(usize, usize)] {
+        &self.tokens
+    }
+
     /// Nothing to look at: the text passes through as it is.
     pub fn is_empty(&self) -> bool {
         self.tokens.is_empty() && self.docs.is_empty()

@@ -570,3 +570,220 @@ fn concurrent_runs_with_unknown_kids_share_one_refetch_per_window() {
         );
     }
 }
+
+/// Raw HTTP with its Content-Length repeated, listed, or in conflict (RFC 9110 §8.6): equal
+/// values collapse into one corrected field; conflicting ones leave the message untouched and
+/// counted; every other message keeps its own right length.
+#[test]
+fn repeated_listed_and_conflicting_content_lengths() {
+    let env = Env::new();
+    let key = crate::jose::key_file("rfc7515-A.3.private.pem");
+    let public = crate::jose::key_file("rfc7515-A.3.public.pem");
+    let token = es256_token(A3_KID);
+    let body = format!("{{\"access_token\":\"{token}\",\"token_type\":\"Bearer\"}}");
+    let n = body.len();
+    let capture = [
+        format!("POST /a HTTP/1.1\r\nHost: app\r\nContent-Length: {n}\r\nContent-Type: application/json\r\nContent-Length: {n}\r\n\r\n{body}"),
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {n}, {n}\r\n\r\n{body}"),
+        format!("POST /c HTTP/1.1\r\nHost: app\r\nContent-Length: {n}\r\nContent-Length: {}\r\n\r\n{body}\r\n", n + 1),
+        format!("POST /d HTTP/1.1\r\nHost: app\r\nAuthorization: Bearer {token}\r\nContent-Length: {n}\r\n\r\n{body}"),
+    ]
+    .concat();
+    std::fs::write(env.path("capture.http"), &capture).expect("write");
+    let run = env.run(&[
+        "resign",
+        "--scan",
+        "capture.http",
+        "--key-file",
+        &key,
+        "--kid",
+        "new",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("found 5 tokens, re-signed 4")
+            && run
+                .stderr
+                .contains("left 1 (in a message with conflicting Content-Length)"),
+        "{}",
+        run.stderr
+    );
+    let out = run.stdout_bytes;
+    let pieces = jwkit::scan::http::pieces(&out);
+    let messages: Vec<_> = pieces.iter().filter(|p| p.head.len() > 2).collect();
+    assert_eq!(messages.len(), 4, "{}", String::from_utf8_lossy(&out));
+    let head = |i: usize| String::from_utf8_lossy(&out[messages[i].head.clone()]).to_string();
+    for i in [0, 1, 3] {
+        let p = messages[i];
+        let length = p.length.as_ref().expect("a length");
+        assert_eq!(length.declared, p.body.len(), "message {i}: {}", head(i));
+        assert!(
+            length.repeats.is_empty(),
+            "message {i}: one field: {}",
+            head(i)
+        );
+        assert_eq!(head(i).matches("Content-Length").count(), 1, "{}", head(i));
+        let body: Value = serde_json::from_slice(&out[p.body.clone()]).expect("json");
+        let new = body["access_token"].as_str().expect("token");
+        assert_ne!(new, token);
+        env.ok(&["verify-jwt", "--key-file", &public, new]);
+    }
+    assert!(head(0).contains("Content-Type: application/json"));
+    assert!(
+        !head(1).contains(", "),
+        "a list collapses into one value: {}",
+        head(1)
+    );
+    // The conflicting message is byte for byte what it was.
+    let conflicting = format!(
+        "POST /c HTTP/1.1\r\nHost: app\r\nContent-Length: {n}\r\nContent-Length: {}\r\n\r\n{body}\r\n",
+        n + 1
+    );
+    assert!(
+        memchr::memmem::find(&out, conflicting.as_bytes()).is_some(),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+}
+
+/// A 100 MiB Docker json-file log (each line `{"log":"...","stream":...,"time":...}`) is
+/// not a HAR document: it streams, in bounded memory, and every token in it is re-signed.
+#[test]
+fn a_docker_json_log_streams_in_bounded_memory() {
+    let _exclusive = crate::util::exclusive();
+    let env = Env::new();
+    let key = crate::jose::key_file("rfc7515-A.3.private.pem");
+    let token = es256_token(A3_KID);
+    let mut log = Vec::with_capacity(101 << 20);
+    let mut lines: usize = 0;
+    while log.len() < 100 << 20 {
+        let text = if lines % 1000 == 0 {
+            format!("GET /api/items Authorization: Bearer {token} 200\\n")
+        } else {
+            format!("GET /api/items/{lines} 200 12ms user-agent=curl/8.5.0\\n")
+        };
+        log.extend_from_slice(
+            format!(
+                "{{\"log\":\"{text}\",\"stream\":\"stdout\",\"time\":\"2026-12-05T10:00:{:02}.{lines:09}Z\"}}\n",
+                lines % 60
+            )
+            .as_bytes(),
+        );
+        lines += 1;
+    }
+    let tokens = lines.div_ceil(1000);
+    std::fs::write(env.path("container.log"), &log).expect("write");
+    let out = env
+        .cmd_after(
+            "exec /usr/bin/time -f 'maxrss=%M' \"$0\" \"$@\"",
+            &[
+                "resign",
+                "--scan",
+                "container.log",
+                "--key-file",
+                &key,
+                "--out",
+                "out.log",
+            ],
+        )
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("found {tokens} tokens, re-signed {tokens}")),
+        "{stderr}"
+    );
+    let kib: u64 = stderr
+        .rsplit("maxrss=")
+        .next()
+        .and_then(|v| v.trim().parse().ok())
+        .expect("maxrss");
+    assert!(kib < 64 * 1024, "{kib} KiB resident for a 100 MiB log");
+    let written = std::fs::read(env.path("out.log")).expect("out");
+    assert_eq!(written.iter().filter(|&&b| b == b'\n').count(), lines);
+    assert!(memchr::memmem::find(&written, token.as_bytes()).is_none());
+}
+
+/// HAR bodies in base64url (with or without padding) get their bodySize and content.size
+/// fixed like standard base64 ones.
+#[test]
+fn har_sizes_follow_base64url_bodies() {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+    let env = Env::new();
+    let key = crate::jose::key_file("rfc7515-A.3.private.pem");
+    let token = es256_token(A3_KID);
+    // A body whose base64 needs `-` or `_` in the URL-safe alphabet.
+    let body = format!("{{\"access_token\":\"{token}\",\"note\":\"??>>~~\"}}");
+    let mut entries = Vec::new();
+    for (i, encoded) in [
+        STANDARD.encode(&body),
+        URL_SAFE.encode(&body),
+        URL_SAFE_NO_PAD.encode(&body),
+    ]
+    .iter()
+    .enumerate()
+    {
+        entries.push(serde_json::json!({
+            "startedDateTime": "2026-12-05T10:00:00Z", "time": 1,
+            "request": {"method": "GET", "url": format!("http://app/{i}"), "httpVersion": "HTTP/1.1",
+                "headers": [], "queryString": [], "cookies": [], "headersSize": -1, "bodySize": 0},
+            "response": {"status": 200, "statusText": "OK", "httpVersion": "HTTP/1.1", "headers": [],
+                "cookies": [], "redirectURL": "", "headersSize": -1, "bodySize": body.len(),
+                "content": {"size": body.len(), "mimeType": "application/json", "text": encoded, "encoding": "base64"}},
+            "cache": {}, "timings": {"send": 0, "wait": 1, "receive": 0}
+        }));
+    }
+    let har = serde_json::json!({"log": {"version": "1.2", "creator": {"name": "test", "version": "1"}, "entries": entries}});
+    std::fs::write(
+        env.path("capture.har"),
+        serde_json::to_vec_pretty(&har).expect("json"),
+    )
+    .expect("write");
+    let run = env.run(&[
+        "resign",
+        "--scan",
+        "capture.har",
+        "--key-file",
+        &key,
+        "--kid",
+        "new",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("re-signed 3"), "{}", run.stderr);
+    let out: Value = serde_json::from_slice(&run.stdout_bytes).expect("HAR");
+    for (i, e) in out["log"]["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .enumerate()
+    {
+        let content = &e["response"]["content"];
+        let text = content["text"].as_str().expect("text");
+        let decoded = if i == 0 {
+            STANDARD.decode(text)
+        } else if i == 1 {
+            URL_SAFE.decode(text)
+        } else {
+            URL_SAFE_NO_PAD.decode(text)
+        }
+        .expect("same alphabet and padding");
+        assert_ne!(
+            decoded.len(),
+            body.len(),
+            "entry {i}: the body changed length"
+        );
+        assert_eq!(
+            content["size"].as_u64(),
+            Some(decoded.len() as u64),
+            "entry {i}"
+        );
+        assert_eq!(
+            e["response"]["bodySize"].as_u64(),
+            Some(decoded.len() as u64),
+            "entry {i}"
+        );
+    }
+}
