@@ -657,7 +657,7 @@ fn a_docker_json_log_streams_in_bounded_memory() {
     let mut log = Vec::with_capacity(101 << 20);
     let mut lines: usize = 0;
     while log.len() < 100 << 20 {
-        let text = if lines % 1000 == 0 {
+        let text = if lines.is_multiple_of(1000) {
             format!("GET /api/items Authorization: Bearer {token} 200\\n")
         } else {
             format!("GET /api/items/{lines} 200 12ms user-agent=curl/8.5.0\\n")
