@@ -5,8 +5,6 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -115,30 +113,7 @@ fn trickled_bodies_cannot_hold_the_connection_slots() {
         &["--issue-tokens", "--alg", "ES256"],
     );
     let addr = addr_of(&server.url);
-    let running = Arc::new(AtomicBool::new(true));
-    let checker = {
-        let running = Arc::clone(&running);
-        let url = server.url.clone();
-        std::thread::spawn(move || {
-            let client = reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .pool_max_idle_per_host(0)
-                .build()
-                .expect("client");
-            let (mut worst, mut answered) = (Duration::ZERO, 0);
-            while running.load(Ordering::SeqCst) {
-                let t = Instant::now();
-                assert!(
-                    health(&client, &url).is_some(),
-                    "GET /health failed during the attack"
-                );
-                worst = worst.max(t.elapsed());
-                answered += 1;
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            (worst, answered)
-        })
-    };
+    let checker = crate::serve::HealthLoop::start(&server.url, Duration::from_millis(100));
     let head = |i: usize| {
         let path = if i.is_multiple_of(2) {
             "/jwks"
@@ -184,8 +159,7 @@ fn trickled_bodies_cannot_hold_the_connection_slots() {
             }
         }
     }
-    running.store(false, Ordering::SeqCst);
-    let (worst, answered) = checker.join().expect("checker");
+    let (worst, answered) = checker.stop();
     drop(sockets);
     assert!(answered >= 50, "{answered} health checks");
     assert!(
@@ -474,26 +448,13 @@ fn broken_cache_entries_are_refetched_fast_in_bounded_memory() {
     let mut hits = server.hits("/jwks");
     let mut check = |what: &str| {
         let t = Instant::now();
-        let out = env
-            .cmd_after(
-                "exec /usr/bin/time -f 'maxrss=%M' \"$0\" \"$@\"",
-                &["verify-jwt", "--jwks-url", &url, &token],
-            )
-            .stdin(Stdio::null())
-            .output()
-            .expect("run");
-        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-        assert_eq!(out.status.code(), Some(0), "{what}: {stderr}");
+        let (run, kib) = env.run_measured(&["verify-jwt", "--jwks-url", &url, &token]);
+        assert_eq!(run.code, 0, "{what}: {}", run.stderr);
         assert!(
             t.elapsed() < Duration::from_secs(5),
             "{what}: {:?}",
             t.elapsed()
         );
-        let kib: u64 = stderr
-            .rsplit("maxrss=")
-            .next()
-            .and_then(|v| v.trim().parse().ok())
-            .expect("maxrss");
         assert!(kib < 64 * 1024, "{what}: {kib} KiB resident");
         assert_eq!(server.hits("/jwks"), hits + 1, "{what}: refetched once");
         hits += 1;
@@ -673,33 +634,22 @@ fn a_docker_json_log_streams_in_bounded_memory() {
     }
     let tokens = lines.div_ceil(1000);
     std::fs::write(env.path("container.log"), &log).expect("write");
-    let out = env
-        .cmd_after(
-            "exec /usr/bin/time -f 'maxrss=%M' \"$0\" \"$@\"",
-            &[
-                "resign",
-                "--scan",
-                "container.log",
-                "--key-file",
-                &key,
-                "--out",
-                "out.log",
-            ],
-        )
-        .stdin(Stdio::null())
-        .output()
-        .expect("run");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let (run, kib) = env.run_measured(&[
+        "resign",
+        "--scan",
+        "container.log",
+        "--key-file",
+        &key,
+        "--out",
+        "out.log",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        stderr.contains(&format!("found {tokens} tokens, re-signed {tokens}")),
-        "{stderr}"
+        run.stderr
+            .contains(&format!("found {tokens} tokens, re-signed {tokens}")),
+        "{}",
+        run.stderr
     );
-    let kib: u64 = stderr
-        .rsplit("maxrss=")
-        .next()
-        .and_then(|v| v.trim().parse().ok())
-        .expect("maxrss");
     assert!(kib < 64 * 1024, "{kib} KiB resident for a 100 MiB log");
     let written = std::fs::read(env.path("out.log")).expect("out");
     assert_eq!(written.iter().filter(|&&b| b == b'\n').count(), lines);

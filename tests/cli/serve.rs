@@ -107,6 +107,50 @@ impl Drop for Server {
     }
 }
 
+/// A thread that GETs `/health` every `every` (a new connection each time) until stopped, and
+/// fails the test when one is not answered 200.
+pub(crate) struct HealthLoop {
+    running: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(Duration, usize)>,
+}
+
+impl HealthLoop {
+    pub(crate) fn start(url: &str, every: Duration) -> HealthLoop {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let running = Arc::new(AtomicBool::new(true));
+        let flag = Arc::clone(&running);
+        let health_url = format!("{url}/health");
+        let thread = std::thread::spawn(move || {
+            let client = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("client");
+            let (mut worst, mut answered) = (Duration::ZERO, 0);
+            while flag.load(Ordering::SeqCst) {
+                let t = std::time::Instant::now();
+                let ok = client
+                    .get(&health_url)
+                    .send()
+                    .is_ok_and(|r| r.status().as_u16() == 200);
+                assert!(ok, "GET /health failed");
+                worst = worst.max(t.elapsed());
+                answered += 1;
+                std::thread::sleep(every);
+            }
+            (worst, answered)
+        });
+        HealthLoop { running, thread }
+    }
+
+    /// Stops the loop: the slowest answer and how many there were.
+    pub(crate) fn stop(self) -> (Duration, usize) {
+        self.running
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().expect("the health loop")
+    }
+}
+
 pub(crate) fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(20))

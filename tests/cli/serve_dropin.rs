@@ -603,33 +603,8 @@ fn slow_and_idle_clients_cannot_starve_others_and_sigterm_ends_the_server() {
         .trim_start_matches("http://")
         .parse()
         .expect("addr");
-    let health_url = format!("{}/health", server.url);
-    let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     // A health check loop that must keep answering within 1 s throughout.
-    let checker = {
-        let flooding = std::sync::Arc::clone(&flooding);
-        std::thread::spawn(move || {
-            let client = reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .pool_max_idle_per_host(0)
-                .build()
-                .expect("client");
-            let mut worst = Duration::ZERO;
-            let mut answered = 0;
-            while flooding.load(std::sync::atomic::Ordering::SeqCst) {
-                let t = Instant::now();
-                let ok = client
-                    .get(&health_url)
-                    .send()
-                    .is_ok_and(|r| r.status().as_u16() == 200);
-                assert!(ok, "GET /health failed during the flood");
-                worst = worst.max(t.elapsed());
-                answered += 1;
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            (worst, answered)
-        })
-    };
+    let checker = crate::serve::HealthLoop::start(&server.url, Duration::from_millis(50));
     // 2,000 connections: half send nothing, half half a request line.
     let mut sockets = Vec::new();
     for i in 0..2000 {
@@ -647,8 +622,7 @@ fn slow_and_idle_clients_cannot_starve_others_and_sigterm_ends_the_server() {
     );
     // Past the header timeout, every one of them has been closed by the server.
     std::thread::sleep(Duration::from_secs(5));
-    flooding.store(false, std::sync::atomic::Ordering::SeqCst);
-    let (worst, answered) = checker.join().expect("checker");
+    let (worst, answered) = checker.stop();
     assert!(answered > 20, "{answered} health checks");
     assert!(
         worst < Duration::from_secs(1),

@@ -92,6 +92,24 @@ impl Env {
         Run::from(out)
     }
 
+    /// Runs jwkit under GNU time: the run (time's line taken off stderr) and its peak
+    /// resident memory in KiB.
+    pub fn run_measured(&self, args: &[&str]) -> (Run, u64) {
+        let mut run = Run::from(
+            self.cmd_after("exec /usr/bin/time -f 'maxrss=%M' \"$0\" \"$@\"", args)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run jwkit under /usr/bin/time"),
+        );
+        let at = run.stderr.rfind("maxrss=").expect("GNU time's line");
+        let kib = run.stderr[at + "maxrss=".len()..]
+            .trim()
+            .parse()
+            .expect("maxrss in KiB");
+        run.stderr.truncate(at);
+        (run, kib)
+    }
+
     /// Runs jwkit with no standard input.
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from(
