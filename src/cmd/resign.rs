@@ -38,6 +38,9 @@ pub fn run(args: &ResignArgs) -> Result<ExitStatus> {
     if let Some(out) = &args.out {
         atomic::refuse_existing(out, args.force)?;
     }
+    if args.only.len() > 64 {
+        bail!("at most 64 --only selectors, not {}", args.only.len());
+    }
     let now = when::now();
     // Everything that can fail for reasons other than a token fails here, before any output.
     let plan = Plan::new(args, now)?;
@@ -84,6 +87,13 @@ impl OldToken {
             message: e.to_string(),
         })?;
         let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        // A JWT-looking string whose header has no alg is no JWS, whatever the mode.
+        if text(c.header.get("alg")).is_none() {
+            return Err(Skip {
+                reason: "malformed",
+                message: "the header has no alg".into(),
+            });
+        }
         let iss = c.claims().and_then(|claims| text(claims.get("iss")));
         Ok(OldToken {
             alg: text(c.header.get("alg")),
@@ -395,6 +405,18 @@ struct Tally {
     left: HashMap<&'static str, usize>,
     skipped: HashMap<&'static str, usize>,
     bytes: u64,
+    /// Which selectors chose at least one token (bit i: `--only` i).
+    only_hits: u64,
+    /// Per `--match-alg`, `--match-kid`, `--match-iss` value and `--key-for` rule: matched.
+    alg_hits: Vec<bool>,
+    kid_hits: Vec<bool>,
+    iss_hits: Vec<bool>,
+    rule_hits: Vec<bool>,
+}
+
+/// True when `token` is a JWS a plan can look at: it parses, and its header names an alg.
+fn is_jws(token: &str) -> bool {
+    OldToken::read(token).is_ok()
 }
 
 /// One scan: the scanner, the plan, and the map of tokens re-signed so far.
@@ -452,6 +474,7 @@ impl Run<'_> {
                 })
             },
         );
+        self.record_hits(&fresh);
         for (t, r) in fresh.into_iter().zip(results) {
             if let Err(s) = &r
                 && s.reason == AMBIGUOUS
@@ -464,6 +487,65 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Notes which `--match-*` values and `--key-for` rules the tokens match.
+    fn record_hits(&mut self, tokens: &[String]) {
+        let plan = self.plan;
+        if !plan.needs_old_token() {
+            return;
+        }
+        let t = &mut self.tally;
+        t.alg_hits.resize(plan.match_alg.len(), false);
+        t.kid_hits.resize(plan.match_kid.len(), false);
+        t.iss_hits.resize(plan.match_iss.len(), false);
+        t.rule_hits.resize(plan.rules.len(), false);
+        for old in tokens.iter().filter_map(|tok| OldToken::read(tok).ok()) {
+            for (want, have, hits) in [
+                (&plan.match_alg, &old.alg, &mut t.alg_hits),
+                (&plan.match_kid, &old.kid, &mut t.kid_hits),
+                (&plan.match_iss, &old.iss, &mut t.iss_hits),
+            ] {
+                for (i, w) in want.iter().enumerate() {
+                    hits[i] |= have.as_ref() == Some(w);
+                }
+            }
+            for (i, (_, m, _)) in plan.rules.iter().enumerate() {
+                t.rule_hits[i] |= m.matches(&old);
+            }
+        }
+    }
+
+    /// A warning for each selector that matched no token in the whole input: a typo in
+    /// `--only json:acess_token` must not pass as "nothing to do".
+    fn warn_unmatched(&self, args: &ResignArgs) {
+        let t = &self.tally;
+        let mut unmatched: Vec<String> = Vec::new();
+        for (i, sel) in args.only.iter().enumerate() {
+            if t.only_hits & (1u64 << i) == 0 {
+                unmatched.push(format!("--only {sel}"));
+            }
+        }
+        let plan = self.plan;
+        for (flag, want, hits) in [
+            ("--match-alg", &plan.match_alg, &t.alg_hits),
+            ("--match-kid", &plan.match_kid, &t.kid_hits),
+            ("--match-iss", &plan.match_iss, &t.iss_hits),
+        ] {
+            for (i, w) in want.iter().enumerate() {
+                if !hits.get(i).copied().unwrap_or(false) {
+                    unmatched.push(format!("{flag} {w}"));
+                }
+            }
+        }
+        for (i, (rule, _, _)) in plan.rules.iter().enumerate() {
+            if !t.rule_hits.get(i).copied().unwrap_or(false) {
+                unmatched.push(format!("--key-for {rule}"));
+            }
+        }
+        for u in unmatched {
+            output::warn(&format!("{u} matched no token in the input"));
+        }
+    }
+
     /// `part` with its chosen tokens replaced (after `prepare`), counting as it goes.
     fn rewrite(&mut self, part: &[u8], found: &Found, out: &mut Vec<u8>) {
         let map = &self.map;
@@ -473,10 +555,20 @@ impl Run<'_> {
             found,
             &mut |o| {
                 let result = map.get(o.token);
-                if !matches!(result, Some(Err(s)) if s.reason == "not a JWS") {
-                    tally.found += 1;
-                    tally.nested += usize::from(o.nested);
+                let jws = match result {
+                    Some(Err(s)) => s.reason != "not a JWS",
+                    Some(Ok(_)) => true,
+                    None => is_jws(o.token),
+                };
+                // A JWT-looking string that is no JWS is never "found": it is skipped as
+                // not a JWS, in every place and mode alike.
+                if !jws {
+                    *tally.skipped.entry("not a JWS").or_default() += 1;
+                    return None;
                 }
+                tally.found += 1;
+                tally.nested += usize::from(o.nested);
+                tally.only_hits |= o.only_hits;
                 if !o.selected {
                     *tally.left.entry("not in a chosen place").or_default() += 1;
                     return None;
@@ -506,9 +598,15 @@ impl Run<'_> {
         let tally = &mut self.tally;
         self.scanner.walk(
             part,
-            &mut |_| {
-                tally.found += 1;
-                *tally.left.entry(why).or_default() += 1;
+            &mut |o| {
+                if is_jws(o.token) {
+                    tally.found += 1;
+                    tally.nested += usize::from(o.nested);
+                    tally.only_hits |= o.only_hits;
+                    *tally.left.entry(why).or_default() += 1;
+                } else {
+                    *tally.skipped.entry("not a JWS").or_default() += 1;
+                }
                 None
             },
             None,
@@ -719,6 +817,7 @@ fn scan(
     }
     progress.done();
     output::note(&summary(&run.tally));
+    run.warn_unmatched(args);
     Ok(ExitStatus::Success)
 }
 

@@ -55,6 +55,8 @@ pub struct Occurrence<'a> {
     pub nested: bool,
     /// Chosen by the `--only` selectors (always, when there are none).
     pub selected: bool,
+    /// Which of the first 64 `--only` selectors chose it (bit i: selector i).
+    pub only_hits: u64,
 }
 
 /// What to look for.
@@ -173,14 +175,25 @@ impl Scanner {
             if take_token {
                 let Some((s, e)) = tokens.next() else { break };
                 let token = std::str::from_utf8(&text[s..e]).unwrap_or_default();
-                let selected = self.only.is_empty() || {
+                let (selected, only_hits) = if self.only.is_empty() {
+                    (true, 0)
+                } else {
                     let place = place_of(text, s);
-                    self.only.iter().any(|sel| sel.matches(&place))
+                    let mut any = false;
+                    let mut bits = 0u64;
+                    for (i, sel) in self.only.iter().enumerate() {
+                        if sel.matches(&place) {
+                            any = true;
+                            bits |= 1u64.checked_shl(i as u32).unwrap_or(0);
+                        }
+                    }
+                    (any, bits)
                 };
                 let occ = Occurrence {
                     token,
                     nested: depth > 0,
                     selected,
+                    only_hits,
                 };
                 if let Some(new) = visit(&occ) {
                     changed = true;

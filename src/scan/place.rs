@@ -16,6 +16,19 @@ pub enum Selector {
     Param(String),
 }
 
+impl std::fmt::Display for Selector {
+    /// As it was given: `json:access_token`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (kind, name) = match self {
+            Selector::Json(n) => ("json", n),
+            Selector::Header(n) => ("header", n),
+            Selector::Cookie(n) => ("cookie", n),
+            Selector::Param(n) => ("param", n),
+        };
+        write!(f, "{kind}:{name}")
+    }
+}
+
 impl std::str::FromStr for Selector {
     type Err = String;
 

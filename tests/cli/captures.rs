@@ -368,3 +368,85 @@ fn an_interrupted_scan_leaves_no_temporary_file() {
         assert!(!env.path("out.txt").exists());
     }
 }
+
+/// The summary is the same whatever the mode reads a capture as, an alg-less JWT-looking
+/// string is "not a JWS" under every plan, and a selector that matched nothing in the whole
+/// input (a typo in `--only json:acess_token`) is named in a warning.
+#[test]
+fn counts_agree_across_modes_and_unmatched_selectors_are_named() {
+    let env = Env::new();
+    let Some(python) = peer_python() else { return };
+    captures(&env, &python);
+    let summary = |input: &str, extra: &[&str]| -> (String, String) {
+        let mut args = vec!["resign", "--scan", input, "--key-file", "tls.key"];
+        args.extend(extra);
+        let run = env.run(&args);
+        assert_eq!(run.code, 0, "{input} {extra:?}: {}", run.stderr);
+        let line = run
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("found "))
+            .unwrap_or_else(|| panic!("no summary: {}", run.stderr))
+            .to_string();
+        (line, run.stderr)
+    };
+    for (input, modes) in [
+        ("capture.http", ["auto", "http", "text"]),
+        ("capture.har", ["auto", "har", "text"]),
+        ("capture.jsonl", ["auto", "text", "text"]),
+    ] {
+        let lines: Vec<String> = modes
+            .iter()
+            .map(|m| summary(input, &["--format", m]).0)
+            .collect();
+        assert!(lines.iter().all(|l| *l == lines[0]), "{input}: {lines:#?}");
+        assert!(lines[0].contains("re-signed"), "{}", lines[0]);
+    }
+    // An alg-less header: the same reason with and without --key-for rules.
+    std::fs::write(
+        env.path("fake.txt"),
+        "Authorization: Bearer eyJ0eXAiOiJKV1QifQ.eyJzdWIiOiJ4In0.c2ln\n",
+    )
+    .expect("write");
+    let plain = summary("fake.txt", &[]).0;
+    let ruled = summary("fake.txt", &["--key-for", "alg:HS256=file:tls.key"]).0;
+    assert_eq!(plain, "found 0 tokens, re-signed 0, skipped 1 (not a JWS)");
+    assert_eq!(ruled, plain);
+    // Selectors that match nothing are named; those that match are not.
+    let (line, stderr) = summary(
+        "capture.jsonl",
+        &[
+            "--only",
+            "json:acess_token",
+            "--only",
+            "json:access_token",
+            "--match-kid",
+            "no-such-kid",
+            "--match-alg",
+            "HS256",
+        ],
+    );
+    assert!(line.contains("re-signed"), "{line}");
+    for named in ["--only json:acess_token", "--match-kid no-such-kid"] {
+        assert!(
+            stderr.contains(&format!("warning: {named} matched no token in the input")),
+            "{named}: {stderr}"
+        );
+    }
+    for quiet in ["--only json:access_token", "--match-alg HS256"] {
+        assert!(
+            !stderr.contains(&format!("{quiet} matched")),
+            "{quiet}: {stderr}"
+        );
+    }
+    let (_, stderr) = summary(
+        "capture.har",
+        &["--key-for", "kid:no-such-kid=file:tls.key"],
+    );
+    assert!(
+        stderr.contains(
+            "warning: --key-for kid:no-such-kid=file:tls.key matched no token in the input"
+        ),
+        "{stderr}"
+    );
+}
