@@ -380,6 +380,7 @@ EdDSA\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l rotate-every -d 'Roll the server\'s signing key this often (with --issue-tokens). The next key is published one period before it starts signing, so the period must be at least --max-age' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l grace -d 'How long a rotated-out signing key stays published (with --rotate-every; default and minimum: --token-ttl, so every token it signed verifies until it expires)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l token-ttl -d 'Lifetime of /auth tokens (with --issue-tokens) [default: 15m]' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l token-claims -d 'Server-side claims for /auth tokens (with --issue-tokens): a JSON object, or @FILE holding one, e.g. \'{"iss":"jwks-server","aud":"test-client","sub":"fake-user"}\'. Any claim but iat, exp and nbf; iss may be any string. A request\'s own claims override them only with --allow-claim-override' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l idp-config -d 'The identity provider\'s clients, users, claim templates, scopes, lifetimes and failure injection (TOML, or JSON; see the README)' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l max-age -d 'Cache-Control max-age of the JWKS' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l issuer -d 'The issuer, used exactly as given (a trailing slash kept) in tokens and discovery; its path is honoured: discovery at {issuer}/.well-known/openid-configuration and the key set under the same prefix (default: http://ADDR as bound)' -r
@@ -395,7 +396,7 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l color -d 'When to 
 always\t''
 never\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l issue-tokens -d 'Keep a signing key of the server\'s own and answer POST /auth with tokens'
-complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l allow-claim-override -d 'Let /auth requests set iss, iat, exp and nbf themselves (with --issue-tokens)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l allow-claim-override -d 'Let /auth requests set iss, iat, exp and nbf (and the --token-claims) themselves (with --issue-tokens)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l idp -d 'Also be a test OpenID Connect provider: discovery, /authorize with a login page, /token (client_credentials, authorization_code with PKCE, refresh_token, token exchange), /userinfo, /introspect, /revoke, /logout; tokens signed by the server\'s key (implies --issue-tokens). Without --idp-config any client id and secret are accepted'
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l opaque-access-tokens -d 'Issue opaque access tokens (random strings, checked by /userinfo and /introspect) instead of JWTs (RFC 9068)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l tls-self-signed -d 'Serve HTTPS with a certificate from a throwaway CA made at start, for the server\'s host names; the CA certificate is written to --tls-ca-out (default: tls-ca.pem in the data directory), for clients to trust (verify-jwt --cacert)'

@@ -172,11 +172,12 @@ pub enum Command {
 
     /// Run a JWKS server: publish keys, take authenticated uploads, issue test tokens.
     ///
-    /// Endpoints: GET /.well-known/jwks.json, GET /.well-known/openid-configuration,
-    /// POST /jwks (upload; Authorization: Bearer <upload token>), DELETE /jwks/{kid},
-    /// POST /auth (with --issue-tokens; ?expired=true for an expired token), GET /health,
-    /// GET / and /connect. Binds 127.0.0.1 unless told otherwise. One log line per request on
-    /// stderr; stops cleanly on SIGINT or SIGTERM.
+    /// Endpoints: GET /.well-known/jwks.json (also /jwks, /.well-known/jwks and every
+    /// --jwks-path), GET /.well-known/openid-configuration, POST /jwks (upload; Authorization:
+    /// Bearer <upload token>), DELETE /jwks/{kid}, POST /rotate (authenticated), POST /auth
+    /// (with --issue-tokens; ?expired=true for an expired token), GET or POST /health, / and
+    /// /connect, GET /ready; with --idp the OpenID endpoints. Binds 127.0.0.1 unless told
+    /// otherwise. One log line per request on stderr; stops cleanly on SIGINT or SIGTERM.
     Serve(Box<ServeArgs>),
 
     /// Print a shell completion script to stdout.
@@ -361,7 +362,15 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DUR")]
     pub token_ttl: Option<String>,
 
-    /// Let /auth requests set iss, iat, exp and nbf themselves (with --issue-tokens).
+    /// Server-side claims for /auth tokens (with --issue-tokens): a JSON object, or @FILE
+    /// holding one, e.g. '{"iss":"jwks-server","aud":"test-client","sub":"fake-user"}'. Any
+    /// claim but iat, exp and nbf; iss may be any string. A request's own claims override
+    /// them only with --allow-claim-override.
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub token_claims: Option<String>,
+
+    /// Let /auth requests set iss, iat, exp and nbf (and the --token-claims) themselves (with
+    /// --issue-tokens).
     #[arg(long)]
     pub allow_claim_override: bool,
 

@@ -380,6 +380,7 @@ fn served() -> &'static Served {
                 expired_key: crypto::SigningKey::new(&expired, Alg::ES256).expect("signer"),
                 allow_override: false,
                 grace: 3600,
+                defaults: serde_json::Map::new(),
             }),
             paths,
             idp: Some(fuzz_idp()),

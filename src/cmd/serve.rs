@@ -48,6 +48,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
         (args.token_ttl.is_some(), "--token-ttl"),
         (args.alg.is_some(), "--alg"),
         (args.allow_claim_override, "--allow-claim-override"),
+        (args.token_claims.is_some(), "--token-claims"),
     ];
     if !issue_tokens && let Some((_, flag)) = issue_only.iter().find(|(given, _)| *given) {
         bail!("{flag} needs --issue-tokens (it is about the server's own signing key and tokens)");
@@ -90,6 +91,10 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
         );
     }
     let paths = Paths::new(args.issuer.as_deref(), &args.jwks_path)?;
+    let token_claims = match &args.token_claims {
+        Some(spec) => server::token_claims(spec)?,
+        None => serde_json::Map::new(),
+    };
     // Certificate files are checked before anything is written or bound.
     let tls_files = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(server::tls::from_files(cert, key)?),
@@ -141,8 +146,8 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
     };
     let token = upload::read_upload_token(args.upload_token_file.as_deref())?;
     if token.is_none() {
-        output::warn(
-            "no upload token (--upload-token-file or JWKIT_UPLOAD_TOKEN): uploads, deletes and rotation answer 403",
+        output::note(
+            "jwkit serve: uploads are off (no --upload-token-file or JWKIT_UPLOAD_TOKEN): uploads, deletes and rotation answer 403",
         );
     }
     // From here on stderr is the server's log: written by one thread, never blocking or
@@ -215,6 +220,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
                 expired_key: SigningKey::new(&expired, alg)?,
                 allow_override: args.allow_claim_override,
                 grace,
+                defaults: token_claims,
             })
         } else {
             None

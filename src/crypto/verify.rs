@@ -87,6 +87,24 @@ impl TrustedKeys {
         })
     }
 
+    /// For one key given directly: when the token's kid is neither the key's kid nor its RFC
+    /// 7638 thumbprint, the usual cause of a signature that does not verify, said plainly.
+    fn other_kid_hint(&self, token_kid: &str) -> Option<String> {
+        let [key] = self.keys.as_slice() else {
+            return None;
+        };
+        if !self.single {
+            return None;
+        }
+        let thumbprint = key.source.thumbprint(super::Hash::Sha256);
+        let named = token_kid == thumbprint || key.kid.as_deref() == Some(token_kid);
+        (!named).then(|| {
+            format!(
+                "; the token's kid \"{token_kid}\" is not this key's (its thumbprint is {thumbprint}): it was probably signed by another key"
+            )
+        })
+    }
+
     /// Every usable key of a JWKS. Entries that do not load (an encryption key, an unsupported
     /// kty) are skipped and remembered, so one odd key does not break a whole issuer.
     pub fn from_set(set: JwkSet, allowed: &[Alg]) -> TrustedKeys {
@@ -252,10 +270,11 @@ pub fn verify_token(
     };
     let (key_kid, verifier) = select(keys, kid, alg)?;
     if !verifier.verify(c.signing_input.as_bytes(), &c.signature) {
-        return Err(reject(
-            Kind::BadSignature,
-            format!("the {alg} signature does not verify"),
-        ));
+        let mut message = format!("the {alg} signature does not verify");
+        if let Some(hint) = kid.and_then(|k| keys.other_kid_hint(k)) {
+            message.push_str(&hint);
+        }
+        return Err(reject(Kind::BadSignature, message));
     }
     if policy.raw {
         return Ok(Verified {

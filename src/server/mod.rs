@@ -106,6 +106,53 @@ pub struct Issuer {
     pub allow_override: bool,
     /// How long a retired key stays published: the longest `?ttl` a request may ask for.
     pub grace: i64,
+    /// `--token-claims`: claims every /auth token carries; the server's, like `iss`.
+    pub defaults: serde_json::Map<String, Value>,
+}
+
+/// Body members that are credentials: never copied into a token.
+const CREDENTIALS: [&str; 3] = ["password", "client_secret", "client_assertion"];
+
+/// `--token-claims JSON|@FILE`: a JSON object of claims, the standard ones of the right type;
+/// iat, exp and nbf are the server's to set (--token-ttl).
+pub fn token_claims(spec: &str) -> anyhow::Result<serde_json::Map<String, Value>> {
+    let text = match spec.strip_prefix('@') {
+        Some(path) => {
+            crate::input::read_regular_file(std::path::Path::new(path), "--token-claims", 1 << 20)?
+        }
+        None => spec.as_bytes().to_vec(),
+    };
+    let claims = strict_json::parse_object(&text)
+        .map_err(|e| anyhow::anyhow!("--token-claims: not a JSON object of claims: {e}"))?;
+    for name in ["iat", "exp", "nbf"] {
+        if claims.contains_key(name) {
+            anyhow::bail!("--token-claims: {name} is set by the server (--token-ttl), not here");
+        }
+    }
+    for (name, what) in TYPED_CLAIMS {
+        if let Some(v) = claims.get(name)
+            && !well_typed(name, v)
+        {
+            anyhow::bail!("--token-claims: claim \"{name}\" must be {what}, not {v}");
+        }
+    }
+    Ok(claims)
+}
+
+/// The user name of `Authorization: Basic` credentials (any case of the scheme).
+fn basic_user(headers: &HeaderMap) -> Option<String> {
+    use base64::Engine;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let user = text.split_once(':').map_or(text.as_str(), |(u, _)| u);
+    (!user.is_empty()).then(|| user.to_string())
 }
 
 /// Where the server answers: the issuer's path prefix, the paths of the key set (the usual
@@ -800,14 +847,35 @@ async fn auth(
     } else {
         (now, now.saturating_add(ttl))
     };
-    let server_owned = ["iss", "iat", "exp", "nbf"];
+    let server_owned = |name: &str| {
+        ["iss", "iat", "exp", "nbf"].contains(&name) || issue.defaults.contains_key(name)
+    };
     let mut claims = serde_json::Map::new();
     claims.insert("iss".into(), app.issuer.clone().into());
     claims.insert("sub".into(), "test-user".into());
+    for (k, v) in &issue.defaults {
+        claims.insert(k.clone(), v.clone());
+    }
+    // The user a test client names (a `username` member, else Basic credentials) is the
+    // subject, unless the request names one.
+    let named_user = match requested.get("username") {
+        Some(Value::String(u)) if !u.is_empty() => Some(u.clone()),
+        _ => basic_user(&headers),
+    };
+    let gave_sub = requested.contains_key("sub");
     for (k, v) in requested {
-        if issue.allow_override || !server_owned.contains(&k.as_str()) {
+        if CREDENTIALS.contains(&k.as_str()) {
+            continue;
+        }
+        if issue.allow_override || !server_owned(&k) {
             claims.insert(k, v);
         }
+    }
+    if let Some(user) = named_user
+        && !gave_sub
+        && (issue.allow_override || !server_owned("sub"))
+    {
+        claims.insert("sub".into(), user.into());
     }
     for (name, value) in [("iat", iat), ("exp", exp)] {
         if !(issue.allow_override && claims.contains_key(name)) {

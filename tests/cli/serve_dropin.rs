@@ -872,3 +872,138 @@ pub(crate) fn hangup_until(server: &Server, needle: &str) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A test client's login body (`{"username", "password"}` as JSON or a form, or Basic
+/// credentials): the user name is the subject and no credential is copied into the token.
+#[test]
+fn auth_takes_the_user_from_a_login_and_never_copies_credentials() {
+    let env = Env::new();
+    let server = Server::start(
+        &env,
+        &env.path("data"),
+        &["--issue-tokens", "--alg", "ES256"],
+    );
+    let auth = format!("{}/auth", server.url);
+    let json_login = post(
+        &auth,
+        r#"{"username":"userABC","password":"password123","client_secret":"s3cret","client_assertion":"eyJ.x.y","scope":"read"}"#,
+        "application/json",
+    );
+    let form_login = post(
+        &auth,
+        "username=userABC&password=password123&client_secret=s3cret",
+        "application/x-www-form-urlencoded",
+    );
+    for (status, body) in [json_login, form_login] {
+        assert_eq!(status, 200, "{body}");
+        let c = claims_of(&token_of(&body));
+        assert_eq!(c["sub"], "userABC", "{c}");
+        for credential in ["password", "client_secret", "client_assertion"] {
+            assert!(c.get(credential).is_none(), "{credential} copied: {c}");
+        }
+        assert!(!c.to_string().contains("password123") && !c.to_string().contains("s3cret"));
+    }
+    // HTTP Basic credentials name the subject too; a body's own sub wins.
+    let basic = crate::serve::http()
+        .post(&auth)
+        .basic_auth("userABC", Some("password123"))
+        .send()
+        .expect("basic");
+    assert_eq!(basic.status().as_u16(), 200);
+    let c = claims_of(&token_of(
+        &serde_json::from_slice(&basic.bytes().expect("b")).expect("j"),
+    ));
+    assert_eq!(c["sub"], "userABC");
+    assert!(!c.to_string().contains("password123"));
+    let (_, r) = post(
+        &auth,
+        r#"{"sub":"carol","username":"userABC"}"#,
+        "application/json",
+    );
+    assert_eq!(claims_of(&token_of(&r))["sub"], "carol");
+}
+
+/// `--token-claims` pins what a replaced server's clients expect (seed 002's test decodes with
+/// `issuer="jwks-server"`, `audience="test-client"` and wants `sub == "fake-user"`): PyJWT,
+/// fetching the key set itself, verifies exactly those values. A request's claims do not
+/// override them (without --allow-claim-override).
+#[test]
+fn token_claims_pin_a_replaced_servers_issuer_audience_and_subject() {
+    let env = Env::new();
+    let Some(python) = crate::generate_jwt::peer_python() else {
+        return;
+    };
+    std::fs::write(
+        env.path("claims.json"),
+        r#"{"iss":"jwks-server","aud":"test-client","sub":"fake-user","tenant":"t1"}"#,
+    )
+    .expect("write");
+    for spec in [
+        r#"{"iss":"jwks-server","aud":"test-client","sub":"fake-user","tenant":"t1"}"#.to_string(),
+        format!("@{}", env.path("claims.json").display()),
+    ] {
+        let server = Server::start(
+            &env,
+            &env.path("data"),
+            &["--issue-tokens", "--token-claims", &spec],
+        );
+        let (status, r) = post(
+            &format!("{}/auth", server.url),
+            r#"{"username":"userABC","password":"x","iss":"https://evil","tenant":"t2","role":"admin"}"#,
+            "application/json",
+        );
+        assert_eq!(status, 200, "{r}");
+        let token = token_of(&r);
+        let script = r#"
+import json, sys, jwt
+url, token = sys.argv[1], sys.argv[2]
+key = jwt.PyJWKClient(url + "/.well-known/jwks.json").get_signing_key_from_jwt(token)
+claims = jwt.decode(token, key.key, algorithms=["RS256"], issuer="jwks-server", audience="test-client")
+print(json.dumps(claims))
+"#;
+        let out = std::process::Command::new(&python)
+            .args(["-c", script, &server.url, &token])
+            .output()
+            .expect("python");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let claims: Value = serde_json::from_slice(&out.stdout).expect("claims");
+        assert_eq!(claims["iss"], "jwks-server");
+        assert_eq!(claims["aud"], "test-client");
+        assert_eq!(claims["sub"], "fake-user");
+        assert_eq!(claims["tenant"], "t1", "the server's claim stands");
+        assert_eq!(claims["role"], "admin", "other request claims are taken");
+        assert!(claims.get("password").is_none());
+    }
+    for (spec, needle) in [
+        (r#"{"exp":1}"#, "exp is set by the server"),
+        (r#"{"aud":5}"#, "claim \"aud\" must be"),
+        ("[1]", "not a JSON object"),
+        ("@missing.json", "--token-claims missing.json"),
+    ] {
+        env.run(&[
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            "d",
+            "--issue-tokens",
+            "--token-claims",
+            spec,
+        ])
+        .fails_with(needle);
+    }
+    env.run(&[
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        "d",
+        "--token-claims",
+        "{}",
+    ])
+    .fails_with("--token-claims needs --issue-tokens");
+}

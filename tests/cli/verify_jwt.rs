@@ -927,3 +927,54 @@ fn https_key_sets_need_a_trusted_certificate() {
     refused.fails_with("TLS certificate is not trusted (--cacert FILE adds a CA)");
     assert_eq!(trusted.code, 0, "{}", trusted.stderr);
 }
+
+/// The usual cause of a signature that does not verify with a key file: the token was signed
+/// by another key. When its kid is neither the key's kid nor its thumbprint, the rejection
+/// says so, naming both.
+#[test]
+fn a_wrong_key_rejection_names_the_kid_and_the_keys_thumbprint() {
+    let env = Env::new();
+    let token = env
+        .ok(&[
+            "generate-jwt",
+            "--key-file",
+            &key_file("rfc7515-A.3.private.pem"),
+            "--sub",
+            "x",
+        ])
+        .trim()
+        .to_string();
+    env.ok(&[
+        "generate-key",
+        "--type",
+        "ec",
+        "--out",
+        "other.pem",
+        "--public-out",
+        "other.pub",
+    ]);
+    let other = env.path("other.pub").to_str().expect("p").to_string();
+    let run = env.run(&["verify-jwt", "--key-file", &other, &token]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let thumbprint = env.ok(&["key", "thumbprint", &other]);
+    assert!(
+        run.stderr.contains("(bad_signature)")
+            && run.stderr.contains(
+                "the token's kid \"oKIywvGUpTVTyxMQ3bwIIeQUudfr_CkLMjCE19ECD-U\" is not this key's"
+            )
+            && run.stderr.contains(thumbprint.trim()),
+        "{}",
+        run.stderr
+    );
+    // A token whose kid is the key's own thumbprint, tampered: no such hint.
+    let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+    parts[2] = parts[2].chars().rev().collect();
+    let run = env.run(&[
+        "verify-jwt",
+        "--key-file",
+        &key_file("rfc7515-A.3.public.pem"),
+        &parts.join("."),
+    ]);
+    assert_eq!(run.code, 1);
+    assert!(!run.stderr.contains("is not this key's"), "{}", run.stderr);
+}
