@@ -382,7 +382,7 @@ pub struct ServeArgs {
     pub idp: bool,
 
     /// The identity provider's clients, users, claim templates, scopes, lifetimes and
-    /// failure injection (TOML, or JSON; see the README).
+    /// failure injection (TOML, or JSON; see docs/idp.md).
     #[arg(long, value_name = "FILE", requires = "idp")]
     pub idp_config: Option<PathBuf>,
 

@@ -1,23 +1,35 @@
-//! The README's examples, run as a user would paste them: every `sh` block of the Examples
-//! section, in order, as one bash script in an empty directory, against the servers the
-//! examples start on loopback. Lines marked `not run by the tests` are left out (they need
-//! kubectl, a clipboard, root or a public address); the examples' fixed ports are moved to free
-//! ones. Any command that fails fails the test, naming the line.
+//! The examples of the README and of `docs/`, run as a user would paste them: every `sh` block,
+//! in the order the README names (README first, then each page of `docs/`), as one bash script
+//! in an empty directory, against the servers the examples start on loopback. Lines marked `not
+//! run by the tests` are left out (they need kubectl, a clipboard, root, a public address or
+//! minutes of building); the examples' fixed ports are moved to free ones. Any command that
+//! fails fails the test, naming the line, and so does a server left running at the end.
 
 use std::path::Path;
 use std::process::Command;
 
 use crate::util::{Env, free_port};
 
-/// The `sh` blocks of the section that starts with `## Examples`, in order.
-fn example_blocks(readme: &str) -> Vec<String> {
-    let start = readme.find("\n## Examples\n").expect("an Examples section");
-    let rest = &readme[start + 1..];
-    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
-    let section = &rest[..end];
+/// The pages whose examples run, in order.
+const PAGES: [&str; 11] = [
+    "README.md",
+    "docs/keys.md",
+    "docs/tokens.md",
+    "docs/verify.md",
+    "docs/replay.md",
+    "docs/serve.md",
+    "docs/idp.md",
+    "docs/reference.md",
+    "docs/install.md",
+    "docs/replicas.md",
+    "docs/limits.md",
+];
+
+/// The `sh` blocks of a page, in order.
+fn example_blocks(page: &str) -> Vec<String> {
     let mut blocks = Vec::new();
     let mut current: Option<String> = None;
-    for line in section.lines() {
+    for line in page.lines() {
         match (&mut current, line) {
             (None, "```sh") => current = Some(String::new()),
             (Some(_), "```") => blocks.push(current.take().expect("block")),
@@ -28,7 +40,7 @@ fn example_blocks(readme: &str) -> Vec<String> {
             (None, _) => {}
         }
     }
-    assert!(current.is_none(), "an unclosed code block in the Examples");
+    assert!(current.is_none(), "an unclosed code block");
     blocks
 }
 
@@ -48,14 +60,40 @@ fn the_readme_examples_run_in_order_in_an_empty_directory() {
     for tool in ["bash", "openssl", "curl", "jq"] {
         need(tool);
     }
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .expect("README.md");
-    let blocks = example_blocks(&readme);
-    assert!(
-        blocks.len() >= 10,
-        "{} sh blocks in the Examples",
-        blocks.len()
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Every page of docs/ is in the list: a new page's examples cannot be left out.
+    let mut on_disk: Vec<String> = std::fs::read_dir(root.join("docs"))
+        .expect("docs/")
+        .map(|e| format!("docs/{}", e.expect("entry").file_name().to_string_lossy()))
+        .filter(|p| p.ends_with(".md"))
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = PAGES[1..].iter().map(|p| p.to_string()).collect();
+    listed.sort();
+    assert_eq!(
+        on_disk, listed,
+        "docs/ pages and the examples test's list differ"
     );
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let first_example = readme
+        .lines()
+        .position(|l| l == "```sh")
+        .expect("an example in the README");
+    assert!(
+        first_example < 40,
+        "the README's first example is at line {}",
+        first_example + 1
+    );
+    assert!(
+        readme.lines().count() <= 300,
+        "the README is a front door: at most 300 lines"
+    );
+    let mut blocks = Vec::new();
+    for page in PAGES {
+        let text = std::fs::read_to_string(root.join(page)).expect("page");
+        blocks.extend(example_blocks(&text));
+    }
+    assert!(blocks.len() >= 14, "{} sh blocks", blocks.len());
     let mut script = String::from("set -euo pipefail\n");
     let mut skipped = 0;
     for block in &blocks {
@@ -73,7 +111,7 @@ fn the_readme_examples_run_in_order_in_an_empty_directory() {
         }
     }
     assert!(
-        skipped <= 8,
+        skipped <= 16,
         "{skipped} lines not run: the examples are meant to run"
     );
     for port in ["8080", "8081", "8082", "8083", "8443"] {
@@ -83,6 +121,10 @@ fn the_readme_examples_run_in_order_in_an_empty_directory() {
         );
     }
     assert!(!script.contains(":8080"), "a port the test did not move");
+    // Every server an example started, it stopped.
+    script.push_str(
+        "if [ -n \"$(jobs -pr)\" ]; then echo \"servers left running: $(jobs -pr)\" >&2; exit 1; fi\n",
+    );
     script.push_str("echo README-EXAMPLES-DONE\n");
 
     let env = Env::new();
