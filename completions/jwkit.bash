@@ -977,7 +977,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__resign)
-            opts="-o -v -h -V --key-file --key --secret-file --secret-env --insecure --secret-base64 --kid --keep-kid --alg --refresh --lifetime --exp --set --unset --verify-with --scan --out --force --threads --key-for --only --match-alg --match-kid --match-iss --format --no-cache --allow-http --timeout --cacert --color --verbose --help --version"
+            opts="-o -v -h -V --key-file --key --secret-file --secret-env --insecure --secret-base64 --kid --keep-kid --alg --refresh --lifetime --exp --set --unset --verify-with --scan --out --force --goreplay --threads --key-for --only --match-alg --match-kid --match-iss --format --no-cache --allow-http --timeout --cacert --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -242,7 +242,7 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l scan -d 'Re-sign 
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -s o -l out -d 'Write the result to FILE (atomically) instead of stdout' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l threads -d 'Threads for --scan (default: all cores)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l key-for -d 'Re-sign old tokens matching MATCH with KEY (repeatable): MATCH is alg:ALG, kid:KID or iss:ISS (of the old token); KEY is file:PATH, secret-file:PATH, secret-env:VAR or store:KID. A token no rule matches is left as it is, unless a default key is given' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l only -d 'With --scan: re-sign only tokens in this place (repeatable): json:NAME (a JSON member, at any depth, also in JSON held in strings and in base64 bodies), header:NAME, cookie:NAME, param:NAME (query string or form field)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l only -d 'With --scan or --goreplay: re-sign only tokens in this place (repeatable): json:NAME (a JSON member, at any depth, also in JSON held in strings and in base64 bodies), header:NAME, cookie:NAME, param:NAME (query string or form field)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l match-alg -d 'Re-sign only tokens whose header alg is ALG (repeatable)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l match-kid -d 'Re-sign only tokens whose header kid is KID (repeatable)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l match-iss -d 'Re-sign only tokens whose iss claim is ISS (repeatable)' -r
@@ -260,6 +260,7 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l secret-base64 -d 
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l keep-kid -d 'Keep the token\'s own kid'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l refresh -d 'Make the token current: iat becomes now, and nbf and exp move by as much, so the lifetime is kept'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l force -d 'Overwrite --out if it exists'
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l goreplay -d 'Speak GoReplay\'s middleware protocol on stdin and stdout (`gor --middleware "jwkit resign --goreplay --key-file K"`): one hex-encoded message per line; requests come back with their tokens re-signed and Content-Length fixed, each flushed as it is done; other messages come back unchanged'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l no-cache -d 'Neither read nor write the JWKS cache'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l allow-http -d 'Allow plain-HTTP key sets off loopback (warns)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'

@@ -808,6 +808,13 @@ pub struct ResignArgs {
     #[arg(long, requires = "out")]
     pub force: bool,
 
+    /// Speak GoReplay's middleware protocol on stdin and stdout (`gor --middleware "jwkit
+    /// resign --goreplay --key-file K"`): one hex-encoded message per line; requests come back
+    /// with their tokens re-signed and Content-Length fixed, each flushed as it is done; other
+    /// messages come back unchanged.
+    #[arg(long, conflicts_with_all = ["scan", "token", "out"])]
+    pub goreplay: bool,
+
     /// Threads for --scan (default: all cores).
     #[arg(long, value_name = "N", requires = "scan")]
     pub threads: Option<usize>,
@@ -818,10 +825,10 @@ pub struct ResignArgs {
     #[arg(long = "key-for", value_name = "MATCH=KEY")]
     pub key_for: Vec<String>,
 
-    /// With --scan: re-sign only tokens in this place (repeatable): json:NAME (a JSON member, at
-    /// any depth, also in JSON held in strings and in base64 bodies), header:NAME,
-    /// cookie:NAME, param:NAME (query string or form field).
-    #[arg(long, value_name = "PLACE", requires = "scan")]
+    /// With --scan or --goreplay: re-sign only tokens in this place (repeatable): json:NAME (a
+    /// JSON member, at any depth, also in JSON held in strings and in base64 bodies),
+    /// header:NAME, cookie:NAME, param:NAME (query string or form field).
+    #[arg(long, value_name = "PLACE")]
     pub only: Vec<crate::scan::Selector>,
 
     /// Re-sign only tokens whose header alg is ALG (repeatable).

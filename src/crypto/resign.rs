@@ -74,6 +74,17 @@ impl Resigner {
         token: &str,
         check: &dyn Fn(&str) -> Result<(), Skip>,
     ) -> Result<String, Skip> {
+        self.resign_at(token, check, self.now)
+    }
+
+    /// `resign` with the claim times (`--refresh`) computed as of `now`: a live re-signer
+    /// (a proxy, a GoReplay middleware) computes them when it first sees a token.
+    pub fn resign_at(
+        &self,
+        token: &str,
+        check: &dyn Fn(&str) -> Result<(), Skip>,
+        now: i64,
+    ) -> Result<String, Skip> {
         let c = Compact::parse(token).map_err(|e| skip("malformed", e.to_string()))?;
         if !c.header.contains_key("alg") {
             return Err(skip("malformed", "the header has no alg"));
@@ -92,7 +103,7 @@ impl Resigner {
                     format!("the payload is not a JSON claims set ({e})"),
                 )
             })?;
-            let claims = self.edit_claims(claims)?;
+            let claims = self.edit_claims(claims, now)?;
             b64::encode(serde_json::to_vec(&claims).map_err(|e| skip("malformed", e.to_string()))?)
         };
         jws::encode_segments(&header_b64, &payload_b64, signer)
@@ -145,7 +156,11 @@ impl Resigner {
         header
     }
 
-    fn edit_claims(&self, mut claims: Map<String, Value>) -> Result<Map<String, Value>, Skip> {
+    fn edit_claims(
+        &self,
+        mut claims: Map<String, Value>,
+        now: i64,
+    ) -> Result<Map<String, Value>, Skip> {
         let ch = &self.changes;
         if ch.refresh {
             let time =
@@ -175,8 +190,7 @@ impl Resigner {
                     "--refresh needs an iat, nbf or exp to move",
                 ));
             };
-            let delta = self
-                .now
+            let delta = now
                 .checked_sub(anchor)
                 .ok_or_else(|| out_of_range("the anchor time"))?;
             for name in ["iat", "nbf", "exp"] {

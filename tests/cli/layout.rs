@@ -1,6 +1,6 @@
 //! The module graph has no cycle (STYLE.md habit 19: arrows point down). Each top-level module
-//! of `src/` is a node, and each file of `src/cmd/` one of its own (commands may use one
-//! another, never be used by what they use); an edge is any `crate::` path in a file's code
+//! of `src/` is a node, and each command under `src/cmd/` (a file, or a folder of them) one of
+//! its own (commands may use one another, never be used by what they use); an edge is any `crate::` path in a file's code
 //! outside its unit tests.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,7 +26,7 @@ fn node_of(rel: &Path) -> Option<String> {
         .collect();
     match parts.as_slice() {
         [one] if one == "lib" || one == "main" => None,
-        [cmd, name] if cmd == "cmd" && name != "mod" => Some(format!("cmd::{name}")),
+        [cmd, name, ..] if cmd == "cmd" && name != "mod" => Some(format!("cmd::{name}")),
         [first, ..] => Some(first.clone()),
         [] => None,
     }

@@ -7,6 +7,7 @@ mod decode;
 mod docs;
 mod generate_jwt;
 mod generate_key;
+mod goreplay;
 mod hostile;
 mod http;
 mod idp;

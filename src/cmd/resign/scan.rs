@@ -1,394 +1,21 @@
-//! `jwkit resign`: one token, or every token in a text (`--scan`: logs, JSON lines, raw HTTP
-//! streams, HAR files), each re-signed by the key its old form calls for (`--key-for`), only
-//! where chosen (`--only`, `--match-*`), with declared lengths kept right.
+//! `resign --scan`: a text read a part at a time (`scan::stream`), every chosen token in it
+//! re-signed on all cores, the text written back with every other byte and every declared
+//! length right, and the counts on stderr.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Read, Write};
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow, bail};
-use serde_json::Value;
+use anyhow::{Context, Result, bail};
 
 use crate::atomic;
-use crate::cli::{KeySourceArgs, ResignArgs, ScanFormat, SigningKeyArgs};
-use crate::cmd::generate_jwt::{load_signing_key, name_value};
-use crate::cmd::verify_jwt::{Failure, Keys};
-use crate::crypto::jws::{self, Compact};
-use crate::crypto::resign::{ClaimChanges, KidChoice, Resigner, Skip};
-use crate::crypto::verify::{Policy, verify_token};
-use crate::crypto::{self, Key, SigningKey};
+use crate::cli::{ResignArgs, ScanFormat};
+use crate::crypto::resign::Skip;
 use crate::exit::ExitStatus;
+use crate::output;
 use crate::scan::{Found, Scanner, har, http, stream};
-use crate::{input, output, when};
 
-/// The reason given when --verify-with refuses a token.
-const NOT_VERIFIED: &str = "old signature does not verify";
-/// Reasons for leaving a token as it is on purpose (counted as "left", not "skipped").
-const NOT_CHOSEN: &str = "not chosen";
-const NO_RULE: &str = "no --key-for rule matches";
-/// A token two --key-for rules claim: an error, not a skip.
-const AMBIGUOUS: &str = "ambiguous --key-for";
-
-pub fn run(args: &ResignArgs) -> Result<ExitStatus> {
-    input::one_stdin(&[
-        args.signing.key_file.as_deref(),
-        args.signing.secret_file.as_deref(),
-        args.scan.as_deref().or(args.token.as_deref()),
-    ])?;
-    if let Some(out) = &args.out {
-        atomic::refuse_existing(out, args.force)?;
-    }
-    if args.only.len() > 64 {
-        bail!("at most 64 --only selectors, not {}", args.only.len());
-    }
-    let now = when::now();
-    // Everything that can fail for reasons other than a token fails here, before any output.
-    let plan = Plan::new(args, now)?;
-    let verifier = match &args.verify_with {
-        Some(source) => Some(verifier(source, args)?),
-        None => None,
-    };
-    let check = |token: &str| -> Result<(), Skip> {
-        match &verifier {
-            None => Ok(()),
-            Some((keys, policy)) => verify_token(token, &keys.trusted, policy, now)
-                .map(drop)
-                .map_err(|r| Skip {
-                    reason: NOT_VERIFIED,
-                    message: format!("{NOT_VERIFIED}: {} ({})", r.message, r.kind.as_str()),
-                }),
-        }
-    };
-    match &args.scan {
-        Some(src) => scan(args, src, &plan, &check),
-        None => single(args, &plan, &check),
-    }
-}
-
-/// `MATCH` of a `--key-for MATCH=KEY` rule.
-#[derive(Debug)]
-enum RuleMatch {
-    Alg(String),
-    Kid(String),
-    Iss(String),
-}
-
-/// What the rules and filters look at in an old token.
-struct OldToken {
-    alg: Option<String>,
-    kid: Option<String>,
-    iss: Option<String>,
-}
-
-impl OldToken {
-    fn read(token: &str) -> Result<OldToken, Skip> {
-        let c = Compact::parse(token).map_err(|e| Skip {
-            reason: "malformed",
-            message: e.to_string(),
-        })?;
-        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
-        // A JWT-looking string whose header has no alg is no JWS, whatever the mode.
-        if text(c.header.get("alg")).is_none() {
-            return Err(Skip {
-                reason: "malformed",
-                message: "the header has no alg".into(),
-            });
-        }
-        let iss = c.claims().and_then(|claims| text(claims.get("iss")));
-        Ok(OldToken {
-            alg: text(c.header.get("alg")),
-            kid: text(c.header.get("kid")),
-            iss,
-        })
-    }
-}
-
-impl RuleMatch {
-    fn matches(&self, old: &OldToken) -> bool {
-        match self {
-            RuleMatch::Alg(a) => old.alg.as_deref() == Some(a.as_str()),
-            RuleMatch::Kid(k) => old.kid.as_deref() == Some(k.as_str()),
-            RuleMatch::Iss(i) => old.iss.as_deref() == Some(i.as_str()),
-        }
-    }
-}
-
-/// Which key re-signs which token: `--match-*` filters, `--key-for` rules, the default key.
-struct Plan {
-    default: Option<Resigner>,
-    rules: Vec<(String, RuleMatch, Resigner)>,
-    match_alg: Vec<String>,
-    match_kid: Vec<String>,
-    match_iss: Vec<String>,
-}
-
-impl Plan {
-    fn new(args: &ResignArgs, now: i64) -> Result<Plan> {
-        let s = &args.signing;
-        let has_default = s.key_file.is_some()
-            || s.key.is_some()
-            || s.secret_file.is_some()
-            || s.secret_env.is_some();
-        if !has_default && args.key_for.is_empty() {
-            bail!(
-                "no signing key: use --key-file, --key, --secret-file, --secret-env, or --key-for rules"
-            );
-        }
-        let default = if has_default {
-            let key = load_signing_key(s, &args.secret, args.kid.as_deref())?;
-            Some(resigner(key, args, now)?)
-        } else {
-            None
-        };
-        let rules = args
-            .key_for
-            .iter()
-            .map(|rule| {
-                let (what, key) = parse_rule(rule)?;
-                let key = load_rule_key(key, args).with_context(|| format!("--key-for {rule}"))?;
-                Ok((rule.clone(), what, resigner(key, args, now)?))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Plan {
-            default,
-            rules,
-            match_alg: args.match_alg.clone(),
-            match_kid: args.match_kid.clone(),
-            match_iss: args.match_iss.clone(),
-        })
-    }
-
-    fn needs_old_token(&self) -> bool {
-        !self.rules.is_empty()
-            || !self.match_alg.is_empty()
-            || !self.match_kid.is_empty()
-            || !self.match_iss.is_empty()
-    }
-
-    /// A token must match every kind of filter given (any value within a kind).
-    fn chosen(&self, old: &OldToken) -> bool {
-        let ok = |want: &[String], have: &Option<String>| {
-            want.is_empty() || have.as_ref().is_some_and(|h| want.contains(h))
-        };
-        ok(&self.match_alg, &old.alg)
-            && ok(&self.match_kid, &old.kid)
-            && ok(&self.match_iss, &old.iss)
-    }
-
-    /// Re-signs `token` with the key the plan gives it, or says why not.
-    fn resign(
-        &self,
-        token: &str,
-        check: &dyn Fn(&str) -> Result<(), Skip>,
-    ) -> Result<String, Skip> {
-        if !self.needs_old_token() {
-            return match &self.default {
-                Some(d) => d.resign(token, check),
-                None => Err(skip(NO_RULE, NO_RULE)),
-            };
-        }
-        let old = OldToken::read(token)?;
-        if !self.chosen(&old) {
-            return Err(skip(
-                NOT_CHOSEN,
-                "not chosen by --match-alg, --match-kid or --match-iss",
-            ));
-        }
-        let hits: Vec<&(String, RuleMatch, Resigner)> = self
-            .rules
-            .iter()
-            .filter(|(_, m, _)| m.matches(&old))
-            .collect();
-        match hits.as_slice() {
-            [] => match &self.default {
-                Some(d) => d.resign(token, check),
-                None => Err(skip(NO_RULE, NO_RULE)),
-            },
-            [(_, _, r)] => r.resign(token, check),
-            [(a, _, _), (b, _, _), ..] => Err(Skip {
-                reason: AMBIGUOUS,
-                message: format!(
-                    "a token matches both --key-for {a} and --key-for {b}; make the rules exclusive"
-                ),
-            }),
-        }
-    }
-
-    /// True when every key signs deterministically (a repeated token always gets the same
-    /// new token, even after the map of re-signed tokens is cleared).
-    fn deterministic(&self) -> bool {
-        self.default
-            .iter()
-            .chain(self.rules.iter().map(|(_, _, r)| r))
-            .all(|r| r.signers.iter().all(|s| s.alg().is_deterministic()))
-    }
-}
-
-fn skip(reason: &'static str, message: &str) -> Skip {
-    Skip {
-        reason,
-        message: message.to_string(),
-    }
-}
-
-/// Splits `MATCH=KEY`. A kid may hold `=`, so the split is at the `=` that starts a KEY form.
-fn parse_rule(rule: &str) -> Result<(RuleMatch, &str)> {
-    let at = ["=file:", "=secret-file:", "=secret-env:", "=store:"]
-        .iter()
-        .filter_map(|k| rule.rfind(k))
-        .max()
-        .ok_or_else(|| {
-            anyhow!(
-                "--key-for {rule:?}: expected MATCH=KEY with KEY file:PATH, secret-file:PATH, secret-env:VAR or store:KID"
-            )
-        })?;
-    let (what, key) = (&rule[..at], &rule[at + 1..]);
-    let (kind, value) = what.split_once(':').ok_or_else(|| {
-        anyhow!("--key-for {rule:?}: expected MATCH as alg:ALG, kid:KID or iss:ISS before the =")
-    })?;
-    if value.is_empty() {
-        bail!("--key-for {rule:?}: the value after {kind}: is empty");
-    }
-    let m = match kind {
-        "alg" => {
-            value
-                .parse::<crypto::Alg>()
-                .map_err(|e| anyhow!("--key-for {rule:?}: {e}"))?;
-            RuleMatch::Alg(value.to_string())
-        }
-        "kid" => RuleMatch::Kid(value.to_string()),
-        "iss" => RuleMatch::Iss(value.to_string()),
-        other => bail!("--key-for {rule:?}: unknown MATCH kind {other:?} (alg, kid or iss)"),
-    };
-    Ok((m, key))
-}
-
-/// The key of a `--key-for` rule: `file:PATH`, `secret-file:PATH`, `secret-env:VAR`, `store:KID`,
-/// loaded as the matching flag (`--key-file`, `--secret-file`, `--secret-env`, `--key`) is.
-fn load_rule_key(spec: &str, args: &ResignArgs) -> Result<Key> {
-    let (kind, value) = spec.split_once(':').unwrap_or((spec, ""));
-    if value.is_empty() {
-        bail!("the key {spec:?} names nothing after {kind}:");
-    }
-    let value = Some(value.to_string());
-    let mut src = SigningKeyArgs {
-        key_file: None,
-        key: None,
-        secret_file: None,
-        secret_env: None,
-    };
-    match kind {
-        "file" => src.key_file = value,
-        "secret-file" => src.secret_file = value,
-        "secret-env" => src.secret_env = value,
-        "store" => src.key = value,
-        other => bail!("unknown key form {other:?} (file, secret-file, secret-env or store)"),
-    }
-    load_signing_key(&src, &args.secret, None)
-}
-
-fn resigner(key: Key, args: &ResignArgs, now: i64) -> Result<Resigner> {
-    let (signers, fixed_alg) = match args.alg {
-        Some(a) => {
-            key.check_alg(a)?;
-            (vec![SigningKey::new(&key, a)?], true)
-        }
-        None => {
-            let default = key.default_alg()?;
-            let mut signers = vec![SigningKey::new(&key, default)?];
-            for alg in key.algs().into_iter().filter(|a| *a != default) {
-                signers.push(SigningKey::new(&key, alg)?);
-            }
-            (signers, false)
-        }
-    };
-    let kid = match (&args.kid, args.keep_kid) {
-        (Some(k), _) => KidChoice::Set(k.clone()),
-        (None, true) => KidChoice::Keep,
-        // An HMAC secret keeps the token's kid state: no kid added where there was none, and
-        // no hash of the secret published.
-        (None, false) if key.is_hmac() => KidChoice::Keep,
-        (None, false) => KidChoice::Set(key.kid_or_thumbprint()),
-    };
-    let exp = args
-        .exp
-        .as_deref()
-        .map(|w| when::parse_when(w, now).map_err(|e| anyhow!("--exp: {e}")))
-        .transpose()?;
-    let set = args
-        .set
-        .iter()
-        .map(|item| name_value(item, "--set", true))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Resigner {
-        signers,
-        fixed_alg,
-        kid,
-        changes: ClaimChanges {
-            refresh: args.refresh,
-            lifetime: when::parse_duration(&args.lifetime)
-                .ok()
-                .filter(|l| *l > 0)
-                .ok_or_else(|| anyhow!("--lifetime: expected a positive duration such as 1h"))?,
-            exp,
-            set,
-            unset: args.unset.clone(),
-        },
-        now,
-    })
-}
-
-/// `--verify-with`: a URL is a JWKS URL; anything else a key or JWKS file. Only the signature
-/// is checked (the tokens being re-signed are often expired).
-fn verifier(source: &str, args: &ResignArgs) -> Result<(Keys, Policy)> {
-    let is_url = source.starts_with("https://") || source.starts_with("http://");
-    let src = KeySourceArgs {
-        key_file: (!is_url).then(|| source.to_string()),
-        key: None,
-        jwks_file: None,
-        jwks_url: is_url.then(|| source.to_string()),
-        issuer: None,
-        server: None,
-        secret_file: None,
-        secret_env: None,
-    };
-    let policy = Policy {
-        raw: true,
-        ..Policy::default()
-    };
-    let keys = Keys::resolve(&src, &Default::default(), &args.fetch, &policy)
-        .map_err(|Failure { err, .. }| err.context("--verify-with"))?;
-    Ok((keys, policy))
-}
-
-fn single(
-    args: &ResignArgs,
-    plan: &Plan,
-    check: &dyn Fn(&str) -> Result<(), Skip>,
-) -> Result<ExitStatus> {
-    let raw = input::read_token(args.token.as_deref())?;
-    // What surrounds the token (a `Bearer ` prefix, quotes, a trailing comma) is put back
-    // around the new one, less the outer white space.
-    let pasted = jws::pasted(raw.trim());
-    match plan.resign(&pasted.token, check) {
-        Ok(new) => {
-            let line = format!("{}{new}{}\n", pasted.before, pasted.after);
-            match &args.out {
-                Some(path) => atomic::commit(
-                    vec![atomic::stage(path, line.as_bytes(), 0o600)?],
-                    args.force,
-                )?,
-                None => output::data(line)?,
-            }
-            Ok(ExitStatus::Success)
-        }
-        Err(skip) if skip.reason == NOT_VERIFIED => {
-            output::error(&format!("token rejected: {}", skip.message));
-            Ok(ExitStatus::Rejected)
-        }
-        Err(skip) => bail!("cannot re-sign the token: {}", skip.message),
-    }
-}
+use super::plan::{AMBIGUOUS, NO_RULE, NOT_CHOSEN, OldToken, Plan};
 
 /// Bytes read per step of a scan.
 const CHUNK: usize = 4 << 20;
@@ -398,7 +25,7 @@ const MAP_LIMIT: usize = 32 << 20;
 
 /// Counts for the summary on stderr.
 #[derive(Default)]
-struct Tally {
+pub(super) struct Tally {
     found: usize,
     nested: usize,
     resigned: usize,
@@ -420,20 +47,69 @@ fn is_jws(token: &str) -> bool {
 }
 
 /// One scan: the scanner, the plan, and the map of tokens re-signed so far.
-struct Run<'a> {
+pub(super) struct Run<'a> {
     scanner: Scanner,
     plan: &'a Plan,
     check: &'a (dyn Fn(&str) -> Result<(), Skip> + Sync),
     threads: usize,
-    map: HashMap<String, Result<String, Skip>>,
+    /// Live (GoReplay, a proxy): claim times are computed when a token is first re-signed,
+    /// and a remembered new token is used again only while it is valid.
+    live: bool,
+    map: HashMap<String, Done>,
     map_bytes: usize,
     warned_map: bool,
-    tally: Tally,
+    pub(super) tally: Tally,
 }
 
-impl Run<'_> {
+/// What became of one old token, and until when a new token stays good to hand out again.
+struct Done {
+    result: Result<String, Skip>,
+    until: Option<i64>,
+}
+
+/// A remembered new token is handed out again until this close to its exp (seconds).
+const REUSE_MARGIN: i64 = 5;
+
+/// The exp of a (new) token, when it has one.
+fn exp_of(token: &str) -> Option<i64> {
+    crate::crypto::jws::Compact::parse(token)
+        .ok()?
+        .claims()?
+        .get("exp")?
+        .as_i64()
+}
+
+impl<'a> Run<'a> {
+    pub(super) fn new(
+        plan: &'a Plan,
+        check: &'a (dyn Fn(&str) -> Result<(), Skip> + Sync),
+        only: Vec<crate::scan::Selector>,
+        threads: usize,
+        live: bool,
+    ) -> Run<'a> {
+        Run {
+            scanner: Scanner { only, nested: true },
+            plan,
+            check,
+            threads,
+            live,
+            map: HashMap::new(),
+            map_bytes: 0,
+            warned_map: false,
+            tally: Tally::default(),
+        }
+    }
+
+    /// True when `token` was re-signed before and, live, its new token is still good.
+    fn known(&self, token: &str, now: i64) -> bool {
+        self.map
+            .get(token)
+            .is_some_and(|d| !self.live || d.until.is_none_or(|until| until - REUSE_MARGIN > now))
+    }
     /// Re-signs (on all cores) every chosen token in `parts` not seen before.
     fn prepare(&mut self, parts: &[(&[u8], &Found)]) -> Result<()> {
+        let now = crate::when::now();
+        let live_now = self.live.then_some(now);
         let mut fresh: Vec<String> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (part, found) in parts {
@@ -441,10 +117,7 @@ impl Run<'_> {
                 part,
                 found,
                 &mut |o| {
-                    if o.selected
-                        && !self.map.contains_key(o.token)
-                        && seen.insert(o.token.to_string())
-                    {
+                    if o.selected && !self.known(o.token, now) && seen.insert(o.token.to_string()) {
                         fresh.push(o.token.to_string());
                     }
                     None
@@ -459,13 +132,14 @@ impl Run<'_> {
             self.threads,
             |t: &String| {
                 // A JWT-looking string that does not parse as a JWS with an alg is "not a JWS".
-                plan.resign(t, check).map_err(|skip| match skip.reason {
-                    "malformed" => Skip {
-                        reason: "not a JWS",
-                        ..skip
-                    },
-                    _ => skip,
-                })
+                plan.resign(t, check, live_now)
+                    .map_err(|skip| match skip.reason {
+                        "malformed" => Skip {
+                            reason: "not a JWS",
+                            ..skip
+                        },
+                        _ => skip,
+                    })
             },
             || {
                 Err(Skip {
@@ -482,7 +156,8 @@ impl Run<'_> {
                 bail!("{}", s.message);
             }
             self.map_bytes += t.len() * 2;
-            self.map.insert(t, r);
+            let until = r.as_ref().ok().and_then(|new| exp_of(new));
+            self.map.insert(t, Done { result: r, until });
         }
         Ok(())
     }
@@ -516,7 +191,7 @@ impl Run<'_> {
 
     /// A warning for each selector that matched no token in the whole input: a typo in
     /// `--only json:acess_token` must not pass as "nothing to do".
-    fn warn_unmatched(&self, args: &ResignArgs) {
+    pub(super) fn warn_unmatched(&self, args: &ResignArgs) {
         let t = &self.tally;
         let mut unmatched: Vec<String> = Vec::new();
         for (i, sel) in args.only.iter().enumerate() {
@@ -554,7 +229,7 @@ impl Run<'_> {
             part,
             found,
             &mut |o| {
-                let result = map.get(o.token);
+                let result = map.get(o.token).map(|d| &d.result);
                 let jws = match result {
                     Some(Err(s)) => s.reason != "not a JWS",
                     Some(Ok(_)) => true,
@@ -645,7 +320,7 @@ impl Run<'_> {
 
     /// A raw HTTP stream: every message re-signed, its Content-Length fixed when it matched
     /// (`http::write_head`); a message whose lengths conflict passes untouched.
-    fn process_http(&mut self, data: &[u8]) -> Result<Vec<u8>> {
+    pub(super) fn process_http(&mut self, data: &[u8]) -> Result<Vec<u8>> {
         let pieces = http::pieces(data);
         let mut ranges = Vec::new();
         for p in pieces.iter().filter(|p| !p.conflict) {
@@ -705,7 +380,7 @@ impl Run<'_> {
     }
 }
 
-fn scan(
+pub(super) fn scan(
     args: &ResignArgs,
     src: &str,
     plan: &Plan,
@@ -743,19 +418,7 @@ fn scan(
             None => Box::new(std::io::stdout().lock()),
         },
     );
-    let mut run = Run {
-        scanner: Scanner {
-            only: args.only.clone(),
-            nested: true,
-        },
-        plan,
-        check,
-        threads,
-        map: HashMap::new(),
-        map_bytes: 0,
-        warned_map: false,
-        tally: Tally::default(),
-    };
+    let mut run = Run::new(plan, check, args.only.clone(), threads, false);
     let mut progress = Progress::new(size);
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
     let mut eof = fill(&mut reader, &mut buf, CHUNK).with_context(|| format!("reading {src}"))?;
@@ -821,7 +484,7 @@ fn scan(
     Ok(ExitStatus::Success)
 }
 
-fn summary(t: &Tally) -> String {
+pub(super) fn summary(t: &Tally) -> String {
     let noun = if t.found == 1 { "token" } else { "tokens" };
     let mut s = format!("found {} {noun}", t.found);
     if t.nested > 0 {

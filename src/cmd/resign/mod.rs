@@ -1,0 +1,90 @@
+//! `jwkit resign`: one token, or every token in a text (`--scan`: logs, JSON lines, raw HTTP
+//! streams, HAR files) or in GoReplay's middleware pipe (`--goreplay`), each re-signed by the
+//! key its old form calls for (`--key-for`), only where chosen (`--only`, `--match-*`), with
+//! declared lengths kept right. `plan` decides what happens to one token; `scan` walks texts.
+
+mod goreplay;
+mod plan;
+mod scan;
+
+use anyhow::{Result, bail};
+
+use crate::cli::ResignArgs;
+use crate::crypto::jws;
+use crate::crypto::resign::Skip;
+use crate::crypto::verify::verify_token;
+use crate::exit::ExitStatus;
+use crate::{atomic, input, output, when};
+
+use plan::{NOT_VERIFIED, Plan};
+
+pub fn run(args: &ResignArgs) -> Result<ExitStatus> {
+    input::one_stdin(&[
+        args.signing.key_file.as_deref(),
+        args.signing.secret_file.as_deref(),
+        args.scan.as_deref().or(args.token.as_deref()),
+    ])?;
+    if let Some(out) = &args.out {
+        atomic::refuse_existing(out, args.force)?;
+    }
+    if !args.only.is_empty() && args.scan.is_none() && !args.goreplay {
+        bail!("--only needs --scan or --goreplay (a single token has no place)");
+    }
+    if args.only.len() > 64 {
+        bail!("at most 64 --only selectors, not {}", args.only.len());
+    }
+    let now = when::now();
+    // Everything that can fail for reasons other than a token fails here, before any output.
+    let plan = Plan::new(args, now)?;
+    let verifier = match &args.verify_with {
+        Some(source) => Some(plan::verifier(source, args)?),
+        None => None,
+    };
+    let check = |token: &str| -> Result<(), Skip> {
+        match &verifier {
+            None => Ok(()),
+            Some((keys, policy)) => verify_token(token, &keys.trusted, policy, now)
+                .map(drop)
+                .map_err(|r| Skip {
+                    reason: NOT_VERIFIED,
+                    message: format!("{NOT_VERIFIED}: {} ({})", r.message, r.kind.as_str()),
+                }),
+        }
+    };
+    if args.goreplay {
+        return goreplay::run(args, &plan, &check);
+    }
+    match &args.scan {
+        Some(src) => scan::scan(args, src, &plan, &check),
+        None => single(args, &plan, &check),
+    }
+}
+
+fn single(
+    args: &ResignArgs,
+    plan: &Plan,
+    check: &dyn Fn(&str) -> Result<(), Skip>,
+) -> Result<ExitStatus> {
+    let raw = input::read_token(args.token.as_deref())?;
+    // What surrounds the token (a `Bearer ` prefix, quotes, a trailing comma) is put back
+    // around the new one, less the outer white space.
+    let pasted = jws::pasted(raw.trim());
+    match plan.resign(&pasted.token, check, None) {
+        Ok(new) => {
+            let line = format!("{}{new}{}\n", pasted.before, pasted.after);
+            match &args.out {
+                Some(path) => atomic::commit(
+                    vec![atomic::stage(path, line.as_bytes(), 0o600)?],
+                    args.force,
+                )?,
+                None => output::data(line)?,
+            }
+            Ok(ExitStatus::Success)
+        }
+        Err(skip) if skip.reason == NOT_VERIFIED => {
+            output::error(&format!("token rejected: {}", skip.message));
+            Ok(ExitStatus::Rejected)
+        }
+        Err(skip) => bail!("cannot re-sign the token: {}", skip.message),
+    }
+}
