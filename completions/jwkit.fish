@@ -214,6 +214,13 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l allow-http -d
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -s V -l version -d 'Print version'
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l scan -d 'Re-sign every token in a text (a file, or `-`/nothing for stdin) and write the text back' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -s o -l out -d 'Write the result to FILE (atomically) instead of stdout' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l threads -d 'Threads for --scan (default: all cores)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l format -d 'What --scan reads: auto (recognised by content), text, http (a stream of raw HTTP messages: Content-Length is fixed) or har (HAR 1.2: bodySize and content.size are fixed)' -r -f -a "auto\t''
+text\t''
+http\t''
+har\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l key-file -d 'Signing key file: PEM, DER, JWK or JWKS (pick with --kid), recognised by content; `-` reads stdin' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l key -d 'Sign with the stored key with this kid (see `jwkit key list`)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l secret-file -d 'HMAC secret: the raw bytes of FILE (`-` for stdin)' -r
@@ -238,29 +245,22 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l exp -d 'Set exp, 
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l set -d 'Set a claim; VALUE is JSON when it parses as JSON, else a string (repeatable)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l unset -d 'Remove a claim (repeatable)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l verify-with -d 'The old signature must verify first, against a key or JWKS file, or a JWKS URL' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l scan -d 'Re-sign every token in a text (a file, or `-`/nothing for stdin) and write the text back' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -s o -l out -d 'Write the result to FILE (atomically) instead of stdout' -r -F
-complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l threads -d 'Threads for --scan (default: all cores)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l key-for -d 'Re-sign old tokens matching MATCH with KEY (repeatable): MATCH is alg:ALG, kid:KID or iss:ISS (of the old token); KEY is file:PATH, secret-file:PATH, secret-env:VAR or store:KID. A token no rule matches is left as it is, unless a default key is given' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l only -d 'With --scan or --goreplay: re-sign only tokens in this place (repeatable): json:NAME (a JSON member, at any depth, also in JSON held in strings and in base64 bodies), header:NAME, cookie:NAME, param:NAME (query string or form field)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l match-alg -d 'Re-sign only tokens whose header alg is ALG (repeatable)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l match-kid -d 'Re-sign only tokens whose header kid is KID (repeatable)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l match-iss -d 'Re-sign only tokens whose iss claim is ISS (repeatable)' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l format -d 'What --scan reads: auto (recognised by content), text, http (a stream of raw HTTP messages: Content-Length is fixed) or har (HAR 1.2: bodySize and content.size are fixed)' -r -f -a "auto\t''
-text\t''
-http\t''
-har\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l timeout -d 'The whole of each HTTP fetch (name resolution, connecting, TLS, headers and body) must finish within this' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l cacert -d 'Extra trusted CA certificates (PEM) for HTTPS, besides the system roots' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l force -d 'Overwrite --out if it exists'
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l goreplay -d 'Speak GoReplay\'s middleware protocol on stdin and stdout (`gor --middleware "jwkit resign --goreplay --key-file K"`): one hex-encoded message per line; requests come back with their tokens re-signed and Content-Length fixed, each flushed as it is done; other messages come back unchanged'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l insecure -d 'Accept an HMAC secret shorter than RFC 7518 §3.2 asks (32 bytes for HS256), such as an app\'s existing secret, with a warning'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l secret-base64 -d 'The --secret-file or --secret-env value is base64 (standard or URL-safe, padded or not, as `kubectl get secret -o yaml` shows it); the decoded bytes are the secret'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l keep-kid -d 'Keep the token\'s own kid'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l refresh -d 'Make the token current: iat becomes now, and nbf and exp move by as much, so the lifetime is kept'
-complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l force -d 'Overwrite --out if it exists'
-complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l goreplay -d 'Speak GoReplay\'s middleware protocol on stdin and stdout (`gor --middleware "jwkit resign --goreplay --key-file K"`): one hex-encoded message per line; requests come back with their tokens re-signed and Content-Length fixed, each flushed as it is done; other messages come back unchanged'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l no-cache -d 'Neither read nor write the JWKS cache'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l allow-http -d 'Allow plain-HTTP key sets off loopback (warns)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'

@@ -751,7 +751,42 @@ pub struct ResignArgs {
     #[arg(value_name = "TOKEN", conflicts_with = "scan")]
     pub token: Option<String>,
 
+    /// Re-sign every token in a text (a file, or `-`/nothing for stdin) and write the text back.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+    pub scan: Option<String>,
+
+    /// Write the result to FILE (atomically) instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Overwrite --out if it exists.
+    #[arg(long, requires = "out")]
+    pub force: bool,
+
+    /// Speak GoReplay's middleware protocol on stdin and stdout (`gor --middleware "jwkit
+    /// resign --goreplay --key-file K"`): one hex-encoded message per line; requests come back
+    /// with their tokens re-signed and Content-Length fixed, each flushed as it is done; other
+    /// messages come back unchanged.
+    #[arg(long, conflicts_with_all = ["scan", "token", "out"])]
+    pub goreplay: bool,
+
+    /// Threads for --scan (default: all cores).
+    #[arg(long, value_name = "N", requires = "scan")]
+    pub threads: Option<usize>,
+
+    /// What --scan reads: auto (recognised by content), text, http (a stream of raw HTTP
+    /// messages: Content-Length is fixed) or har (HAR 1.2: bodySize and content.size are fixed).
+    #[arg(long, value_enum, default_value_t = ScanFormat::Auto, requires = "scan")]
+    pub format: ScanFormat,
+
     #[command(flatten)]
+    pub plan: PlanArgs,
+}
+
+/// How tokens are re-signed and which: the new key (or `--key-for` rules), claim changes and
+/// selectors. Shared by `resign` and `proxy`, so both follow exactly one set of rules.
+#[derive(Debug, Args)]
+pub struct PlanArgs {    #[command(flatten)]
     pub signing: SigningKeyArgs,
 
     #[command(flatten)]
@@ -796,29 +831,6 @@ pub struct ResignArgs {
     #[arg(long, value_name = "FILE|URL")]
     pub verify_with: Option<String>,
 
-    /// Re-sign every token in a text (a file, or `-`/nothing for stdin) and write the text back.
-    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
-    pub scan: Option<String>,
-
-    /// Write the result to FILE (atomically) instead of stdout.
-    #[arg(long, short = 'o', value_name = "FILE")]
-    pub out: Option<PathBuf>,
-
-    /// Overwrite --out if it exists.
-    #[arg(long, requires = "out")]
-    pub force: bool,
-
-    /// Speak GoReplay's middleware protocol on stdin and stdout (`gor --middleware "jwkit
-    /// resign --goreplay --key-file K"`): one hex-encoded message per line; requests come back
-    /// with their tokens re-signed and Content-Length fixed, each flushed as it is done; other
-    /// messages come back unchanged.
-    #[arg(long, conflicts_with_all = ["scan", "token", "out"])]
-    pub goreplay: bool,
-
-    /// Threads for --scan (default: all cores).
-    #[arg(long, value_name = "N", requires = "scan")]
-    pub threads: Option<usize>,
-
     /// Re-sign old tokens matching MATCH with KEY (repeatable): MATCH is alg:ALG, kid:KID or
     /// iss:ISS (of the old token); KEY is file:PATH, secret-file:PATH, secret-env:VAR or
     /// store:KID. A token no rule matches is left as it is, unless a default key is given.
@@ -842,11 +854,6 @@ pub struct ResignArgs {
     /// Re-sign only tokens whose iss claim is ISS (repeatable).
     #[arg(long, value_name = "ISS")]
     pub match_iss: Vec<String>,
-
-    /// What --scan reads: auto (recognised by content), text, http (a stream of raw HTTP
-    /// messages: Content-Length is fixed) or har (HAR 1.2: bodySize and content.size are fixed).
-    #[arg(long, value_enum, default_value_t = ScanFormat::Auto, requires = "scan")]
-    pub format: ScanFormat,
 
     #[command(flatten)]
     pub fetch: FetchArgs,

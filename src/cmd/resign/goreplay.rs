@@ -40,7 +40,7 @@ pub(super) fn run(
     check: &(dyn Fn(&str) -> Result<(), Skip> + Sync),
 ) -> Result<ExitStatus> {
     // One message at a time, as GoReplay sends them: no thread pool to wake per message.
-    let mut run = Run::new(plan, check, args.only.clone(), 1, true);
+    let mut run = Run::new(plan, check, args.plan.only.clone(), 1, true);
     let mut input = std::io::BufReader::with_capacity(1 << 20, std::io::stdin().lock());
     let mut out = std::io::stdout().lock();
     let mut counts = Messages::default();

@@ -20,24 +20,24 @@ use plan::{NOT_VERIFIED, Plan};
 
 pub fn run(args: &ResignArgs) -> Result<ExitStatus> {
     input::one_stdin(&[
-        args.signing.key_file.as_deref(),
-        args.signing.secret_file.as_deref(),
+        args.plan.signing.key_file.as_deref(),
+        args.plan.signing.secret_file.as_deref(),
         args.scan.as_deref().or(args.token.as_deref()),
     ])?;
     if let Some(out) = &args.out {
         atomic::refuse_existing(out, args.force)?;
     }
-    if !args.only.is_empty() && args.scan.is_none() && !args.goreplay {
+    if !args.plan.only.is_empty() && args.scan.is_none() && !args.goreplay {
         bail!("--only needs --scan or --goreplay (a single token has no place)");
     }
-    if args.only.len() > 64 {
-        bail!("at most 64 --only selectors, not {}", args.only.len());
+    if args.plan.only.len() > 64 {
+        bail!("at most 64 --only selectors, not {}", args.plan.only.len());
     }
     let now = when::now();
     // Everything that can fail for reasons other than a token fails here, before any output.
-    let plan = Plan::new(args, now)?;
-    let verifier = match &args.verify_with {
-        Some(source) => Some(plan::verifier(source, args)?),
+    let plan = Plan::new(&args.plan, now)?;
+    let verifier = match &args.plan.verify_with {
+        Some(source) => Some(plan::verifier(source, &args.plan)?),
         None => None,
     };
     let check = |token: &str| -> Result<(), Skip> {

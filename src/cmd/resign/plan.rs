@@ -4,7 +4,7 @@
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 
-use crate::cli::{KeySourceArgs, ResignArgs, SigningKeyArgs};
+use crate::cli::{KeySourceArgs, PlanArgs, SigningKeyArgs};
 use crate::cmd::generate_jwt::{load_signing_key, name_value};
 use crate::cmd::verify_jwt::{Failure, Keys};
 use crate::crypto::jws::Compact;
@@ -79,7 +79,7 @@ pub(super) struct Plan {
 }
 
 impl Plan {
-    pub(super) fn new(args: &ResignArgs, now: i64) -> Result<Plan> {
+    pub(super) fn new(args: &PlanArgs, now: i64) -> Result<Plan> {
         let s = &args.signing;
         let has_default = s.key_file.is_some()
             || s.key.is_some()
@@ -227,7 +227,7 @@ fn parse_rule(rule: &str) -> Result<(RuleMatch, &str)> {
 
 /// The key of a `--key-for` rule: `file:PATH`, `secret-file:PATH`, `secret-env:VAR`, `store:KID`,
 /// loaded as the matching flag (`--key-file`, `--secret-file`, `--secret-env`, `--key`) is.
-fn load_rule_key(spec: &str, args: &ResignArgs) -> Result<Key> {
+fn load_rule_key(spec: &str, args: &PlanArgs) -> Result<Key> {
     let (kind, value) = spec.split_once(':').unwrap_or((spec, ""));
     if value.is_empty() {
         bail!("the key {spec:?} names nothing after {kind}:");
@@ -249,7 +249,7 @@ fn load_rule_key(spec: &str, args: &ResignArgs) -> Result<Key> {
     load_signing_key(&src, &args.secret, None)
 }
 
-fn resigner(key: Key, args: &ResignArgs, now: i64) -> Result<Resigner> {
+fn resigner(key: Key, args: &PlanArgs, now: i64) -> Result<Resigner> {
     let (signers, fixed_alg) = match args.alg {
         Some(a) => {
             key.check_alg(a)?;
@@ -302,7 +302,7 @@ fn resigner(key: Key, args: &ResignArgs, now: i64) -> Result<Resigner> {
 
 /// `--verify-with`: a URL is a JWKS URL; anything else a key or JWKS file. Only the signature
 /// is checked (the tokens being re-signed are often expired).
-pub(super) fn verifier(source: &str, args: &ResignArgs) -> Result<(Keys, Policy)> {
+pub(super) fn verifier(source: &str, args: &PlanArgs) -> Result<(Keys, Policy)> {
     let is_url = source.starts_with("https://") || source.starts_with("http://");
     let src = KeySourceArgs {
         key_file: (!is_url).then(|| source.to_string()),

@@ -194,7 +194,7 @@ impl<'a> Run<'a> {
     pub(super) fn warn_unmatched(&self, args: &ResignArgs) {
         let t = &self.tally;
         let mut unmatched: Vec<String> = Vec::new();
-        for (i, sel) in args.only.iter().enumerate() {
+        for (i, sel) in args.plan.only.iter().enumerate() {
             if t.only_hits & (1u64 << i) == 0 {
                 unmatched.push(format!("--only {sel}"));
             }
@@ -418,7 +418,7 @@ pub(super) fn scan(
             None => Box::new(std::io::stdout().lock()),
         },
     );
-    let mut run = Run::new(plan, check, args.only.clone(), threads, false);
+    let mut run = Run::new(plan, check, args.plan.only.clone(), threads, false);
     let mut progress = Progress::new(size);
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
     let mut eof = fill(&mut reader, &mut buf, CHUNK).with_context(|| format!("reading {src}"))?;
