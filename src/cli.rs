@@ -163,6 +163,16 @@ pub enum Command {
     /// every other byte identical, the same token always becoming the same new token.
     Resign(Box<ResignArgs>),
 
+    /// Re-sign tokens live: an HTTP proxy that re-signs every token in the requests and
+    /// responses passing through it, by the rules of `resign --scan`.
+    ///
+    /// With --upstream URL a reverse proxy: replay traffic at it and every request goes to the
+    /// app with its tokens re-signed. Without, a forward proxy for clients that use
+    /// HTTP_PROXY: absolute-form requests are re-signed, CONNECT tunnels pass untouched unless
+    /// an interception CA is given. Nothing but tokens and lengths changes. A summary line on
+    /// stderr every 10 s and at exit; -v for one line per request.
+    Proxy(Box<ProxyArgs>),
+
     /// Show a token's header and claims, with readable times. Never verifies the signature.
     Decode(DecodeArgs),
 
@@ -786,7 +796,8 @@ pub struct ResignArgs {
 /// How tokens are re-signed and which: the new key (or `--key-for` rules), claim changes and
 /// selectors. Shared by `resign` and `proxy`, so both follow exactly one set of rules.
 #[derive(Debug, Args)]
-pub struct PlanArgs {    #[command(flatten)]
+pub struct PlanArgs {
+    #[command(flatten)]
     pub signing: SigningKeyArgs,
 
     #[command(flatten)]
@@ -857,6 +868,86 @@ pub struct PlanArgs {    #[command(flatten)]
 
     #[command(flatten)]
     pub fetch: FetchArgs,
+}
+
+/// Which traffic the proxy re-signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProxySide {
+    Request,
+    Response,
+    Both,
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Where to listen (host:port; loopback unless told otherwise).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: String,
+
+    /// Be a reverse proxy for this origin (http:// or https://): every request goes there.
+    /// Without it, a forward proxy.
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+
+    /// Re-sign the tokens of requests, of responses, or of both.
+    #[arg(long, value_enum, default_value_t = ProxySide::Both)]
+    pub side: ProxySide,
+
+    /// Forward proxy: terminate CONNECT tunnels with certificates signed by this CA (PEM), so
+    /// HTTPS traffic is re-signed too (with --intercept-key).
+    #[arg(
+        long,
+        value_name = "CERT",
+        requires = "intercept_key",
+        conflicts_with = "intercept_self_signed"
+    )]
+    pub intercept_ca: Option<PathBuf>,
+
+    /// The private key (PEM) of --intercept-ca.
+    #[arg(long, value_name = "KEY", requires = "intercept_ca")]
+    pub intercept_key: Option<PathBuf>,
+
+    /// Forward proxy: terminate CONNECT tunnels with a throwaway CA made at start, written to
+    /// --intercept-ca-out for clients to trust.
+    #[arg(long, requires = "intercept_ca_out")]
+    pub intercept_self_signed: bool,
+
+    /// Where --intercept-self-signed writes its CA certificate.
+    #[arg(long, value_name = "FILE", requires = "intercept_self_signed")]
+    pub intercept_ca_out: Option<PathBuf>,
+
+    /// Do not verify the upstream's TLS certificate (warns).
+    #[arg(long)]
+    pub insecure_upstream: bool,
+
+    /// Bodies larger than this (and server-sent event streams, WebSocket connections) pass
+    /// through untouched; also the cap on a decoded (gzip, deflate, br) body.
+    #[arg(long, value_name = "SIZE", default_value = "16MiB")]
+    pub max_body: String,
+
+    /// Add Forwarded and X-Forwarded-For headers (by default no header is added).
+    #[arg(long)]
+    pub forwarded: bool,
+
+    /// An upstream must connect and send its answer's head within this (else 504).
+    #[arg(long, value_name = "DUR", default_value = "30s")]
+    pub upstream_timeout: String,
+
+    /// A request's head must arrive within this; an idle kept-alive connection closes after it.
+    #[arg(long, value_name = "DUR", default_value = "10s")]
+    pub header_timeout: String,
+
+    /// A request's body must arrive within this (else 408).
+    #[arg(long, value_name = "DUR", default_value = "30s")]
+    pub body_timeout: String,
+
+    /// At most this many open connections; when full, the one making the least progress is
+    /// closed to make room.
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    pub max_connections: usize,
+
+    #[command(flatten)]
+    pub plan: PlanArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

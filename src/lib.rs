@@ -12,6 +12,7 @@ pub mod input;
 pub mod jwks_client;
 pub mod output;
 pub mod parallel;
+pub mod proxy;
 pub mod scan;
 pub mod secret;
 pub mod server;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::GenerateJwt(args) => cmd::generate_jwt::run(args),
         Command::VerifyJwt(args) => cmd::verify_jwt::run(args),
         Command::Resign(args) => cmd::resign::run(args),
+        Command::Proxy(args) => cmd::proxy::run(args),
         Command::Decode(args) => cmd::decode::run(args),
         Command::Key(sub) => cmd::key::run(sub),
         Command::Serve(args) => cmd::serve::run(args),

@@ -352,7 +352,7 @@ async fn rotate_on_schedule(app: Arc<App>, every: i64, alg: Alg, grace: i64) {
     }
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

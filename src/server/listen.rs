@@ -23,6 +23,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tower::ServiceExt;
 
+/// The client's address, in every request's extensions.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// How connections are held.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -150,8 +154,8 @@ pub async fn serve(
             r = listener.accept() => r,
             _ = &mut shutdown => break,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(_) => {
                 // Out of descriptors (EMFILE) or a transient error: make room and go on.
                 if evict_one(&conns) {
@@ -196,9 +200,10 @@ pub async fn serve(
             );
         }
         let router = router.clone();
-        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             let router = router.clone();
             let busy = Arc::clone(&busy);
+            req.extensions_mut().insert(PeerAddr(peer));
             async move {
                 busy.fetch_add(1, Ordering::SeqCst);
                 let resp = router.oneshot(req.map(Body::new)).await;
@@ -284,8 +289,11 @@ async fn connection<I, S>(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(MAX_BUF)
-        .keep_alive(true);
-    let conn = builder.serve_connection(io, service);
+        .keep_alive(true)
+        // Header names keep their case on the way through a proxy.
+        .preserve_header_case(true);
+    // Upgrades (CONNECT, WebSocket) for the proxy; the server answers none.
+    let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
         r = conn.as_mut() => {

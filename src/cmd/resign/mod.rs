@@ -4,7 +4,7 @@
 //! declared lengths kept right. `plan` decides what happens to one token; `scan` walks texts.
 
 mod goreplay;
-mod plan;
+pub(crate) mod plan;
 mod scan;
 
 use anyhow::{Result, bail};

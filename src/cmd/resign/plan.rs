@@ -14,7 +14,7 @@ use crate::crypto::{self, Key, SigningKey};
 use crate::when;
 
 /// The reason given when --verify-with refuses a token.
-pub(super) const NOT_VERIFIED: &str = "old signature does not verify";
+pub(crate) const NOT_VERIFIED: &str = "old signature does not verify";
 /// Reasons for leaving a token as it is on purpose (counted as "left", not "skipped").
 pub(super) const NOT_CHOSEN: &str = "not chosen";
 pub(super) const NO_RULE: &str = "no --key-for rule matches";
@@ -70,7 +70,7 @@ impl RuleMatch {
 }
 
 /// Which key re-signs which token: `--match-*` filters, `--key-for` rules, the default key.
-pub(super) struct Plan {
+pub(crate) struct Plan {
     pub(super) default: Option<Resigner>,
     pub(super) rules: Vec<(String, RuleMatch, Resigner)>,
     pub(super) match_alg: Vec<String>,
@@ -79,7 +79,7 @@ pub(super) struct Plan {
 }
 
 impl Plan {
-    pub(super) fn new(args: &PlanArgs, now: i64) -> Result<Plan> {
+    pub(crate) fn new(args: &PlanArgs, now: i64) -> Result<Plan> {
         let s = &args.signing;
         let has_default = s.key_file.is_some()
             || s.key.is_some()
@@ -133,7 +133,7 @@ impl Plan {
 
     /// Re-signs `token` with the key the plan gives it, or says why not. Claim times are as of
     /// the run's start, or of `now` when given (a live re-signer).
-    pub(super) fn resign(
+    pub(crate) fn resign(
         &self,
         token: &str,
         check: &dyn Fn(&str) -> Result<(), Skip>,
@@ -302,7 +302,7 @@ fn resigner(key: Key, args: &PlanArgs, now: i64) -> Result<Resigner> {
 
 /// `--verify-with`: a URL is a JWKS URL; anything else a key or JWKS file. Only the signature
 /// is checked (the tokens being re-signed are often expired).
-pub(super) fn verifier(source: &str, args: &PlanArgs) -> Result<(Keys, Policy)> {
+pub(crate) fn verifier(source: &str, args: &PlanArgs) -> Result<(Keys, Policy)> {
     let is_url = source.starts_with("https://") || source.starts_with("http://");
     let src = KeySourceArgs {
         key_file: (!is_url).then(|| source.to_string()),

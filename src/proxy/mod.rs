@@ -1,0 +1,614 @@
+//! `jwkit proxy`: an HTTP proxy that re-signs the tokens of the traffic passing through it, by
+//! the rules of `resign --scan`. As a reverse proxy (`--upstream URL`) every request goes to
+//! one origin; as a forward proxy (no upstream) clients send absolute-form requests
+//! (`HTTP_PROXY`) and CONNECT tunnels, which pass untouched or, with an interception CA, are
+//! terminated and re-signed too. Nothing but tokens and lengths changes: header names keep
+//! their case and order, hop-by-hop headers are dropped as RFC 9110 §7.6.1 says, bodies keep
+//! their framing and content coding. The listener is the server's (timeouts, eviction,
+//! graceful stop).
+
+pub mod body;
+pub mod rewrite;
+pub mod tls;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
+
+use crate::output;
+use crate::server::listen::PeerAddr;
+use body::Coding;
+use rewrite::{Counts, Rewriter};
+
+/// Which traffic is re-signed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sides {
+    pub requests: bool,
+    pub responses: bool,
+}
+
+/// Where a reverse proxy sends everything.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    pub scheme: String,
+    pub authority: String,
+}
+
+pub struct Config {
+    pub upstream: Option<Upstream>,
+    pub sides: Sides,
+    /// Bodies larger than this pass through untouched (streamed).
+    pub max_body: usize,
+    /// Add `Forwarded` and `X-Forwarded-For`.
+    pub forwarded: bool,
+    /// An upstream exchange (connect and response head) must finish within this.
+    pub upstream_timeout: Duration,
+    /// A request body must arrive within this.
+    pub body_timeout: Duration,
+    pub intercept: Option<Arc<tls::Intercept>>,
+    /// `-v`: one line per request (method, status, time, counts; never a token).
+    pub verbose: bool,
+}
+
+type Upstreams = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
+
+pub struct Proxy {
+    config: Config,
+    pub rewriter: Rewriter,
+    client: Upstreams,
+}
+
+/// The origin an intercepted TLS connection was opened for (`CONNECT host:port`).
+#[derive(Clone, Debug)]
+struct Intercepted(String);
+
+impl Proxy {
+    pub fn new(config: Config, rewriter: Rewriter, upstream_tls: rustls::ClientConfig) -> Proxy {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.upstream_timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(upstream_tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .http1_preserve_header_case(true)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(https);
+        Proxy {
+            config,
+            rewriter,
+            client,
+        }
+    }
+}
+
+pub fn router(proxy: Arc<Proxy>) -> Router {
+    Router::new().fallback(handle).with_state(proxy)
+}
+
+/// The summary line every 10 s while anything happens, and once at the end.
+pub async fn report(proxy: Arc<Proxy>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.tick().await;
+    let mut last = String::new();
+    loop {
+        tick.tick().await;
+        let line = proxy.rewriter.stats.line();
+        if line != last {
+            output::log(line.clone());
+            last = line;
+        }
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn handle(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
+    if req.method() == Method::CONNECT {
+        return connect(proxy, req);
+    }
+    let start = Instant::now();
+    let method = req.method().clone();
+    let mut counts = Counts::default();
+    let resp = match forward(&proxy, req, &mut counts).await {
+        Ok(r) => r,
+        Err(r) => r,
+    };
+    if proxy.config.verbose {
+        output::log(format!(
+            "{method} {} {:.2}ms tokens {} re-signed {}",
+            resp.status().as_u16(),
+            start.elapsed().as_secs_f64() * 1000.0,
+            counts.found,
+            counts.resigned
+        ));
+    }
+    resp
+}
+
+/// The origin (scheme, authority) and the path of a request.
+fn target(proxy: &Proxy, req: &Request) -> Result<(String, String, String), Response> {
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map_or("/".to_string(), |p| p.as_str().to_string());
+    if let Some(Intercepted(authority)) = req.extensions().get::<Intercepted>() {
+        return Ok(("https".into(), authority.clone(), pq));
+    }
+    if let Some(up) = &proxy.config.upstream {
+        return Ok((up.scheme.clone(), up.authority.clone(), pq));
+    }
+    match (req.uri().scheme_str(), req.uri().authority()) {
+        (Some(scheme @ ("http" | "https")), Some(authority)) => {
+            Ok((scheme.to_string(), authority.to_string(), pq))
+        }
+        _ => Err(error(
+            StatusCode::BAD_REQUEST,
+            "a forward proxy takes absolute-form requests (http://host/path, as HTTP_PROXY clients send) and CONNECT; start with --upstream URL for a reverse proxy",
+        )),
+    }
+}
+
+/// Headers that belong to one connection (RFC 9110 §7.6.1): never forwarded.
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "proxy-authorization",
+    "proxy-authenticate",
+];
+
+/// Drops the hop-by-hop headers, and those the `Connection` header names; keeps `Upgrade`
+/// (and `Connection: upgrade`) when `upgrade` is true.
+fn drop_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    for name in HOP_BY_HOP.iter().map(|n| n.to_string()).chain(named) {
+        if upgrade && (name == "connection" || name == "upgrade") {
+            continue;
+        }
+        headers.remove(name.as_str());
+    }
+    if !upgrade {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// Re-signs the tokens in header values. Each value is scanned as the line `Name: value`, so
+/// `--only header:NAME` and `cookie:NAME` mean what they mean in a capture; a header keeps its
+/// place and its other values their order.
+fn rewrite_headers(rewriter: &Rewriter, headers: &mut HeaderMap, counts: &mut Counts) {
+    let names: Vec<HeaderName> = headers.keys().cloned().collect();
+    for name in names {
+        let values: Vec<HeaderValue> = headers.get_all(&name).iter().cloned().collect();
+        let mut changed = false;
+        let mut new_values = Vec::with_capacity(values.len());
+        for v in values {
+            let mut line = Vec::with_capacity(name.as_str().len() + 2 + v.len());
+            line.extend_from_slice(name.as_str().as_bytes());
+            line.extend_from_slice(b": ");
+            line.extend_from_slice(v.as_bytes());
+            match rewriter
+                .rewrite(&line, counts)
+                .and_then(|new| HeaderValue::from_bytes(&new[name.as_str().len() + 2..]).ok())
+            {
+                Some(new) => {
+                    changed = true;
+                    new_values.push(new);
+                }
+                None => new_values.push(v),
+            }
+        }
+        if changed {
+            let mut it = new_values.into_iter();
+            if let Some(first) = it.next() {
+                headers.insert(name.clone(), first);
+            }
+            for v in it {
+                headers.append(name.clone(), v);
+            }
+        }
+    }
+}
+
+/// A body read whole, or one that passes through as it streams.
+enum Taken {
+    Whole(Bytes),
+    Stream(Body),
+}
+
+/// Reads `body` up to `max` bytes; a longer one (or one with trailers) comes back as a stream
+/// of what was read and the rest.
+async fn take(body: Body, max: usize) -> Result<Taken, axum::Error> {
+    let mut body = body;
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut total = 0usize;
+    loop {
+        let Some(frame) = body.frame().await else {
+            let mut whole = Vec::with_capacity(total);
+            for c in &chunks {
+                whole.extend_from_slice(c);
+            }
+            return Ok(Taken::Whole(Bytes::from(whole)));
+        };
+        let frame = frame?;
+        match frame.into_data() {
+            Ok(data) => {
+                total += data.len();
+                chunks.push(data);
+                if total > max {
+                    break;
+                }
+            }
+            // Trailers: the body is not one to take apart.
+            Err(_) => break,
+        }
+    }
+    let head = futures_util::stream::iter(chunks.into_iter().map(Ok::<Bytes, axum::Error>));
+    let rest = body.into_data_stream();
+    use futures_util::StreamExt;
+    Ok(Taken::Stream(Body::from_stream(head.chain(rest))))
+}
+
+/// True for bodies that are streams by nature: server-sent events.
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"))
+}
+
+/// Re-signs a whole body (decoding and re-encoding its content coding) and fixes its declared
+/// length. Returns the body to send.
+fn rewrite_body(proxy: &Proxy, headers: &mut HeaderMap, data: Bytes, counts: &mut Counts) -> Bytes {
+    if data.is_empty() {
+        return data;
+    }
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?"));
+    let Some(coding) = Coding::from_header(encoding) else {
+        proxy
+            .rewriter
+            .stats
+            .passed_through
+            .fetch_add(1, Ordering::Relaxed);
+        return data;
+    };
+    let Some(decoded) = coding.decode(&data, proxy.config.max_body) else {
+        // Not what it says it is, or a bomb: passed on as it came.
+        proxy
+            .rewriter
+            .stats
+            .passed_through
+            .fetch_add(1, Ordering::Relaxed);
+        return data;
+    };
+    let Some(new) = proxy.rewriter.rewrite(&decoded, counts) else {
+        return data;
+    };
+    let zlib = data.first().is_some_and(|b| b & 0x0f == 8);
+    let Ok(encoded) = coding.encode(&new, zlib) else {
+        return data;
+    };
+    if headers.contains_key(header::CONTENT_LENGTH) {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(encoded.len()));
+    }
+    Bytes::from(encoded)
+}
+
+async fn forward(
+    proxy: &Arc<Proxy>,
+    mut req: Request,
+    counts: &mut Counts,
+) -> Result<Response, Response> {
+    let (scheme, authority, mut pq) = target(proxy, &req)?;
+    proxy
+        .rewriter
+        .stats
+        .requests
+        .fetch_add(1, Ordering::Relaxed);
+    let peer = req.extensions().get::<PeerAddr>().copied();
+    let upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .is_some_and(|v| !v.is_empty());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let sides = proxy.config.sides;
+    if sides.requests {
+        let line = format!("{} {pq} HTTP/1.1", parts.method);
+        if let Some(new) = proxy.rewriter.rewrite(line.as_bytes(), counts) {
+            let text = String::from_utf8_lossy(&new).into_owned();
+            if let Some(p) = text
+                .strip_prefix(&format!("{} ", parts.method))
+                .and_then(|r| r.strip_suffix(" HTTP/1.1"))
+            {
+                pq = p.to_string();
+            }
+        }
+        rewrite_headers(&proxy.rewriter, &mut parts.headers, counts);
+    }
+    drop_hop_by_hop(&mut parts.headers, upgrade);
+    if proxy.config.forwarded
+        && let Some(PeerAddr(addr)) = peer
+    {
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let ip = addr.ip();
+        let for_ = if ip.is_ipv6() {
+            format!("\"[{ip}]\"")
+        } else {
+            ip.to_string()
+        };
+        if let Ok(v) = HeaderValue::from_str(&format!("for={for_};proto=http;host={host}")) {
+            parts
+                .headers
+                .append(HeaderName::from_static("forwarded"), v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {
+            parts
+                .headers
+                .append(HeaderName::from_static("x-forwarded-for"), v);
+        }
+    }
+    let body = if upgrade {
+        Body::empty()
+    } else {
+        match tokio::time::timeout(proxy.config.body_timeout, take(body, proxy.config.max_body))
+            .await
+        {
+            Err(_) => {
+                return Err(error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the request body did not arrive within the body timeout",
+                ));
+            }
+            Ok(Err(_)) => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "the request body could not be read",
+                ));
+            }
+            Ok(Ok(Taken::Whole(data))) if sides.requests => {
+                Body::from(rewrite_body(proxy, &mut parts.headers, data, counts))
+            }
+            Ok(Ok(Taken::Whole(data))) => Body::from(data),
+            Ok(Ok(Taken::Stream(b))) => {
+                proxy
+                    .rewriter
+                    .stats
+                    .passed_through
+                    .fetch_add(1, Ordering::Relaxed);
+                b
+            }
+        }
+    };
+    let uri: Uri = match format!("{scheme}://{authority}{pq}").parse() {
+        Ok(u) => u,
+        Err(_) => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "the request target is not a URI",
+            ));
+        }
+    };
+    parts.uri = uri;
+    let out = hyper::Request::from_parts(parts, body);
+    let sent = tokio::time::timeout(proxy.config.upstream_timeout, proxy.client.request(out)).await;
+    let mut resp = match sent {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            proxy
+                .rewriter
+                .stats
+                .upstream_errors
+                .fetch_add(1, Ordering::Relaxed);
+            let cause = upstream_cause(&e);
+            output::log(format!(
+                "error: upstream {}: {cause}",
+                output::escape(&authority)
+            ));
+            return Err(error(
+                StatusCode::BAD_GATEWAY,
+                format!("the upstream {authority} failed: {cause}"),
+            ));
+        }
+        Err(_) => {
+            proxy
+                .rewriter
+                .stats
+                .upstream_errors
+                .fetch_add(1, Ordering::Relaxed);
+            output::log(format!(
+                "error: upstream {}: no answer within the upstream timeout",
+                output::escape(&authority)
+            ));
+            return Err(error(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("the upstream {authority} did not answer in time"),
+            ));
+        }
+    };
+    proxy
+        .rewriter
+        .stats
+        .responses
+        .fetch_add(1, Ordering::Relaxed);
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_side) = client_upgrade {
+            let upstream_side = hyper::upgrade::on(&mut resp);
+            tokio::spawn(async move {
+                if let (Ok(a), Ok(b)) = (client_side.await, upstream_side.await) {
+                    let _ =
+                        tokio::io::copy_bidirectional(&mut TokioIo::new(a), &mut TokioIo::new(b))
+                            .await;
+                }
+            });
+        }
+        let (parts, _) = resp.into_parts();
+        return Ok(Response::from_parts(parts, Body::empty()));
+    }
+    let (mut parts, body) = resp.into_parts();
+    if sides.responses {
+        rewrite_headers(&proxy.rewriter, &mut parts.headers, counts);
+    }
+    drop_hop_by_hop(&mut parts.headers, false);
+    let body = Body::new(body);
+    let stream = is_event_stream(&parts.headers);
+    let body = if stream {
+        proxy
+            .rewriter
+            .stats
+            .passed_through
+            .fetch_add(1, Ordering::Relaxed);
+        body
+    } else {
+        match take(body, proxy.config.max_body).await {
+            Ok(Taken::Whole(data)) if sides.responses => {
+                Body::from(rewrite_body(proxy, &mut parts.headers, data, counts))
+            }
+            Ok(Taken::Whole(data)) => Body::from(data),
+            Ok(Taken::Stream(b)) => {
+                proxy
+                    .rewriter
+                    .stats
+                    .passed_through
+                    .fetch_add(1, Ordering::Relaxed);
+                b
+            }
+            Err(_) => {
+                proxy
+                    .rewriter
+                    .stats
+                    .upstream_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(error(
+                    StatusCode::BAD_GATEWAY,
+                    format!("the upstream {authority} broke off its answer"),
+                ));
+            }
+        }
+    };
+    Ok(Response::from_parts(parts, body))
+}
+
+/// The cause of an upstream failure, said plainly.
+fn upstream_cause(e: &hyper_util::client::legacy::Error) -> String {
+    let mut causes = Vec::new();
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = source {
+        causes.push(err.to_string());
+        source = err.source();
+    }
+    let all = causes.join(": ");
+    if all.contains("onnection refused") {
+        "connection refused".into()
+    } else if all.contains("certificate") {
+        "its TLS certificate is not trusted (--cacert FILE adds a CA)".into()
+    } else if all.contains("dns error") || all.contains("failed to lookup") {
+        "the host name does not resolve".into()
+    } else {
+        causes.last().cloned().unwrap_or_else(|| "failed".into())
+    }
+}
+
+/// CONNECT host:port: a tunnel, passed through as it is, or with an interception CA
+/// terminated here and served like any other traffic.
+fn connect(proxy: Arc<Proxy>, mut req: Request) -> Response {
+    let Some(authority) = req.uri().authority().map(|a| a.to_string()) else {
+        return error(StatusCode::BAD_REQUEST, "CONNECT needs host:port");
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    proxy.rewriter.stats.tunnels.fetch_add(1, Ordering::Relaxed);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let io = TokioIo::new(upgraded);
+        match proxy.config.intercept.clone() {
+            Some(intercept) => {
+                let host = authority
+                    .rsplit_once(':')
+                    .map_or(authority.as_str(), |(h, _)| h)
+                    .trim_matches(['[', ']'])
+                    .to_string();
+                let Ok(acceptor) = intercept.acceptor(&host) else {
+                    return;
+                };
+                let Ok(Ok(tls)) =
+                    tokio::time::timeout(Duration::from_secs(10), acceptor.accept(io)).await
+                else {
+                    return;
+                };
+                let router = router(Arc::clone(&proxy));
+                let target = Intercepted(authority);
+                let service = hyper::service::service_fn(
+                    move |mut req: hyper::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(target.clone());
+                        let router = router.clone();
+                        async move {
+                            use tower::ServiceExt;
+                            router.oneshot(req.map(Body::new)).await
+                        }
+                    },
+                );
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(10))
+                    .preserve_header_case(true);
+                let _ = builder
+                    .serve_connection(TokioIo::new(tls), service)
+                    .with_upgrades()
+                    .await;
+            }
+            None => {
+                let connected = tokio::time::timeout(
+                    proxy.config.upstream_timeout,
+                    tokio::net::TcpStream::connect(authority.as_str()),
+                )
+                .await;
+                if let Ok(Ok(mut upstream)) = connected {
+                    let mut io = io;
+                    let _ = tokio::io::copy_bidirectional(&mut io, &mut upstream).await;
+                } else {
+                    proxy
+                        .rewriter
+                        .stats
+                        .upstream_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    });
+    StatusCode::OK.into_response()
+}
