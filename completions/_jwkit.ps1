@@ -33,6 +33,7 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             [CompletionResult]::new('generate-jwt', 'generate-jwt', [CompletionResultType]::ParameterValue, 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout')
             [CompletionResult]::new('verify-jwt', 'verify-jwt', [CompletionResultType]::ParameterValue, 'Verify a token: signature, algorithm and claims, against a key, a key set, a JWKS URL, an OIDC issuer or a jwkit server')
             [CompletionResult]::new('resign', 'resign', [CompletionResultType]::ParameterValue, 'Give a token a new signature from a new key, claims kept byte for byte unless asked otherwise; with --scan, every token in any text (HAR files, logs, HTTP dumps)')
+            [CompletionResult]::new('proxy', 'proxy', [CompletionResultType]::ParameterValue, 'Re-sign tokens live: an HTTP proxy that re-signs every token in the requests and responses passing through it, by the rules of `resign --scan`')
             [CompletionResult]::new('decode', 'decode', [CompletionResultType]::ParameterValue, 'Show a token''s header and claims, with readable times. Never verifies the signature')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Inspect, convert and publish keys')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run a JWKS server: publish keys, take authenticated uploads, issue test tokens')
@@ -196,6 +197,54 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Overwrite --out if it exists')
             [CompletionResult]::new('--goreplay', '--goreplay', [CompletionResultType]::ParameterName, 'Speak GoReplay''s middleware protocol on stdin and stdout (`gor --middleware "jwkit resign --goreplay --key-file K"`): one hex-encoded message per line; requests come back with their tokens re-signed and Content-Length fixed, each flushed as it is done; other messages come back unchanged')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Accept an HMAC secret shorter than RFC 7518 §3.2 asks (32 bytes for HS256), such as an app''s existing secret, with a warning')
+            [CompletionResult]::new('--secret-base64', '--secret-base64', [CompletionResultType]::ParameterName, 'The --secret-file or --secret-env value is base64 (standard or URL-safe, padded or not, as `kubectl get secret -o yaml` shows it); the decoded bytes are the secret')
+            [CompletionResult]::new('--keep-kid', '--keep-kid', [CompletionResultType]::ParameterName, 'Keep the token''s own kid')
+            [CompletionResult]::new('--refresh', '--refresh', [CompletionResultType]::ParameterName, 'Make the token current: iat becomes now, and nbf and exp move by as much, so the lifetime is kept')
+            [CompletionResult]::new('--no-cache', '--no-cache', [CompletionResultType]::ParameterName, 'Neither read nor write the JWKS cache')
+            [CompletionResult]::new('--allow-http', '--allow-http', [CompletionResultType]::ParameterName, 'Allow plain-HTTP key sets off loopback (warns)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Errors keep every layer of their cause (network errors are otherwise one line)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Errors keep every layer of their cause (network errors are otherwise one line)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'jwkit;proxy' {
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Where to listen (host:port; loopback unless told otherwise)')
+            [CompletionResult]::new('--upstream', '--upstream', [CompletionResultType]::ParameterName, 'Be a reverse proxy for this origin (http:// or https://): every request goes there. Without it, a forward proxy')
+            [CompletionResult]::new('--side', '--side', [CompletionResultType]::ParameterName, 'Re-sign the tokens of requests, of responses, or of both')
+            [CompletionResult]::new('--intercept-ca', '--intercept-ca', [CompletionResultType]::ParameterName, 'Forward proxy: terminate CONNECT tunnels with certificates signed by this CA (PEM), so HTTPS traffic is re-signed too (with --intercept-key)')
+            [CompletionResult]::new('--intercept-key', '--intercept-key', [CompletionResultType]::ParameterName, 'The private key (PEM) of --intercept-ca')
+            [CompletionResult]::new('--intercept-ca-out', '--intercept-ca-out', [CompletionResultType]::ParameterName, 'Where --intercept-self-signed writes its CA certificate')
+            [CompletionResult]::new('--max-body', '--max-body', [CompletionResultType]::ParameterName, 'Bodies larger than this (and server-sent event streams, WebSocket connections) pass through untouched; also the cap on a decoded (gzip, deflate, br) body')
+            [CompletionResult]::new('--upstream-timeout', '--upstream-timeout', [CompletionResultType]::ParameterName, 'An upstream must connect and send its answer''s head within this (else 504)')
+            [CompletionResult]::new('--header-timeout', '--header-timeout', [CompletionResultType]::ParameterName, 'A request''s head must arrive within this; an idle kept-alive connection closes after it')
+            [CompletionResult]::new('--body-timeout', '--body-timeout', [CompletionResultType]::ParameterName, 'A request''s body must arrive within this (else 408)')
+            [CompletionResult]::new('--max-connections', '--max-connections', [CompletionResultType]::ParameterName, 'At most this many open connections; when full, the one making the least progress is closed to make room')
+            [CompletionResult]::new('--key-file', '--key-file', [CompletionResultType]::ParameterName, 'Signing key file: PEM, DER, JWK or JWKS (pick with --kid), recognised by content; `-` reads stdin')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Sign with the stored key with this kid (see `jwkit key list`)')
+            [CompletionResult]::new('--secret-file', '--secret-file', [CompletionResultType]::ParameterName, 'HMAC secret: the raw bytes of FILE (`-` for stdin)')
+            [CompletionResult]::new('--secret-env', '--secret-env', [CompletionResultType]::ParameterName, 'HMAC secret: the value of the environment variable VAR (secrets never go in argv)')
+            [CompletionResult]::new('--kid', '--kid', [CompletionResultType]::ParameterName, 'The new header kid (default: the new key''s kid, else its thumbprint). With a JWKS key file, also picks the key')
+            [CompletionResult]::new('--alg', '--alg', [CompletionResultType]::ParameterName, 'The new algorithm (default: from the new key)')
+            [CompletionResult]::new('--lifetime', '--lifetime', [CompletionResultType]::ParameterName, 'For --refresh of a token with exp but neither iat nor nbf (its lifetime unknown): exp becomes now + DUR')
+            [CompletionResult]::new('--exp', '--exp', [CompletionResultType]::ParameterName, 'Set exp, as WHEN (after --refresh)')
+            [CompletionResult]::new('--set', '--set', [CompletionResultType]::ParameterName, 'Set a claim; VALUE is JSON when it parses as JSON, else a string (repeatable)')
+            [CompletionResult]::new('--unset', '--unset', [CompletionResultType]::ParameterName, 'Remove a claim (repeatable)')
+            [CompletionResult]::new('--verify-with', '--verify-with', [CompletionResultType]::ParameterName, 'The old signature must verify first, against a key or JWKS file, or a JWKS URL')
+            [CompletionResult]::new('--key-for', '--key-for', [CompletionResultType]::ParameterName, 'Re-sign old tokens matching MATCH with KEY (repeatable): MATCH is alg:ALG, kid:KID or iss:ISS (of the old token); KEY is file:PATH, secret-file:PATH, secret-env:VAR or store:KID. A token no rule matches is left as it is, unless a default key is given')
+            [CompletionResult]::new('--only', '--only', [CompletionResultType]::ParameterName, 'With --scan or --goreplay: re-sign only tokens in this place (repeatable): json:NAME (a JSON member, at any depth, also in JSON held in strings and in base64 bodies), header:NAME, cookie:NAME, param:NAME (query string or form field)')
+            [CompletionResult]::new('--match-alg', '--match-alg', [CompletionResultType]::ParameterName, 'Re-sign only tokens whose header alg is ALG (repeatable)')
+            [CompletionResult]::new('--match-kid', '--match-kid', [CompletionResultType]::ParameterName, 'Re-sign only tokens whose header kid is KID (repeatable)')
+            [CompletionResult]::new('--match-iss', '--match-iss', [CompletionResultType]::ParameterName, 'Re-sign only tokens whose iss claim is ISS (repeatable)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'The whole of each HTTP fetch (name resolution, connecting, TLS, headers and body) must finish within this')
+            [CompletionResult]::new('--cacert', '--cacert', [CompletionResultType]::ParameterName, 'Extra trusted CA certificates (PEM) for HTTPS, besides the system roots')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never')
+            [CompletionResult]::new('--intercept-self-signed', '--intercept-self-signed', [CompletionResultType]::ParameterName, 'Forward proxy: terminate CONNECT tunnels with a throwaway CA made at start, written to --intercept-ca-out for clients to trust')
+            [CompletionResult]::new('--insecure-upstream', '--insecure-upstream', [CompletionResultType]::ParameterName, 'Do not verify the upstream''s TLS certificate (warns)')
+            [CompletionResult]::new('--forwarded', '--forwarded', [CompletionResultType]::ParameterName, 'Add Forwarded and X-Forwarded-For headers (by default no header is added)')
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Accept an HMAC secret shorter than RFC 7518 §3.2 asks (32 bytes for HS256), such as an app''s existing secret, with a warning')
             [CompletionResult]::new('--secret-base64', '--secret-base64', [CompletionResultType]::ParameterName, 'The --secret-file or --secret-env value is base64 (standard or URL-safe, padded or not, as `kubectl get secret -o yaml` shows it); the decoded bytes are the secret')
             [CompletionResult]::new('--keep-kid', '--keep-kid', [CompletionResultType]::ParameterName, 'Keep the token''s own kid')
@@ -425,6 +474,7 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             [CompletionResult]::new('generate-jwt', 'generate-jwt', [CompletionResultType]::ParameterValue, 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout')
             [CompletionResult]::new('verify-jwt', 'verify-jwt', [CompletionResultType]::ParameterValue, 'Verify a token: signature, algorithm and claims, against a key, a key set, a JWKS URL, an OIDC issuer or a jwkit server')
             [CompletionResult]::new('resign', 'resign', [CompletionResultType]::ParameterValue, 'Give a token a new signature from a new key, claims kept byte for byte unless asked otherwise; with --scan, every token in any text (HAR files, logs, HTTP dumps)')
+            [CompletionResult]::new('proxy', 'proxy', [CompletionResultType]::ParameterValue, 'Re-sign tokens live: an HTTP proxy that re-signs every token in the requests and responses passing through it, by the rules of `resign --scan`')
             [CompletionResult]::new('decode', 'decode', [CompletionResultType]::ParameterValue, 'Show a token''s header and claims, with readable times. Never verifies the signature')
             [CompletionResult]::new('key', 'key', [CompletionResultType]::ParameterValue, 'Inspect, convert and publish keys')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run a JWKS server: publish keys, take authenticated uploads, issue test tokens')
@@ -443,6 +493,9 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             break
         }
         'jwkit;help;resign' {
+            break
+        }
+        'jwkit;help;proxy' {
             break
         }
         'jwkit;help;decode' {

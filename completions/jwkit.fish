@@ -35,6 +35,7 @@ complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "genkey" -d 'Generate a 
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "generate-jwt" -d 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "verify-jwt" -d 'Verify a token: signature, algorithm and claims, against a key, a key set, a JWKS URL, an OIDC issuer or a jwkit server'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "resign" -d 'Give a token a new signature from a new key, claims kept byte for byte unless asked otherwise; with --scan, every token in any text (HAR files, logs, HTTP dumps)'
+complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "proxy" -d 'Re-sign tokens live: an HTTP proxy that re-signs every token in the requests and responses passing through it, by the rules of `resign --scan`'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "decode" -d 'Show a token\'s header and claims, with readable times. Never verifies the signature'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "key" -d 'Inspect, convert and publish keys'
 complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "serve" -d 'Run a JWKS server: publish keys, take authenticated uploads, issue test tokens'
@@ -266,6 +267,65 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l allow-http -d 'Al
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -s V -l version -d 'Print version'
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l listen -d 'Where to listen (host:port; loopback unless told otherwise)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l upstream -d 'Be a reverse proxy for this origin (http:// or https://): every request goes there. Without it, a forward proxy' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l side -d 'Re-sign the tokens of requests, of responses, or of both' -r -f -a "request\t''
+response\t''
+both\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l intercept-ca -d 'Forward proxy: terminate CONNECT tunnels with certificates signed by this CA (PEM), so HTTPS traffic is re-signed too (with --intercept-key)' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l intercept-key -d 'The private key (PEM) of --intercept-ca' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l intercept-ca-out -d 'Where --intercept-self-signed writes its CA certificate' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l max-body -d 'Bodies larger than this (and server-sent event streams, WebSocket connections) pass through untouched; also the cap on a decoded (gzip, deflate, br) body' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l upstream-timeout -d 'An upstream must connect and send its answer\'s head within this (else 504)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l header-timeout -d 'A request\'s head must arrive within this; an idle kept-alive connection closes after it' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l body-timeout -d 'A request\'s body must arrive within this (else 408)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l max-connections -d 'At most this many open connections; when full, the one making the least progress is closed to make room' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l key-file -d 'Signing key file: PEM, DER, JWK or JWKS (pick with --kid), recognised by content; `-` reads stdin' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l key -d 'Sign with the stored key with this kid (see `jwkit key list`)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l secret-file -d 'HMAC secret: the raw bytes of FILE (`-` for stdin)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l secret-env -d 'HMAC secret: the value of the environment variable VAR (secrets never go in argv)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l kid -d 'The new header kid (default: the new key\'s kid, else its thumbprint). With a JWKS key file, also picks the key' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l alg -d 'The new algorithm (default: from the new key)' -r -f -a "HS256\t''
+HS384\t''
+HS512\t''
+RS256\t''
+RS384\t''
+RS512\t''
+PS256\t''
+PS384\t''
+PS512\t''
+ES256\t''
+ES384\t''
+ES512\t''
+ES256K\t''
+EdDSA\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l lifetime -d 'For --refresh of a token with exp but neither iat nor nbf (its lifetime unknown): exp becomes now + DUR' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l exp -d 'Set exp, as WHEN (after --refresh)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l set -d 'Set a claim; VALUE is JSON when it parses as JSON, else a string (repeatable)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l unset -d 'Remove a claim (repeatable)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l verify-with -d 'The old signature must verify first, against a key or JWKS file, or a JWKS URL' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l key-for -d 'Re-sign old tokens matching MATCH with KEY (repeatable): MATCH is alg:ALG, kid:KID or iss:ISS (of the old token); KEY is file:PATH, secret-file:PATH, secret-env:VAR or store:KID. A token no rule matches is left as it is, unless a default key is given' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l only -d 'With --scan or --goreplay: re-sign only tokens in this place (repeatable): json:NAME (a JSON member, at any depth, also in JSON held in strings and in base64 bodies), header:NAME, cookie:NAME, param:NAME (query string or form field)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l match-alg -d 'Re-sign only tokens whose header alg is ALG (repeatable)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l match-kid -d 'Re-sign only tokens whose header kid is KID (repeatable)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l match-iss -d 'Re-sign only tokens whose iss claim is ISS (repeatable)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l timeout -d 'The whole of each HTTP fetch (name resolution, connecting, TLS, headers and body) must finish within this' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l cacert -d 'Extra trusted CA certificates (PEM) for HTTPS, besides the system roots' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l intercept-self-signed -d 'Forward proxy: terminate CONNECT tunnels with a throwaway CA made at start, written to --intercept-ca-out for clients to trust'
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l insecure-upstream -d 'Do not verify the upstream\'s TLS certificate (warns)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l forwarded -d 'Add Forwarded and X-Forwarded-For headers (by default no header is added)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l insecure -d 'Accept an HMAC secret shorter than RFC 7518 §3.2 asks (32 bytes for HS256), such as an app\'s existing secret, with a warning'
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l secret-base64 -d 'The --secret-file or --secret-env value is base64 (standard or URL-safe, padded or not, as `kubectl get secret -o yaml` shows it); the decoded bytes are the secret'
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l keep-kid -d 'Keep the token\'s own kid'
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l refresh -d 'Make the token current: iat becomes now, and nbf and exp move by as much, so the lifetime is kept'
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l no-cache -d 'Neither read nor write the JWKS cache'
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l allow-http -d 'Allow plain-HTTP key sets off loopback (warns)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -418,16 +478,17 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand man" -l force -d 'Replace pa
 complete -c jwkit -n "__fish_jwkit_using_subcommand man" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand man" -s h -l help -d 'Print help'
 complete -c jwkit -n "__fish_jwkit_using_subcommand man" -s V -l version -d 'Print version'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key serve completions man help" -f -a "generate-key" -d 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key serve completions man help" -f -a "generate-jwt" -d 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key serve completions man help" -f -a "verify-jwt" -d 'Verify a token: signature, algorithm and claims, against a key, a key set, a JWKS URL, an OIDC issuer or a jwkit server'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key serve completions man help" -f -a "resign" -d 'Give a token a new signature from a new key, claims kept byte for byte unless asked otherwise; with --scan, every token in any text (HAR files, logs, HTTP dumps)'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key serve completions man help" -f -a "decode" -d 'Show a token\'s header and claims, with readable times. Never verifies the signature'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key serve completions man help" -f -a "key" -d 'Inspect, convert and publish keys'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key serve completions man help" -f -a "serve" -d 'Run a JWKS server: publish keys, take authenticated uploads, issue test tokens'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key serve completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key serve completions man help" -f -a "man" -d 'Print the man page, or write one page per command into a directory'
-complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign decode key serve completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign proxy decode key serve completions man help" -f -a "generate-key" -d 'Generate a key pair or HMAC secret as PEM, JWK or JWKS'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign proxy decode key serve completions man help" -f -a "generate-jwt" -d 'Sign a JWT: claims from flags, JSON or stdin; the compact token on stdout'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign proxy decode key serve completions man help" -f -a "verify-jwt" -d 'Verify a token: signature, algorithm and claims, against a key, a key set, a JWKS URL, an OIDC issuer or a jwkit server'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign proxy decode key serve completions man help" -f -a "resign" -d 'Give a token a new signature from a new key, claims kept byte for byte unless asked otherwise; with --scan, every token in any text (HAR files, logs, HTTP dumps)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign proxy decode key serve completions man help" -f -a "proxy" -d 'Re-sign tokens live: an HTTP proxy that re-signs every token in the requests and responses passing through it, by the rules of `resign --scan`'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign proxy decode key serve completions man help" -f -a "decode" -d 'Show a token\'s header and claims, with readable times. Never verifies the signature'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign proxy decode key serve completions man help" -f -a "key" -d 'Inspect, convert and publish keys'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign proxy decode key serve completions man help" -f -a "serve" -d 'Run a JWKS server: publish keys, take authenticated uploads, issue test tokens'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign proxy decode key serve completions man help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign proxy decode key serve completions man help" -f -a "man" -d 'Print the man page, or write one page per command into a directory'
+complete -c jwkit -n "__fish_jwkit_using_subcommand help; and not __fish_seen_subcommand_from generate-key generate-jwt verify-jwt resign proxy decode key serve completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "list" -d 'List the keys in the key store: kid, type, alg, created'
 complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "show" -d 'Show one stored key: metadata and its public JWK (--private for the private JWK)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "public" -d 'Print the public half of a key'

@@ -119,6 +119,11 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
+/// An error answer, boxed for `Result`.
+fn refuse(status: StatusCode, message: impl Into<String>) -> Box<Response> {
+    Box::new(error(status, message))
+}
+
 async fn handle(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
     if req.method() == Method::CONNECT {
         return connect(proxy, req);
@@ -128,7 +133,7 @@ async fn handle(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
     let mut counts = Counts::default();
     let resp = match forward(&proxy, req, &mut counts).await {
         Ok(r) => r,
-        Err(r) => r,
+        Err(r) => *r,
     };
     if proxy.config.verbose {
         output::log(format!(
@@ -143,7 +148,7 @@ async fn handle(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
 }
 
 /// The origin (scheme, authority) and the path of a request.
-fn target(proxy: &Proxy, req: &Request) -> Result<(String, String, String), Response> {
+fn target(proxy: &Proxy, req: &Request) -> Result<(String, String, String), Box<Response>> {
     let pq = req
         .uri()
         .path_and_query()
@@ -158,7 +163,7 @@ fn target(proxy: &Proxy, req: &Request) -> Result<(String, String, String), Resp
         (Some(scheme @ ("http" | "https")), Some(authority)) => {
             Ok((scheme.to_string(), authority.to_string(), pq))
         }
-        _ => Err(error(
+        _ => Err(refuse(
             StatusCode::BAD_REQUEST,
             "a forward proxy takes absolute-form requests (http://host/path, as HTTP_PROXY clients send) and CONNECT; start with --upstream URL for a reverse proxy",
         )),
@@ -325,7 +330,7 @@ async fn forward(
     proxy: &Arc<Proxy>,
     mut req: Request,
     counts: &mut Counts,
-) -> Result<Response, Response> {
+) -> Result<Response, Box<Response>> {
     let (scheme, authority, mut pq) = target(proxy, &req)?;
     proxy
         .rewriter
@@ -387,13 +392,13 @@ async fn forward(
             .await
         {
             Err(_) => {
-                return Err(error(
+                return Err(refuse(
                     StatusCode::REQUEST_TIMEOUT,
                     "the request body did not arrive within the body timeout",
                 ));
             }
             Ok(Err(_)) => {
-                return Err(error(
+                return Err(refuse(
                     StatusCode::BAD_REQUEST,
                     "the request body could not be read",
                 ));
@@ -415,7 +420,7 @@ async fn forward(
     let uri: Uri = match format!("{scheme}://{authority}{pq}").parse() {
         Ok(u) => u,
         Err(_) => {
-            return Err(error(
+            return Err(refuse(
                 StatusCode::BAD_REQUEST,
                 "the request target is not a URI",
             ));
@@ -437,7 +442,7 @@ async fn forward(
                 "error: upstream {}: {cause}",
                 output::escape(&authority)
             ));
-            return Err(error(
+            return Err(refuse(
                 StatusCode::BAD_GATEWAY,
                 format!("the upstream {authority} failed: {cause}"),
             ));
@@ -452,7 +457,7 @@ async fn forward(
                 "error: upstream {}: no answer within the upstream timeout",
                 output::escape(&authority)
             ));
-            return Err(error(
+            return Err(refuse(
                 StatusCode::GATEWAY_TIMEOUT,
                 format!("the upstream {authority} did not answer in time"),
             ));
@@ -511,7 +516,7 @@ async fn forward(
                     .stats
                     .upstream_errors
                     .fetch_add(1, Ordering::Relaxed);
-                return Err(error(
+                return Err(refuse(
                     StatusCode::BAD_GATEWAY,
                     format!("the upstream {authority} broke off its answer"),
                 ));

@@ -15,6 +15,7 @@ mod jose;
 mod key;
 mod layout;
 mod pg;
+mod proxy;
 mod readme;
 mod replicas;
 mod resign;

@@ -51,7 +51,8 @@ impl Server {
         })
     }
 
-    /// Starts `jwkit serve` as `cmd` gives it, waiting for its listening line.
+    /// Starts `jwkit serve` (or `jwkit proxy`) as `cmd` gives it, waiting for its listening
+    /// line.
     pub(crate) fn from_command(mut cmd: Command) -> Server {
         let mut child = cmd
             .stdin(Stdio::null())
@@ -72,7 +73,10 @@ impl Server {
                     l.push_str(&line);
                     l.push('\n');
                 }
-                if let Some(rest) = line.strip_prefix("jwkit serve: listening on ") {
+                if let Some(rest) = line
+                    .strip_prefix("jwkit serve: listening on ")
+                    .or_else(|| line.strip_prefix("jwkit proxy: listening on "))
+                {
                     let _ = tx.send(rest.split(' ').next().unwrap_or_default().to_string());
                 }
             }

@@ -1,0 +1,205 @@
+"""The other side of the replay tests: an app that verifies Bearer tokens with PyJWT's
+PyJWKClient, a capture of requests whose tokens an unknown key signed, mitmproxy flows that
+replay it, and an independent comparison of what the app received with the capture.
+
+usage:
+  replay_peer.py app PORT JWKS_URL LOG          serve until killed; one JSON line per request
+  replay_peer.py capture FILE                   write the capture (JSON) with PyJWT's tokens
+  replay_peer.py flows CAPTURE HOST PORT OUT    mitmproxy flows replaying the capture at HOST:PORT
+  replay_peer.py forward CAPTURE HOST PORT PROXY_PORT   send the capture to HOST:PORT through an
+                                                HTTP proxy (absolute-form, as HTTP_PROXY clients do)
+  replay_peer.py compare CAPTURE LOG            print a JSON report
+"""
+import base64
+import gzip
+import http.server
+import json
+import re
+import sys
+import threading
+import time
+import urllib.parse
+
+TOKEN = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
+# Headers a proxy may set or drop by the HTTP rules: lengths and hop-by-hop ones.
+FRAMING = {"content-length", "connection", "keep-alive", "proxy-connection", "transfer-encoding"}
+
+
+def decoded_body(headers, body):
+    if dict((k.lower(), v) for k, v in headers).get("content-encoding", "").lower() == "gzip":
+        return gzip.decompress(body)
+    return body
+
+
+def app(port, jwks_url, log):
+    import jwt
+
+    client = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=1)
+    lock = threading.Lock()
+
+    class App(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def handle_any(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(n)
+            headers = self.headers.items()
+            text = self.path + "\n" + "\n".join(f"{k}: {v}" for k, v in headers) + "\n"
+            text += decoded_body(headers, body).decode("latin-1")
+            tokens = TOKEN.findall(text)
+            errors = []
+            for t in tokens:
+                try:
+                    key = client.get_signing_key_from_jwt(t)
+                    jwt.decode(t, key.key, algorithms=["ES256", "RS256"], options={"verify_aud": False})
+                except Exception as e:
+                    errors.append(f"{type(e).__name__}: {e}")
+            ok = bool(tokens) and not errors
+            record = {"method": self.command, "path": self.path, "headers": headers,
+                      "body": base64.b64encode(body).decode(), "tokens": len(tokens),
+                      "ok": ok, "errors": errors[:2]}
+            with lock, open(log, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            out = b'{"ok":true}' if ok else b'{"error":"invalid_token"}'
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        do_GET = do_POST = do_PUT = do_DELETE = handle_any
+
+        def log_message(self, *args):
+            pass
+
+    http.server.ThreadingHTTPServer(("127.0.0.1", port), App).serve_forever()
+
+
+def capture(out):
+    """Requests as a capture holds them: expired RS256 tokens from an identity provider the app
+    never trusted, in every place apps keep them."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = int(time.time())
+    reqs = []
+    for i in range(12):
+        t = jwt.encode({"sub": f"user{i}", "iss": "https://old-idp.example", "iat": now - 7200,
+                        "exp": now - 6600, "scope": "orders"}, key, algorithm="RS256",
+                       headers={"kid": "old-idp-1"})
+        base = [["Host", "app.test"], ["User-Agent", "replay-test/1.0"], ["X-Seq", str(i)],
+                ["Accept", "application/json"]]
+        place = i % 6
+        body = b""
+        path = f"/api/orders/{i}"
+        headers = list(base)
+        if place == 0:
+            headers.append(["Authorization", f"Bearer {t}"])
+        elif place == 1:
+            headers.append(["Cookie", f"theme=dark; session={t}; lang=en"])
+        elif place == 2:
+            path += f"?access_token={t}&page=2"
+        elif place == 3:
+            body = json.dumps({"access_token": t, "items": [1, 2, 3]}).encode()
+            headers.append(["Content-Type", "application/json"])
+        elif place == 4:
+            body = urllib.parse.urlencode({"access_token": t, "note": "a b&c"}).encode()
+            headers.append(["Content-Type", "application/x-www-form-urlencoded"])
+        else:
+            body = gzip.compress(json.dumps({"access_token": t, "n": i}).encode())
+            headers.append(["Content-Type", "application/json"])
+            headers.append(["Content-Encoding", "gzip"])
+        if body:
+            headers.append(["Content-Length", str(len(body))])
+        reqs.append({"method": "POST" if body else "GET", "path": path, "headers": headers,
+                     "body": base64.b64encode(body).decode()})
+    with open(out, "w") as f:
+        json.dump(reqs, f)
+
+
+def flows(capture_path, host, port, out):
+    from mitmproxy import connection, http, io
+
+    reqs = json.load(open(capture_path))
+    with open(out, "wb") as fh:
+        w = io.FlowWriter(fh)
+        for r in reqs:
+            client = connection.Client(peername=("127.0.0.1", 0), sockname=("127.0.0.1", 0),
+                                       timestamp_start=time.time())
+            server = connection.Server(address=(host, int(port)))
+            flow = http.HTTPFlow(client, server)
+            flow.request = http.Request(
+                host, int(port), r["method"].encode(), b"http", b"",
+                r["path"].encode(), b"HTTP/1.1",
+                http.Headers([(k.encode(), v.encode()) for k, v in r["headers"]]),
+                base64.b64decode(r["body"]), None, time.time(), time.time())
+            w.add(flow)
+
+
+def forward(capture_path, host, port, proxy_port):
+    import http.client
+
+    for r in json.load(open(capture_path)):
+        conn = http.client.HTTPConnection("127.0.0.1", int(proxy_port), timeout=30)
+        conn.putrequest(r["method"], f"http://{host}:{port}{r['path']}", skip_host=True,
+                        skip_accept_encoding=True)
+        for k, v in r["headers"]:
+            conn.putheader(k, v)
+        conn.endheaders(base64.b64decode(r["body"]) or None)
+        conn.getresponse().read()
+        conn.close()
+
+
+def compare(capture_path, log):
+    reqs = json.load(open(capture_path))
+    got = [json.loads(l) for l in open(log)]
+    by_seq = {}
+    for g in got:
+        seq = dict((k.lower(), v) for k, v in g["headers"]).get("x-seq")
+        by_seq[seq] = g
+    report = {"requests": len(reqs), "received": len(got), "accepted": 0, "refused": 0,
+              "same": 0, "differences": []}
+    for r in reqs:
+        seq = dict((k.lower(), v) for k, v in r["headers"])["x-seq"]
+        g = by_seq.get(seq)
+        if g is None:
+            report["differences"].append(f"request {seq} never arrived")
+            continue
+        report["accepted" if g["ok"] else "refused"] += 1
+        mask = lambda s: TOKEN.sub("<token>", s)
+        def head(hs):
+            return [(k, mask(v)) for k, v in hs if k.lower() not in FRAMING]
+        old_body = decoded_body(r["headers"], base64.b64decode(r["body"])).decode()
+        new_body = decoded_body(g["headers"], base64.b64decode(g["body"])).decode()
+        problems = []
+        if g["method"] != r["method"]:
+            problems.append("method")
+        if mask(g["path"]) != mask(r["path"]) or g["path"] == r["path"] and TOKEN.search(r["path"]):
+            problems.append("path")
+        if head(g["headers"]) != head(r["headers"]):
+            problems.append(f"headers {head(g['headers'])} != {head(r['headers'])}")
+        if mask(new_body) != mask(old_body):
+            problems.append("body")
+        length = dict((k.lower(), v) for k, v in g["headers"]).get("content-length")
+        if length is not None and int(length) != len(base64.b64decode(g["body"])):
+            problems.append("Content-Length")
+        if problems:
+            report["differences"].append(f"request {seq}: {problems}")
+        else:
+            report["same"] += 1
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1]
+    if cmd == "app":
+        app(int(sys.argv[2]), sys.argv[3], sys.argv[4])
+    elif cmd == "capture":
+        capture(sys.argv[2])
+    elif cmd == "flows":
+        flows(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
+    elif cmd == "forward":
+        forward(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
+    elif cmd == "compare":
+        compare(sys.argv[2], sys.argv[3])
