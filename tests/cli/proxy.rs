@@ -241,3 +241,197 @@ fn captured_traffic_replayed_by_mitmproxy_passes_auth_through_the_proxy() {
     drop(reverse);
     drop(forward);
 }
+
+/// The responder side (seed 001): the app logs in against a mock that answers captured login
+/// responses (access tokens signed with the capture's old secret; every other body gzip). With
+/// `jwkit proxy --side response --only json:access_token --secret-file app.secret --insecure`
+/// between them, the app verifies every access_token with its own 11-byte secret, and every
+/// other member (an ID token included) is as it was.
+#[test]
+fn login_responses_are_resigned_with_the_apps_own_short_secret() {
+    let env = Env::new();
+    let Some(python) = peer_python() else { return };
+    let answers = env.path("logins.json");
+    py(&python, &["logins", answers.to_str().expect("p")]);
+    std::fs::write(env.path("app.secret"), "app-secret!").expect("secret");
+    let mock_port = free_port();
+    let _mock = {
+        let child = Command::new(&python)
+            .arg(peer())
+            .args(["mock", &mock_port.to_string(), answers.to_str().expect("p")])
+            .spawn()
+            .expect("mock");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", mock_port)).is_err() {
+            assert!(Instant::now() < deadline, "the mock did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        App(child)
+    };
+    let proxy = Server::from_command({
+        let mut c = env.cmd(&[
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &format!("http://127.0.0.1:{mock_port}"),
+            "--side",
+            "response",
+            "--only",
+            "json:access_token",
+            "--secret-file",
+            "app.secret",
+            "--insecure",
+            "--refresh",
+        ]);
+        c.stdin(Stdio::null());
+        c
+    });
+    let report: Value = serde_json::from_str(&py(
+        &python,
+        &[
+            "login",
+            &proxy.url,
+            env.path("app.secret").to_str().expect("p"),
+            answers.to_str().expect("p"),
+        ],
+    ))
+    .expect("report");
+    assert_eq!(
+        report["problems"],
+        serde_json::json!([]),
+        "{report}\n{}",
+        proxy.log()
+    );
+    assert_eq!(report["logins"], 8);
+    assert_eq!(report["verified"], 8, "{report}");
+    assert_eq!(report["same_members"], 8, "{report}");
+    assert!(
+        proxy.log().contains("warning: the HMAC secret") || proxy.log().contains("insecure"),
+        "the short secret is named: {}",
+        proxy.log()
+    );
+}
+
+/// Starts `replay_peer.py ARGS` as a server on `port` and waits until it accepts.
+fn start_peer(python: &std::path::Path, port: u16, args: &[&str]) -> App {
+    let child = Command::new(python)
+        .arg(peer())
+        .args(args)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("peer");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{args:?} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    App(child)
+}
+
+/// curl through the forward proxy to an HTTPS app: with `--intercept-self-signed` and the CA it
+/// wrote, the tunnel is terminated and the token re-signed (the app's own certificate checked
+/// against `--cacert`); without an interception CA the tunnel passes untouched.
+#[test]
+fn https_through_the_forward_proxy_is_intercepted_or_tunnelled() {
+    let env = Env::new();
+    let Some(python) = peer_python() else { return };
+    crate::util::private_ca(env.dir.path(), "IP:127.0.0.1");
+    let app_port = free_port();
+    let _app = start_peer(
+        &python,
+        app_port,
+        &[
+            "echo",
+            &app_port.to_string(),
+            env.path("leaf.pem").to_str().expect("p"),
+            env.path("leaf.key").to_str().expect("p"),
+        ],
+    );
+    let key = crate::jose::key_file("rfc7515-A.3.private.pem");
+    let old = env
+        .ok(&[
+            "generate-jwt",
+            "--key-file",
+            &crate::jose::key_file("rfc8037-A.1.private.pem"),
+            "--sub",
+            "carol",
+            "--expired",
+        ])
+        .trim()
+        .to_string();
+    let curl = |proxy: &str, ca: &str| -> Value {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "20",
+                "-x",
+                proxy,
+                "--cacert",
+                ca,
+                "-H",
+                &format!("Authorization: Bearer {old}"),
+                &format!("https://127.0.0.1:{app_port}/secure?x=1"),
+            ])
+            .output()
+            .expect("curl");
+        assert!(
+            out.status.success(),
+            "curl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("echo")
+    };
+    let bearer = |echo: &Value| -> String {
+        echo["headers"]
+            .as_array()
+            .expect("headers")
+            .iter()
+            .find(|h| h[0] == "Authorization")
+            .and_then(|h| h[1].as_str())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .expect("Authorization")
+            .to_string()
+    };
+    let intercepting = Server::from_command({
+        let mut c = env.cmd(&[
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--intercept-self-signed",
+            "--intercept-ca-out",
+            "intercept-ca.pem",
+            "--cacert",
+            "ca.pem",
+            "--key-file",
+            &key,
+            "--refresh",
+        ]);
+        c.stdin(Stdio::null());
+        c
+    });
+    let echo = curl(
+        &intercepting.url,
+        env.path("intercept-ca.pem").to_str().expect("p"),
+    );
+    let new = bearer(&echo);
+    assert_ne!(new, old, "re-signed inside the tunnel");
+    env.ok(&[
+        "verify-jwt",
+        "--key-file",
+        &crate::jose::key_file("rfc7515-A.3.public.pem"),
+        &new,
+    ]);
+    assert_eq!(echo["path"], "/secure?x=1");
+    // Without an interception CA: a tunnel, passed as it is (the app's own CA verifies it).
+    let tunnelling = Server::from_command({
+        let mut c = env.cmd(&["proxy", "--listen", "127.0.0.1:0", "--key-file", &key]);
+        c.stdin(Stdio::null());
+        c
+    });
+    let echo = curl(&tunnelling.url, env.path("ca.pem").to_str().expect("p"));
+    assert_eq!(bearer(&echo), old, "a tunnel is not looked into");
+    drop(tunnelling);
+    drop(intercepting);
+}

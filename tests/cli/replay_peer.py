@@ -8,7 +8,13 @@ usage:
   replay_peer.py flows CAPTURE HOST PORT OUT    mitmproxy flows replaying the capture at HOST:PORT
   replay_peer.py forward CAPTURE HOST PORT PROXY_PORT   send the capture to HOST:PORT through an
                                                 HTTP proxy (absolute-form, as HTTP_PROXY clients do)
+  replay_peer.py echo PORT [CERT KEY]           answer every request with its head and body as
+                                                JSON (over HTTPS with CERT and KEY)
   replay_peer.py compare CAPTURE LOG            print a JSON report
+  replay_peer.py logins FILE                    captured login responses (JSON), old secret's tokens
+  replay_peer.py mock PORT FILE                 answer POST /login with them, in turn
+  replay_peer.py login URL SECRET_FILE FILE     log in once per captured response, verify each
+                                                access_token with the app's secret; a JSON report
 """
 import base64
 import gzip
@@ -151,6 +157,115 @@ def forward(capture_path, host, port, proxy_port):
         conn.close()
 
 
+def logins(out):
+    """Login responses as a mock IdP captured them: access tokens signed with the old secret,
+    an ID token from the old IdP that must stay as it is, and other members; every other
+    body gzip-encoded."""
+    import jwt
+
+    now = int(time.time())
+    answers = []
+    for i in range(8):
+        access = jwt.encode({"sub": f"user{i}", "iat": now - 4000, "exp": now - 400,
+                             "scope": "read write"}, "old-secret-of-the-capture", algorithm="HS256")
+        ident = jwt.encode({"sub": f"user{i}", "aud": "app"}, "the-old-idps-own-key-0123456789",
+                           algorithm="HS256")
+        body = json.dumps({"access_token": access, "token_type": "Bearer", "expires_in": 600,
+                           "refresh_token": f"opaque-refresh-{i}", "id_token": ident,
+                           "scope": "read write"})
+        answers.append({"body": body, "gzip": i % 2 == 1})
+    with open(out, "w") as f:
+        json.dump(answers, f)
+
+
+def mock(port, path):
+    answers = json.load(open(path))
+    state = {"next": 0}
+    lock = threading.Lock()
+
+    class Mock(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with lock:
+                a = answers[state["next"] % len(answers)]
+                state["next"] += 1
+            body = a["body"].encode()
+            if a["gzip"]:
+                body = gzip.compress(body)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if a["gzip"]:
+                self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    http.server.ThreadingHTTPServer(("127.0.0.1", port), Mock).serve_forever()
+
+
+def login(url, secret_file, path):
+    import jwt
+    import requests
+
+    secret = open(secret_file, "rb").read()
+    answers = json.load(open(path))
+    report = {"logins": 0, "verified": 0, "same_members": 0, "problems": []}
+    for i, a in enumerate(answers):
+        r = requests.post(url + "/login", data={"username": f"user{i}", "password": "pw"})
+        got = r.json()  # requests undoes the gzip
+        report["logins"] += 1
+        want = json.loads(a["body"])
+        try:
+            claims = jwt.decode(got["access_token"], secret, algorithms=["HS256"])
+            if claims["sub"] == f"user{i}" and claims["scope"] == "read write":
+                report["verified"] += 1
+        except Exception as e:
+            report["problems"].append(f"login {i}: {type(e).__name__}: {e}")
+        others = {k: v for k, v in got.items() if k != "access_token"}
+        if others == {k: v for k, v in want.items() if k != "access_token"}:
+            report["same_members"] += 1
+        else:
+            report["problems"].append(f"login {i}: other members changed")
+        if r.headers.get("Content-Encoding") != ("gzip" if a["gzip"] else None):
+            report["problems"].append(f"login {i}: Content-Encoding {r.headers.get('Content-Encoding')}")
+    print(json.dumps(report))
+
+
+def echo(port, cert=None, key=None):
+    class Echo(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def handle_any(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            out = json.dumps({"method": self.command, "path": self.path,
+                              "headers": self.headers.items(),
+                              "body": body.decode("latin-1")}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        do_GET = do_POST = handle_any
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Echo)
+    if cert:
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    server.serve_forever()
+
+
 def compare(capture_path, log):
     reqs = json.load(open(capture_path))
     got = [json.loads(l) for l in open(log)]
@@ -201,5 +316,13 @@ if __name__ == "__main__":
         flows(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
     elif cmd == "forward":
         forward(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
+    elif cmd == "logins":
+        logins(sys.argv[2])
+    elif cmd == "mock":
+        mock(int(sys.argv[2]), sys.argv[3])
+    elif cmd == "login":
+        login(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif cmd == "echo":
+        echo(int(sys.argv[2]), *sys.argv[3:5])
     elif cmd == "compare":
         compare(sys.argv[2], sys.argv[3])
