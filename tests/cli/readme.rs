@@ -114,7 +114,9 @@ fn the_readme_examples_run_in_order_in_an_empty_directory() {
         skipped <= 20,
         "{skipped} lines not run: the examples are meant to run"
     );
-    for port in ["8080", "8081", "8082", "8083", "8443"] {
+    for port in [
+        "8080", "8081", "8082", "8083", "8084", "8085", "8086", "8087", "8443",
+    ] {
         script = script.replace(
             &format!("127.0.0.1:{port}"),
             &format!("127.0.0.1:{}", free_port()),
