@@ -435,3 +435,221 @@ fn https_through_the_forward_proxy_is_intercepted_or_tunnelled() {
     drop(tunnelling);
     drop(intercepting);
 }
+
+/// An upstream for the hostile test: reads every request (a Content-Length body, or a chunked
+/// one) to the end without keeping it, and answers `{"bytes": N}`. Runs until the test ends.
+fn sink() -> u16 {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("sink");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut out = stream;
+                loop {
+                    let mut length = 0u64;
+                    let mut chunked = false;
+                    let mut line = String::new();
+                    let mut first = true;
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" && !first {
+                            break;
+                        }
+                        first = false;
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+                            chunked = true;
+                        }
+                    }
+                    let mut read = 0u64;
+                    if chunked {
+                        loop {
+                            line.clear();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let size = u64::from_str_radix(line.trim(), 16).unwrap_or(0);
+                            if size == 0 {
+                                line.clear();
+                                let _ = reader.read_line(&mut line);
+                                break;
+                            }
+                            read +=
+                                std::io::copy(&mut (&mut reader).take(size), &mut std::io::sink())
+                                    .unwrap_or(0);
+                            line.clear();
+                            let _ = reader.read_line(&mut line);
+                        }
+                    } else {
+                        read = std::io::copy(&mut (&mut reader).take(length), &mut std::io::sink())
+                            .unwrap_or(0);
+                    }
+                    let body = format!("{{\"bytes\":{read}}}");
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if out.write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// The proxy's peak resident memory so far, in KiB.
+fn peak_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A request with 10,000 tokens, a 1 GiB body, a gzip bomb, garbage, and 2,000 slow clients:
+/// the proxy stays up in bounded memory and a health check through it answers every time.
+#[test]
+fn hostile_traffic_leaves_the_proxy_bounded_and_serving() {
+    use std::io::{Read, Write};
+    let _exclusive = crate::util::exclusive();
+    let env = Env::new();
+    std::fs::write(
+        env.path("new.secret"),
+        "new-secret-for-the-replay-0123456789",
+    )
+    .expect("secret");
+    let upstream = sink();
+    let proxy = Server::from_command({
+        let mut c = env.cmd(&[
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &format!("http://127.0.0.1:{upstream}"),
+            "--secret-file",
+            "new.secret",
+            "--header-timeout",
+            "3s",
+        ]);
+        c.stdin(Stdio::null());
+        c
+    });
+    let addr: std::net::SocketAddr = proxy
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("addr");
+    let checker = crate::serve::HealthLoop::start(&proxy.url, Duration::from_millis(100));
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("client");
+    // 10,000 distinct tokens in one JSON body: each re-signed (a longer signature), so the
+    // upstream gets a longer body.
+    let tokens: Vec<String> = (0..10_000)
+        .map(|i| {
+            use base64::Engine;
+            let claims = format!("{{\"sub\":\"u{i}\"}}");
+            format!(
+                "eyJhbGciOiJIUzI1NiJ9.{}.c2ln",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims)
+            )
+        })
+        .collect();
+    let body = serde_json::to_vec(&serde_json::json!({ "tokens": tokens })).expect("json");
+    let resp = client
+        .post(&proxy.url)
+        .body(body.clone())
+        .send()
+        .expect("10,000 tokens");
+    assert_eq!(resp.status().as_u16(), 200);
+    let answered: Value = serde_json::from_slice(&resp.bytes().expect("b")).expect("json");
+    let grown = answered["bytes"].as_u64().expect("bytes") - body.len() as u64;
+    assert_eq!(
+        grown,
+        10_000 * (43 - 4),
+        "every signature re-made: {answered}"
+    );
+    let line = proxy.log();
+    // A 1 GiB body, streamed: over --max-body, it passes through as it comes.
+    let gib = 1u64 << 30;
+    let stream = std::io::repeat(b'A').take(gib);
+    let resp = client
+        .post(format!("{}/upload", proxy.url))
+        .body(reqwest::blocking::Body::sized(stream, gib))
+        .send()
+        .expect("1 GiB");
+    let answered: Value = serde_json::from_slice(&resp.bytes().expect("b")).expect("json");
+    assert_eq!(
+        answered["bytes"], gib,
+        "the whole body reached the upstream"
+    );
+    // A gzip bomb: 1 MiB that inflates to 1 GiB of zeros.
+    let bomb = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..1024 {
+            e.write_all(&zeros).expect("gzip");
+        }
+        e.finish().expect("gzip")
+    };
+    let resp = client
+        .post(format!("{}/bomb", proxy.url))
+        .header("Content-Encoding", "gzip")
+        .body(bomb.clone())
+        .send()
+        .expect("bomb");
+    let answered: Value = serde_json::from_slice(&resp.bytes().expect("b")).expect("json");
+    assert_eq!(answered["bytes"], bomb.len(), "passed on as it came");
+    // Garbage.
+    for junk in [
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage".as_slice(),
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: banana\r\n\r\n",
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        &[0xffu8; 4096],
+    ] {
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            let _ = s.write_all(junk);
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = s.read(&mut [0u8; 512]);
+        }
+    }
+    // 2,000 slow clients: half send nothing, half half a request line.
+    let mut slow = Vec::new();
+    for i in 0..2000 {
+        if let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            if i % 2 == 0 {
+                let _ = s.write_all(b"GET /health HT");
+            }
+            slow.push(s);
+        }
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let (worst, answered) = checker.stop();
+    drop(slow);
+    assert!(answered >= 20, "{answered} health checks");
+    assert!(
+        worst < Duration::from_secs(1),
+        "a health check took {worst:?}"
+    );
+    // Still serving, in bounded memory.
+    let resp = client.post(&proxy.url).body(body).send().expect("again");
+    assert_eq!(resp.status().as_u16(), 200);
+    let kib = peak_kib(proxy.pid());
+    eprintln!("proxy peak resident memory through the hostile traffic: {kib} KiB");
+    assert!(kib > 0 && kib < 256 * 1024, "{kib} KiB");
+    assert!(line.contains("listening"), "{line}");
+}
