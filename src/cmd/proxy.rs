@@ -195,3 +195,25 @@ pub fn run(args: &ProxyArgs) -> Result<ExitStatus> {
     served?;
     Ok(ExitStatus::Success)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_upstreams_are_read_as_written() {
+        assert_eq!(size("--max-body", "16MiB").ok(), Some(16 << 20));
+        assert_eq!(size("--max-body", "512k").ok(), Some(512 << 10));
+        assert_eq!(size("--max-body", "100").ok(), Some(100));
+        for bad in ["", "0", "12 parsecs", "-1M", "99999G"] {
+            assert!(size("--max-body", bad).is_err(), "{bad}");
+        }
+        let u = upstream("https://app.internal:8443").expect("upstream");
+        assert_eq!(
+            (u.scheme.as_str(), u.authority.as_str()),
+            ("https", "app.internal:8443")
+        );
+        assert!(upstream("http://app/base/path").is_err());
+        assert!(upstream("ftp://app").is_err());
+    }
+}

@@ -617,3 +617,34 @@ fn connect(proxy: Arc<Proxy>, mut req: Request) -> Response {
     });
     StatusCode::OK.into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_dropped() {
+        let mut h = HeaderMap::new();
+        for (n, v) in [
+            ("host", "app"),
+            ("connection", "keep-alive, X-Trace"),
+            ("keep-alive", "timeout=5"),
+            ("x-trace", "1"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "trailers"),
+            ("authorization", "Bearer x"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+        ] {
+            h.append(HeaderName::from_static(n), HeaderValue::from_static(v));
+        }
+        let mut plain = h.clone();
+        drop_hop_by_hop(&mut plain, false);
+        let kept: Vec<&str> = plain.keys().map(|k| k.as_str()).collect();
+        assert_eq!(kept, ["host", "authorization", "transfer-encoding"]);
+        let mut upgrading = h;
+        drop_hop_by_hop(&mut upgrading, true);
+        assert!(upgrading.contains_key("upgrade") && upgrading.contains_key("connection"));
+        assert!(!upgrading.contains_key("x-trace"));
+    }
+}

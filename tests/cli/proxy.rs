@@ -653,3 +653,169 @@ fn hostile_traffic_leaves_the_proxy_bounded_and_serving() {
     assert!(kib > 0 && kib < 256 * 1024, "{kib} KiB");
     assert!(line.contains("listening"), "{line}");
 }
+
+/// A long replay: a capture of 60-second tokens, ten minutes old, sent through the proxy again
+/// and again for three minutes. `--refresh` computes each token's times when it is first
+/// re-signed, and a new token is handed out again only while it is valid: every request is
+/// accepted, the last as the first.
+#[test]
+fn a_three_minute_replay_of_sixty_second_tokens_is_accepted_throughout() {
+    let env = Env::new();
+    let Some(python) = peer_python() else { return };
+    let server = Server::start(&env, &env.path("data"), &[]);
+    let kid = {
+        let out = env
+            .cmd(&["generate-key", "--type", "ec", "--save", "--upload"])
+            .env("JWKIT_SERVER", &server.url)
+            .env("JWKIT_UPLOAD_TOKEN", TOKEN)
+            .output()
+            .expect("generate-key");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("kid")
+            .trim()
+            .to_string()
+    };
+    let app_port = free_port();
+    let _app = start_app(
+        &python,
+        app_port,
+        &format!("{}/.well-known/jwks.json", server.url),
+        &env.path("app.log"),
+    );
+    let capture = env.path("capture.json");
+    py(
+        &python,
+        &["capture", capture.to_str().expect("p"), "60", "600"],
+    );
+    let proxy = Server::from_command({
+        let mut c = env.cmd(&[
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &format!("http://127.0.0.1:{app_port}"),
+            "--key",
+            &kid,
+            "--refresh",
+        ]);
+        c.stdin(Stdio::null());
+        c
+    });
+    let port = proxy.url.rsplit(':').next().expect("port").to_string();
+    let report: Value = serde_json::from_str(&py(
+        &python,
+        &["loop", capture.to_str().expect("p"), &port, "180"],
+    ))
+    .expect("report");
+    assert_eq!(report["refused"], serde_json::json!([]), "{report}");
+    assert!(report["accepted"].as_u64().unwrap_or(0) >= 1000, "{report}");
+    assert_eq!(report["accepted"], report["sent"], "{report}");
+}
+
+/// An upstream that speaks a WebSocket handshake (101, then echoes bytes) at /ws and a
+/// server-sent event stream at /sse (one event, a pause, another).
+fn streams() -> u16 {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("streams");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut out = stream;
+                let mut first = String::new();
+                let _ = reader.read_line(&mut first);
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                    line.clear();
+                }
+                if first.contains("/ws") {
+                    let _ = out.write_all(
+                        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+                    );
+                    let mut buf = [0u8; 64];
+                    while let Ok(n) = reader.read(&mut buf) {
+                        if n == 0 || out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                } else {
+                    let _ = out.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\ndata: one\n\n",
+                    );
+                    let _ = out.flush();
+                    std::thread::sleep(Duration::from_secs(3));
+                    let _ = out.write_all(b"data: two\n\n");
+                }
+            });
+        }
+    });
+    port
+}
+
+/// WebSocket upgrades and server-sent event streams pass through as they flow.
+#[test]
+fn websockets_and_event_streams_pass_through_as_they_flow() {
+    use std::io::{Read, Write};
+    let env = Env::new();
+    let upstream = streams();
+    let proxy = Server::from_command({
+        let mut c = env.cmd(&[
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &format!("http://127.0.0.1:{upstream}"),
+            "--key-file",
+            &crate::jose::key_file("rfc7515-A.3.private.pem"),
+        ]);
+        c.stdin(Stdio::null());
+        c
+    });
+    let addr = proxy.url.trim_start_matches("http://").to_string();
+    let mut ws = std::net::TcpStream::connect(&addr).expect("connect");
+    ws.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    ws.write_all(b"GET /ws HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        .expect("handshake");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        ws.read_exact(&mut byte).expect("101");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    ws.write_all(b"hello through the proxy").expect("frame");
+    let mut echo = [0u8; 23];
+    ws.read_exact(&mut echo).expect("echo");
+    assert_eq!(&echo, b"hello through the proxy");
+    // The first event arrives while the upstream is still writing the stream.
+    let mut sse = std::net::TcpStream::connect(&addr).expect("connect");
+    sse.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    sse.write_all(b"GET /sse HTTP/1.1\r\nHost: app\r\nAccept: text/event-stream\r\n\r\n")
+        .expect("request");
+    let t = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&got).contains("data: one") {
+        let n = sse.read(&mut buf).expect("event");
+        assert!(n > 0, "{}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "streamed, not buffered: {:?}",
+        t.elapsed()
+    );
+    assert!(!String::from_utf8_lossy(&got).contains("data: two"));
+}

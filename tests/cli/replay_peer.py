@@ -4,7 +4,9 @@ replay it, and an independent comparison of what the app received with the captu
 
 usage:
   replay_peer.py app PORT JWKS_URL LOG          serve until killed; one JSON line per request
-  replay_peer.py capture FILE                   write the capture (JSON) with PyJWT's tokens
+  replay_peer.py capture FILE [LIFETIME AGE]    write the capture (JSON) with PyJWT's tokens
+  replay_peer.py loop CAPTURE PORT SECONDS      send the capture to 127.0.0.1:PORT again and
+                                                again for SECONDS; a JSON report of the answers
   replay_peer.py flows CAPTURE HOST PORT OUT    mitmproxy flows replaying the capture at HOST:PORT
   replay_peer.py forward CAPTURE HOST PORT PROXY_PORT   send the capture to HOST:PORT through an
                                                 HTTP proxy (absolute-form, as HTTP_PROXY clients do)
@@ -81,7 +83,7 @@ def app(port, jwks_url, log):
     http.server.ThreadingHTTPServer(("127.0.0.1", port), App).serve_forever()
 
 
-def capture(out):
+def capture(out, lifetime=600, age=7200):
     """Requests as a capture holds them: expired RS256 tokens from an identity provider the app
     never trusted, in every place apps keep them."""
     import jwt
@@ -91,8 +93,8 @@ def capture(out):
     now = int(time.time())
     reqs = []
     for i in range(12):
-        t = jwt.encode({"sub": f"user{i}", "iss": "https://old-idp.example", "iat": now - 7200,
-                        "exp": now - 6600, "scope": "orders"}, key, algorithm="RS256",
+        t = jwt.encode({"sub": f"user{i}", "iss": "https://old-idp.example", "iat": now - age,
+                        "exp": now - age + lifetime, "scope": "orders"}, key, algorithm="RS256",
                        headers={"kid": "old-idp-1"})
         base = [["Host", "app.test"], ["User-Agent", "replay-test/1.0"], ["X-Seq", str(i)],
                 ["Accept", "application/json"]]
@@ -266,6 +268,31 @@ def echo(port, cert=None, key=None):
     server.serve_forever()
 
 
+def loop(capture_path, port, seconds):
+    import http.client
+
+    reqs = json.load(open(capture_path))
+    report = {"sent": 0, "accepted": 0, "refused": []}
+    end = time.time() + seconds
+    started = time.time()
+    conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=30)
+    while time.time() < end:
+        for r in reqs:
+            conn.putrequest(r["method"], r["path"], skip_host=True, skip_accept_encoding=True)
+            for k, v in r["headers"]:
+                conn.putheader(k, v)
+            conn.endheaders(base64.b64decode(r["body"]) or None)
+            resp = conn.getresponse()
+            resp.read()
+            report["sent"] += 1
+            if resp.status == 200:
+                report["accepted"] += 1
+            else:
+                report["refused"].append(f"at {time.time() - started:.0f}s: {resp.status}")
+        time.sleep(0.5)
+    print(json.dumps(report))
+
+
 def compare(capture_path, log):
     reqs = json.load(open(capture_path))
     got = [json.loads(l) for l in open(log)]
@@ -311,7 +338,9 @@ if __name__ == "__main__":
     if cmd == "app":
         app(int(sys.argv[2]), sys.argv[3], sys.argv[4])
     elif cmd == "capture":
-        capture(sys.argv[2])
+        capture(sys.argv[2], *map(int, sys.argv[3:5]))
+    elif cmd == "loop":
+        loop(sys.argv[2], sys.argv[3], float(sys.argv[4]))
     elif cmd == "flows":
         flows(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
     elif cmd == "forward":
