@@ -7,7 +7,6 @@
 //! their framing and content coding. The listener is the server's (timeouts, eviction,
 //! graceful stop).
 
-pub mod body;
 pub mod rewrite;
 pub mod tls;
 
@@ -27,8 +26,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 
 use crate::output;
+use crate::scan::coding::Coding;
 use crate::server::listen::PeerAddr;
-use body::Coding;
 use rewrite::{Counts, Rewriter};
 
 /// Which traffic is re-signed.
@@ -207,12 +206,21 @@ fn drop_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 /// `--only header:NAME` and `cookie:NAME` mean what they mean in a capture; a header keeps its
 /// place and its other values their order.
 fn rewrite_headers(rewriter: &Rewriter, headers: &mut HeaderMap, counts: &mut Counts) {
+    // A value with no `ey` holds no token: most heads are passed over at once.
+    let has = |v: &HeaderValue| memchr::memmem::find(v.as_bytes(), b"ey").is_some();
+    if !headers.values().any(has) {
+        return;
+    }
     let names: Vec<HeaderName> = headers.keys().cloned().collect();
     for name in names {
         let values: Vec<HeaderValue> = headers.get_all(&name).iter().cloned().collect();
         let mut changed = false;
         let mut new_values = Vec::with_capacity(values.len());
         for v in values {
+            if !has(&v) {
+                new_values.push(v);
+                continue;
+            }
             let mut line = Vec::with_capacity(name.as_str().len() + 2 + v.len());
             line.extend_from_slice(name.as_str().as_bytes());
             line.extend_from_slice(b": ");
@@ -345,7 +353,7 @@ async fn forward(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     let sides = proxy.config.sides;
-    if sides.requests {
+    if sides.requests && memchr::memmem::find(pq.as_bytes(), b"ey").is_some() {
         let line = format!("{} {pq} HTTP/1.1", parts.method);
         if let Some(new) = proxy.rewriter.rewrite(line.as_bytes(), counts) {
             let text = String::from_utf8_lossy(&new).into_owned();
@@ -356,6 +364,8 @@ async fn forward(
                 pq = p.to_string();
             }
         }
+    }
+    if sides.requests {
         rewrite_headers(&proxy.rewriter, &mut parts.headers, counts);
     }
     drop_hop_by_hop(&mut parts.headers, upgrade);

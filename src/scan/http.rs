@@ -26,6 +26,8 @@ pub struct Piece {
     /// Content-Length values that conflict or do not parse: the whole message, head and
     /// body, is passed on untouched (RFC 9110 §8.6: it cannot be framed).
     pub conflict: bool,
+    /// The `Content-Encoding` value, when there is one.
+    pub encoding: Option<String>,
 }
 
 /// Where a message declares its length.
@@ -71,6 +73,7 @@ pub fn pieces(data: &[u8]) -> Vec<Piece> {
                 length: None,
                 frozen_body: false,
                 conflict: false,
+                encoding: None,
             });
             pos += skip;
             continue;
@@ -87,6 +90,7 @@ pub fn pieces(data: &[u8]) -> Vec<Piece> {
                     length: None,
                     frozen_body: false,
                     conflict: false,
+                    encoding: None,
                 });
                 break;
             }
@@ -141,6 +145,8 @@ fn message(data: &[u8], pos: usize) -> Option<Piece> {
         },
         frozen_body: frozen,
         conflict,
+        encoding: header("content-encoding")
+            .map(|h| String::from_utf8_lossy(h.value).trim().to_string()),
     })
 }
 

@@ -6,6 +6,7 @@
 //! `http` and `har` fix declared lengths after a rewrite. Pure functions over bytes, used by
 //! `resign --scan` (and meant for a live re-signing proxy).
 
+pub mod coding;
 pub mod har;
 pub mod http;
 pub mod place;

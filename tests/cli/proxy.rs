@@ -60,9 +60,15 @@ fn start_app(python: &std::path::Path, port: u16, jwks: &str, log: &std::path::P
 }
 
 fn py(python: &std::path::Path, args: &[&str]) -> String {
+    py_in(python, &Env::new(), args)
+}
+
+/// `py` with `env`'s key store (JWKIT_HOME) for the jwkit it runs.
+fn py_in(python: &std::path::Path, env: &Env, args: &[&str]) -> String {
     let out = Command::new(python)
         .arg(peer())
         .args(args)
+        .env("JWKIT_HOME", env.home())
         .output()
         .expect("python");
     assert!(
@@ -240,6 +246,37 @@ fn captured_traffic_replayed_by_mitmproxy_passes_auth_through_the_proxy() {
     assert_eq!(report["same"], 12, "{report}");
     drop(reverse);
     drop(forward);
+
+    // And as GoReplay replays it: each request through `jwkit resign --goreplay` (the
+    // middleware protocol), then to the app as raw HTTP.
+    let _ = std::fs::remove_file(&log);
+    py_in(
+        &python,
+        &env,
+        &[
+            "goreplay",
+            capture.to_str().expect("p"),
+            &app_port.to_string(),
+            "--",
+            env!("CARGO_BIN_EXE_jwkit"),
+            "resign",
+            "--goreplay",
+            "--key",
+            &kid,
+            "--refresh",
+        ],
+    );
+    let report: Value = serde_json::from_str(&py(
+        &python,
+        &[
+            "compare",
+            capture.to_str().expect("p"),
+            log.to_str().expect("p"),
+        ],
+    ))
+    .expect("report");
+    assert_eq!(report["accepted"], 12, "{report}");
+    assert_eq!(report["same"], 12, "{report}");
 }
 
 /// The responder side (seed 001): the app logs in against a mock that answers captured login

@@ -12,6 +12,10 @@ usage:
                                                 HTTP proxy (absolute-form, as HTTP_PROXY clients do)
   replay_peer.py echo PORT [CERT KEY]           answer every request with its head and body as
                                                 JSON (over HTTPS with CERT and KEY)
+  replay_peer.py goreplay CAPTURE PORT -- JWKIT ARGS   as GoReplay does: each request framed as
+                                                a middleware message (gor), passed through the
+                                                middleware (JWKIT resign --goreplay ARGS), and the
+                                                answer sent to 127.0.0.1:PORT as raw HTTP
   replay_peer.py compare CAPTURE LOG            print a JSON report
   replay_peer.py logins FILE                    captured login responses (JSON), old secret's tokens
   replay_peer.py mock PORT FILE                 answer POST /login with them, in turn
@@ -293,6 +297,41 @@ def loop(capture_path, port, seconds):
     print(json.dumps(report))
 
 
+def goreplay(capture_path, port, middleware):
+    import socket
+    import subprocess
+
+    from gor.base import Gor, GorMessage, gor_hex_data
+
+    proc = subprocess.Popen(middleware, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    parser = Gor(stderr=sys.stderr)
+    for i, r in enumerate(json.load(open(capture_path))):
+        head = f"{r['method']} {r['path']} HTTP/1.1\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in r["headers"]) + "\r\n"
+        raw = head.encode() + base64.b64decode(r["body"])
+        meta = f"1 {i:040x} {time.time_ns()}"
+        # gor frames text; the payload is bytes (a gzip body), so it is framed as gor_hex_data does.
+        line = (meta.encode() + b"\n" + raw).hex() + "\n"
+        proc.stdin.write(line.encode())
+        proc.stdin.flush()
+        answer = proc.stdout.readline().decode().strip()
+        got = bytes.fromhex(answer)
+        assert got.split(b"\n", 1)[0] == meta.encode(), "the middleware kept the header line"
+        if not raw.endswith(b"\x00"):  # text payloads: gor itself parses the answer too
+            try:
+                msg = parser.parse_message(answer)
+                assert msg is None or msg.id == f"{i:040x}"
+            except UnicodeDecodeError:
+                pass
+        with socket.create_connection(("127.0.0.1", int(port))) as s:
+            s.sendall(got.split(b"\n", 1)[1])
+            s.shutdown(socket.SHUT_WR)
+            while s.recv(65536):
+                pass
+    proc.stdin.close()
+    proc.wait()
+
+
 def compare(capture_path, log):
     reqs = json.load(open(capture_path))
     got = [json.loads(l) for l in open(log)]
@@ -353,5 +392,7 @@ if __name__ == "__main__":
         login(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == "echo":
         echo(int(sys.argv[2]), *sys.argv[3:5])
+    elif cmd == "goreplay":
+        goreplay(sys.argv[2], sys.argv[3], sys.argv[sys.argv.index("--") + 1:])
     elif cmd == "compare":
         compare(sys.argv[2], sys.argv[3])

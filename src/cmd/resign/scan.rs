@@ -13,6 +13,7 @@ use crate::cli::{ResignArgs, ScanFormat};
 use crate::crypto::resign::Skip;
 use crate::exit::ExitStatus;
 use crate::output;
+use crate::scan::coding::Coding;
 use crate::scan::{Found, Scanner, har, http, stream};
 
 use super::plan::{AMBIGUOUS, NO_RULE, NOT_CHOSEN, OldToken, Plan};
@@ -322,25 +323,27 @@ impl<'a> Run<'a> {
     /// (`http::write_head`); a message whose lengths conflict passes untouched.
     pub(super) fn process_http(&mut self, data: &[u8]) -> Result<Vec<u8>> {
         let pieces = http::pieces(data);
-        let mut ranges = Vec::new();
-        for p in pieces.iter().filter(|p| !p.conflict) {
-            ranges.push(p.head.clone());
+        // Bodies in a content coding are scanned decoded.
+        let decoded: Vec<Option<Vec<u8>>> = pieces
+            .iter()
+            .map(|p| {
+                (!p.conflict && !p.frozen_body)
+                    .then(|| decoded_body(p, data))
+                    .flatten()
+            })
+            .collect();
+        let mut texts: Vec<&[u8]> = Vec::new();
+        for (p, d) in pieces.iter().zip(&decoded).filter(|(p, _)| !p.conflict) {
+            texts.push(&data[p.head.clone()]);
             if !p.frozen_body {
-                ranges.push(p.body.clone());
+                texts.push(d.as_deref().unwrap_or(&data[p.body.clone()]));
             }
         }
-        let found: Vec<Found> = ranges
-            .iter()
-            .map(|r| self.scanner.find(&data[r.clone()]))
-            .collect();
-        let parts: Vec<(&[u8], &Found)> = ranges
-            .iter()
-            .zip(&found)
-            .map(|(r, f)| (&data[r.clone()], f))
-            .collect();
+        let found: Vec<Found> = texts.iter().map(|t| self.scanner.find(t)).collect();
+        let parts: Vec<(&[u8], &Found)> = texts.iter().copied().zip(&found).collect();
         self.prepare(&parts)?;
         let mut out = Vec::with_capacity(data.len() + 4096);
-        for p in &pieces {
+        for (p, decoded) in pieces.iter().zip(&decoded) {
             if p.conflict {
                 let message = p.head.start..p.body.end;
                 self.leave(
@@ -354,6 +357,15 @@ impl<'a> Run<'a> {
             if p.frozen_body {
                 self.leave(&data[p.body.clone()], "in a chunked or cut-short body");
                 body.extend_from_slice(&data[p.body.clone()]);
+            } else if let Some(decoded) = decoded {
+                // A gzip, deflate or br body: re-signed inside, encoded again the same way.
+                let mut inner = Vec::with_capacity(decoded.len() + 1024);
+                self.rewrite_part(decoded, &mut inner);
+                let zlib = data.get(p.body.start).is_some_and(|b| b & 0x0f == 8);
+                match coding_of(p).map(|c| c.encode(&inner, zlib)) {
+                    Some(Ok(encoded)) if inner != *decoded => body.extend_from_slice(&encoded),
+                    _ => body.extend_from_slice(&data[p.body.clone()]),
+                }
             } else {
                 self.rewrite_part(&data[p.body.clone()], &mut body);
             }
@@ -483,6 +495,23 @@ pub(super) fn scan(
     run.warn_unmatched(args);
     Ok(ExitStatus::Success)
 }
+
+/// A body's content coding, when it has one jwkit decodes.
+fn coding_of(p: &http::Piece) -> Option<Coding> {
+    match Coding::from_header(p.encoding.as_deref()) {
+        Some(Coding::Identity) | None => None,
+        c => c,
+    }
+}
+
+/// A message's body decoded from its content coding (at most `MAX_DECODED` bytes); None for
+/// a body without one, or one that does not decode.
+fn decoded_body(p: &http::Piece, data: &[u8]) -> Option<Vec<u8>> {
+    coding_of(p)?.decode(&data[p.body.clone()], MAX_DECODED)
+}
+
+/// A decoded body larger than this is left as it came (a gzip bomb passes untouched).
+const MAX_DECODED: usize = 16 << 20;
 
 pub(super) fn summary(t: &Tally) -> String {
     let noun = if t.found == 1 { "token" } else { "tokens" };

@@ -1,6 +1,6 @@
-//! Bodies as replay tools meet them: `Content-Encoding` gzip, deflate and br are decoded for
-//! the scan and encoded again the same way, under a cap on the decoded size (a bomb passes
-//! through untouched, counted).
+//! Bodies as captures and proxies meet them: `Content-Encoding` gzip, deflate and br are
+//! decoded for the scan and encoded again the same way, under a cap on the decoded size (a
+//! bomb passes through untouched, counted).
 
 use std::io::{Read, Write};
 
