@@ -153,28 +153,39 @@ impl Rewriter {
             text,
             &found,
             &mut |o| {
-                if crate::crypto::jws::Compact::parse(o.token)
-                    .map(|c| c.header.get("alg").is_some_and(|a| a.is_string()))
-                    != Ok(true)
-                {
-                    Stats::add(&self.stats.skipped, 1);
-                    return None;
-                }
-                mine.found += 1;
                 if !o.selected {
-                    Stats::add(&self.stats.left, 1);
+                    // Not in a chosen place: counted as found only when it is a JWS.
+                    let jws = crate::crypto::jws::Compact::parse(o.token)
+                        .is_ok_and(|c| c.header.get("alg").is_some_and(|a| a.is_string()));
+                    mine.found += u64::from(jws);
+                    Stats::add(
+                        if jws {
+                            &self.stats.left
+                        } else {
+                            &self.stats.skipped
+                        },
+                        1,
+                    );
                     return None;
                 }
+                // The cache first: a token seen before costs a lookup, no parse.
                 match self.new_token(o.token) {
                     Ok(new) => {
+                        mine.found += 1;
                         mine.resigned += 1;
                         Some(new)
                     }
+                    Err(s) if s.reason == "not a JWS" => {
+                        Stats::add(&self.stats.skipped, 1);
+                        None
+                    }
                     Err(s) if matches!(s.reason, "not chosen" | "no --key-for rule matches") => {
+                        mine.found += 1;
                         Stats::add(&self.stats.left, 1);
                         None
                     }
                     Err(_) => {
+                        mine.found += 1;
                         Stats::add(&self.stats.skipped, 1);
                         None
                     }
