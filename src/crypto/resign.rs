@@ -56,6 +56,20 @@ fn skip(reason: &'static str, message: impl Into<String>) -> Skip {
     }
 }
 
+/// A live re-signer hands out a remembered new token again until this close to its exp.
+const REUSE_MARGIN: i64 = 5;
+
+/// Until when a new token may be handed out again for the same old one (its exp, less a
+/// margin); None when it has no exp (then always).
+pub fn reusable_until(new_token: &str) -> Option<i64> {
+    let exp = Compact::parse(new_token)
+        .ok()?
+        .claims()?
+        .get("exp")?
+        .as_i64()?;
+    Some(exp.saturating_sub(REUSE_MARGIN))
+}
+
 pub struct Resigner {
     /// One signer per algorithm the new key can sign with, the default first.
     pub signers: Vec<SigningKey>,

@@ -295,6 +295,15 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim_start().starts_with("text/event-stream"))
 }
 
+/// Counts a body passed through untouched.
+fn passed(proxy: &Proxy) {
+    proxy
+        .rewriter
+        .stats
+        .passed_through
+        .fetch_add(1, Ordering::Relaxed);
+}
+
 /// Re-signs a whole body (decoding and re-encoding its content coding) and fixes its declared
 /// length. Returns the body to send.
 fn rewrite_body(proxy: &Proxy, headers: &mut HeaderMap, data: Bytes, counts: &mut Counts) -> Bytes {
@@ -305,20 +314,12 @@ fn rewrite_body(proxy: &Proxy, headers: &mut HeaderMap, data: Bytes, counts: &mu
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?"));
     let Some(coding) = Coding::from_header(encoding) else {
-        proxy
-            .rewriter
-            .stats
-            .passed_through
-            .fetch_add(1, Ordering::Relaxed);
+        passed(proxy);
         return data;
     };
     let Some(decoded) = coding.decode(&data, proxy.config.max_body) else {
         // Not what it says it is, or a bomb: passed on as it came.
-        proxy
-            .rewriter
-            .stats
-            .passed_through
-            .fetch_add(1, Ordering::Relaxed);
+        passed(proxy);
         return data;
     };
     let Some(new) = proxy.rewriter.rewrite(&decoded, counts) else {
@@ -418,11 +419,7 @@ async fn forward(
             }
             Ok(Ok(Taken::Whole(data))) => Body::from(data),
             Ok(Ok(Taken::Stream(b))) => {
-                proxy
-                    .rewriter
-                    .stats
-                    .passed_through
-                    .fetch_add(1, Ordering::Relaxed);
+                passed(proxy);
                 b
             }
         }
@@ -442,34 +439,19 @@ async fn forward(
     let mut resp = match sent {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            proxy
-                .rewriter
-                .stats
-                .upstream_errors
-                .fetch_add(1, Ordering::Relaxed);
-            let cause = upstream_cause(&e);
-            output::log(format!(
-                "error: upstream {}: {cause}",
-                output::escape(&authority)
-            ));
-            return Err(refuse(
+            return Err(upstream_failed(
+                proxy,
+                &authority,
                 StatusCode::BAD_GATEWAY,
-                format!("the upstream {authority} failed: {cause}"),
+                &upstream_cause(&e),
             ));
         }
         Err(_) => {
-            proxy
-                .rewriter
-                .stats
-                .upstream_errors
-                .fetch_add(1, Ordering::Relaxed);
-            output::log(format!(
-                "error: upstream {}: no answer within the upstream timeout",
-                output::escape(&authority)
-            ));
-            return Err(refuse(
+            return Err(upstream_failed(
+                proxy,
+                &authority,
                 StatusCode::GATEWAY_TIMEOUT,
-                format!("the upstream {authority} did not answer in time"),
+                "no answer within the upstream timeout",
             ));
         }
     };
@@ -500,11 +482,7 @@ async fn forward(
     let body = Body::new(body);
     let stream = is_event_stream(&parts.headers);
     let body = if stream {
-        proxy
-            .rewriter
-            .stats
-            .passed_through
-            .fetch_add(1, Ordering::Relaxed);
+        passed(proxy);
         body
     } else {
         match take(body, proxy.config.max_body).await {
@@ -513,11 +491,7 @@ async fn forward(
             }
             Ok(Taken::Whole(data)) => Body::from(data),
             Ok(Taken::Stream(b)) => {
-                proxy
-                    .rewriter
-                    .stats
-                    .passed_through
-                    .fetch_add(1, Ordering::Relaxed);
+                passed(proxy);
                 b
             }
             Err(_) => {
@@ -534,6 +508,25 @@ async fn forward(
         }
     };
     Ok(Response::from_parts(parts, body))
+}
+
+/// Counts an upstream failure, says it on stderr, and answers the client 502 or 504.
+fn upstream_failed(
+    proxy: &Proxy,
+    authority: &str,
+    status: StatusCode,
+    cause: &str,
+) -> Box<Response> {
+    proxy
+        .rewriter
+        .stats
+        .upstream_errors
+        .fetch_add(1, Ordering::Relaxed);
+    output::log(format!(
+        "error: upstream {}: {cause}",
+        output::escape(authority)
+    ));
+    refuse(status, format!("the upstream {authority} failed: {cause}"))
 }
 
 /// The cause of an upstream failure, said plainly.

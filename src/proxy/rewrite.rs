@@ -18,8 +18,6 @@ pub type Resign = dyn Fn(&str, i64) -> Result<String, Skip> + Send + Sync;
 const SHARDS: usize = 16;
 /// Tokens a shard remembers; a full shard first drops what has expired, then everything.
 const SHARD_TOKENS: usize = 8192;
-/// A new token is handed out again until this close to its exp (seconds).
-const REUSE_MARGIN: i64 = 5;
 
 /// What became of one old token.
 struct Done {
@@ -87,15 +85,6 @@ impl Counts {
     }
 }
 
-/// The exp of a token, when it has one.
-fn exp_of(token: &str) -> Option<i64> {
-    crate::crypto::jws::Compact::parse(token)
-        .ok()?
-        .claims()?
-        .get("exp")?
-        .as_i64()
-}
-
 impl Rewriter {
     pub fn new(scanner: Scanner, resign: Box<Resign>) -> Rewriter {
         Rewriter {
@@ -118,19 +107,22 @@ impl Rewriter {
         let now = crate::when::now();
         let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(d) = map.get(old)
-            && d.until.is_none_or(|until| until - REUSE_MARGIN > now)
+            && d.until.is_none_or(|until| until > now)
         {
             Stats::add(&self.stats.cache_hits, u64::from(d.result.is_ok()));
             return d.result.clone();
         }
         let result = (self.resign)(old, now);
         if map.len() >= SHARD_TOKENS {
-            map.retain(|_, d| d.until.is_none_or(|until| until - REUSE_MARGIN > now));
+            map.retain(|_, d| d.until.is_none_or(|until| until > now));
             if map.len() >= SHARD_TOKENS {
                 map.clear();
             }
         }
-        let until = result.as_ref().ok().and_then(|t| exp_of(t));
+        let until = result
+            .as_ref()
+            .ok()
+            .and_then(|t| crate::crypto::resign::reusable_until(t));
         map.insert(
             old.to_string(),
             Done {

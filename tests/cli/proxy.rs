@@ -34,6 +34,37 @@ fn mitmdump(python: &std::path::Path) -> Option<PathBuf> {
     None
 }
 
+/// The identity provider the app trusts: `jwkit serve`, and the kid of a key made with
+/// `generate-key --save --upload` against it.
+fn identity_provider(env: &Env) -> (Server, String) {
+    let server = Server::start(env, &env.path("data"), &[]);
+    let out = env
+        .cmd(&["generate-key", "--type", "ec", "--save", "--upload"])
+        .env("JWKIT_SERVER", &server.url)
+        .env("JWKIT_UPLOAD_TOKEN", TOKEN)
+        .output()
+        .expect("generate-key");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kid = String::from_utf8(out.stdout)
+        .expect("kid")
+        .trim()
+        .to_string();
+    (server, kid)
+}
+
+/// `jwkit proxy --listen 127.0.0.1:0 ARGS`, its listening line awaited.
+fn start_proxy(env: &Env, args: &[&str]) -> Server {
+    let mut all = vec!["proxy", "--listen", "127.0.0.1:0"];
+    all.extend(args);
+    let mut cmd = env.cmd(&all);
+    cmd.stdin(Stdio::null());
+    Server::from_command(cmd)
+}
+
 /// The app, killed on drop.
 struct App(Child);
 
@@ -133,25 +164,7 @@ fn captured_traffic_replayed_by_mitmproxy_passes_auth_through_the_proxy() {
     let Some(mitm) = mitmdump(&python) else {
         return;
     };
-    // The identity provider the app trusts: jwkit serve, with a key uploaded to it.
-    let server = Server::start(&env, &env.path("data"), &[]);
-    let kid = {
-        let out = env
-            .cmd(&["generate-key", "--type", "ec", "--save", "--upload"])
-            .env("JWKIT_SERVER", &server.url)
-            .env("JWKIT_UPLOAD_TOKEN", TOKEN)
-            .output()
-            .expect("generate-key");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .expect("kid")
-            .trim()
-            .to_string()
-    };
+    let (server, kid) = identity_provider(&env);
     let app_port = free_port();
     let log = env.path("app.log");
     let _app = start_app(
@@ -182,20 +195,16 @@ fn captured_traffic_replayed_by_mitmproxy_passes_auth_through_the_proxy() {
     assert_eq!(report["refused"], 12, "{report}");
 
     // Through the reverse proxy: every request is accepted, the same but for tokens.
-    let reverse = Server::from_command({
-        let mut c = env.cmd(&[
-            "proxy",
-            "--listen",
-            "127.0.0.1:0",
+    let reverse = start_proxy(
+        &env,
+        &[
             "--upstream",
             &format!("http://127.0.0.1:{app_port}"),
             "--key",
             &kid,
             "--refresh",
-        ]);
-        c.stdin(Stdio::null());
-        c
-    });
+        ],
+    );
     let port: u16 = reverse
         .url
         .rsplit(':')
@@ -209,18 +218,7 @@ fn captured_traffic_replayed_by_mitmproxy_passes_auth_through_the_proxy() {
     assert_eq!(report["differences"], serde_json::json!([]), "{report}");
 
     // Through the forward proxy, as a client that uses HTTP_PROXY sends them (absolute-form).
-    let forward = Server::from_command({
-        let mut c = env.cmd(&[
-            "proxy",
-            "--listen",
-            "127.0.0.1:0",
-            "--key",
-            &kid,
-            "--refresh",
-        ]);
-        c.stdin(Stdio::null());
-        c
-    });
+    let forward = start_proxy(&env, &["--key", &kid, "--refresh"]);
     let forward_port = forward.url.rsplit(':').next().expect("port").to_string();
     let _ = std::fs::remove_file(&log);
     py(
@@ -305,11 +303,9 @@ fn login_responses_are_resigned_with_the_apps_own_short_secret() {
         }
         App(child)
     };
-    let proxy = Server::from_command({
-        let mut c = env.cmd(&[
-            "proxy",
-            "--listen",
-            "127.0.0.1:0",
+    let proxy = start_proxy(
+        &env,
+        &[
             "--upstream",
             &format!("http://127.0.0.1:{mock_port}"),
             "--side",
@@ -320,10 +316,8 @@ fn login_responses_are_resigned_with_the_apps_own_short_secret() {
             "app.secret",
             "--insecure",
             "--refresh",
-        ]);
-        c.stdin(Stdio::null());
-        c
-    });
+        ],
+    );
     let report: Value = serde_json::from_str(&py(
         &python,
         &[
@@ -431,11 +425,9 @@ fn https_through_the_forward_proxy_is_intercepted_or_tunnelled() {
             .expect("Authorization")
             .to_string()
     };
-    let intercepting = Server::from_command({
-        let mut c = env.cmd(&[
-            "proxy",
-            "--listen",
-            "127.0.0.1:0",
+    let intercepting = start_proxy(
+        &env,
+        &[
             "--intercept-self-signed",
             "--intercept-ca-out",
             "intercept-ca.pem",
@@ -444,10 +436,8 @@ fn https_through_the_forward_proxy_is_intercepted_or_tunnelled() {
             "--key-file",
             &key,
             "--refresh",
-        ]);
-        c.stdin(Stdio::null());
-        c
-    });
+        ],
+    );
     let echo = curl(
         &intercepting.url,
         env.path("intercept-ca.pem").to_str().expect("p"),
@@ -462,11 +452,7 @@ fn https_through_the_forward_proxy_is_intercepted_or_tunnelled() {
     ]);
     assert_eq!(echo["path"], "/secure?x=1");
     // Without an interception CA: a tunnel, passed as it is (the app's own CA verifies it).
-    let tunnelling = Server::from_command({
-        let mut c = env.cmd(&["proxy", "--listen", "127.0.0.1:0", "--key-file", &key]);
-        c.stdin(Stdio::null());
-        c
-    });
+    let tunnelling = start_proxy(&env, &["--key-file", &key]);
     let echo = curl(&tunnelling.url, env.path("ca.pem").to_str().expect("p"));
     assert_eq!(bearer(&echo), old, "a tunnel is not looked into");
     drop(tunnelling);
@@ -569,21 +555,17 @@ fn hostile_traffic_leaves_the_proxy_bounded_and_serving() {
     )
     .expect("secret");
     let upstream = sink();
-    let proxy = Server::from_command({
-        let mut c = env.cmd(&[
-            "proxy",
-            "--listen",
-            "127.0.0.1:0",
+    let proxy = start_proxy(
+        &env,
+        &[
             "--upstream",
             &format!("http://127.0.0.1:{upstream}"),
             "--secret-file",
             "new.secret",
             "--header-timeout",
             "3s",
-        ]);
-        c.stdin(Stdio::null());
-        c
-    });
+        ],
+    );
     let addr: std::net::SocketAddr = proxy
         .url
         .trim_start_matches("http://")
@@ -699,24 +681,7 @@ fn hostile_traffic_leaves_the_proxy_bounded_and_serving() {
 fn a_three_minute_replay_of_sixty_second_tokens_is_accepted_throughout() {
     let env = Env::new();
     let Some(python) = peer_python() else { return };
-    let server = Server::start(&env, &env.path("data"), &[]);
-    let kid = {
-        let out = env
-            .cmd(&["generate-key", "--type", "ec", "--save", "--upload"])
-            .env("JWKIT_SERVER", &server.url)
-            .env("JWKIT_UPLOAD_TOKEN", TOKEN)
-            .output()
-            .expect("generate-key");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .expect("kid")
-            .trim()
-            .to_string()
-    };
+    let (server, kid) = identity_provider(&env);
     let app_port = free_port();
     let _app = start_app(
         &python,
@@ -729,20 +694,16 @@ fn a_three_minute_replay_of_sixty_second_tokens_is_accepted_throughout() {
         &python,
         &["capture", capture.to_str().expect("p"), "60", "600"],
     );
-    let proxy = Server::from_command({
-        let mut c = env.cmd(&[
-            "proxy",
-            "--listen",
-            "127.0.0.1:0",
+    let proxy = start_proxy(
+        &env,
+        &[
             "--upstream",
             &format!("http://127.0.0.1:{app_port}"),
             "--key",
             &kid,
             "--refresh",
-        ]);
-        c.stdin(Stdio::null());
-        c
-    });
+        ],
+    );
     let port = proxy.url.rsplit(':').next().expect("port").to_string();
     let report: Value = serde_json::from_str(&py(
         &python,
@@ -801,19 +762,15 @@ fn websockets_and_event_streams_pass_through_as_they_flow() {
     use std::io::{Read, Write};
     let env = Env::new();
     let upstream = streams();
-    let proxy = Server::from_command({
-        let mut c = env.cmd(&[
-            "proxy",
-            "--listen",
-            "127.0.0.1:0",
+    let proxy = start_proxy(
+        &env,
+        &[
             "--upstream",
             &format!("http://127.0.0.1:{upstream}"),
             "--key-file",
             &crate::jose::key_file("rfc7515-A.3.private.pem"),
-        ]);
-        c.stdin(Stdio::null());
-        c
-    });
+        ],
+    );
     let addr = proxy.url.trim_start_matches("http://").to_string();
     let mut ws = std::net::TcpStream::connect(&addr).expect("connect");
     ws.set_read_timeout(Some(Duration::from_secs(5)))

@@ -68,18 +68,6 @@ struct Done {
     until: Option<i64>,
 }
 
-/// A remembered new token is handed out again until this close to its exp (seconds).
-const REUSE_MARGIN: i64 = 5;
-
-/// The exp of a (new) token, when it has one.
-fn exp_of(token: &str) -> Option<i64> {
-    crate::crypto::jws::Compact::parse(token)
-        .ok()?
-        .claims()?
-        .get("exp")?
-        .as_i64()
-}
-
 impl<'a> Run<'a> {
     pub(super) fn new(
         plan: &'a Plan,
@@ -105,7 +93,7 @@ impl<'a> Run<'a> {
     fn known(&self, token: &str, now: i64) -> bool {
         self.map
             .get(token)
-            .is_some_and(|d| !self.live || d.until.is_none_or(|until| until - REUSE_MARGIN > now))
+            .is_some_and(|d| !self.live || d.until.is_none_or(|until| until > now))
     }
     /// Re-signs (on all cores) every chosen token in `parts` not seen before.
     fn prepare(&mut self, parts: &[(&[u8], &Found)]) -> Result<()> {
@@ -157,7 +145,10 @@ impl<'a> Run<'a> {
                 bail!("{}", s.message);
             }
             self.map_bytes += t.len() * 2;
-            let until = r.as_ref().ok().and_then(|new| exp_of(new));
+            let until = r
+                .as_ref()
+                .ok()
+                .and_then(|new| crate::crypto::resign::reusable_until(new));
             self.map.insert(t, Done { result: r, until });
         }
         Ok(())
