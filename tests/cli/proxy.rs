@@ -20,17 +20,21 @@ fn peer() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cli/replay_peer.py")
 }
 
-/// mitmdump beside the venv's python, or None (a failure in CI).
-fn mitmdump(python: &std::path::Path) -> Option<PathBuf> {
-    let m = python.with_file_name("mitmdump");
-    if m.is_file() {
-        return Some(m);
+/// The venv with mitmproxy (`.venv-mitm`: mitmproxy pins an older cryptography than the
+/// cross-check venv), its python, or None (a failure in CI).
+fn mitm_python() -> Option<PathBuf> {
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-mitm/bin/python");
+    if python.with_file_name("mitmdump").is_file() {
+        return Some(python);
     }
     assert!(
         std::env::var_os("CI").is_none(),
-        "mitmproxy is required in CI (.ci/run installs it from tests/requirements.txt)"
+        "mitmproxy is required in CI (.ci/run installs it into .venv-mitm)"
     );
-    eprintln!("SKIPPED: proxy replay test: no {}", m.display());
+    eprintln!(
+        "SKIPPED: proxy replay test: no {} (python3 -m venv .venv-mitm && .venv-mitm/bin/pip install -r tests/requirements-mitm.txt)",
+        python.display()
+    );
     None
 }
 
@@ -161,9 +165,10 @@ fn replay(
 fn captured_traffic_replayed_by_mitmproxy_passes_auth_through_the_proxy() {
     let env = Env::new();
     let Some(python) = peer_python() else { return };
-    let Some(mitm) = mitmdump(&python) else {
+    let Some(mitm_python) = mitm_python() else {
         return;
     };
+    let mitm = mitm_python.with_file_name("mitmdump");
     let (server, kid) = identity_provider(&env);
     let app_port = free_port();
     let log = env.path("app.log");
@@ -177,7 +182,7 @@ fn captured_traffic_replayed_by_mitmproxy_passes_auth_through_the_proxy() {
     py(&python, &["capture", capture.to_str().expect("p")]);
     let flows = |name: &str, port: u16| {
         py(
-            &python,
+            &mitm_python,
             &[
                 "flows",
                 capture.to_str().expect("p"),
