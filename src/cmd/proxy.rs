@@ -7,9 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::cli::{ProxyArgs, ProxySide};
-use crate::cmd::resign::plan::{NOT_VERIFIED, Plan, verifier};
+use crate::cmd::resign::plan::{Plan, check_old, verifier};
 use crate::crypto::resign::Skip;
-use crate::crypto::verify::verify_token;
 use crate::exit::ExitStatus;
 use crate::proxy::{self, Config, Proxy, Sides, Upstream, rewrite::Rewriter, tls};
 use crate::scan::Scanner;
@@ -123,25 +122,8 @@ pub fn run(args: &ProxyArgs) -> Result<ExitStatus> {
     let resign = {
         let plan = Arc::clone(&plan);
         Box::new(move |token: &str, at: i64| -> Result<String, Skip> {
-            let check = |t: &str| -> Result<(), Skip> {
-                match verify.as_ref() {
-                    None => Ok(()),
-                    Some((keys, policy)) => verify_token(t, &keys.trusted, policy, at)
-                        .map(drop)
-                        .map_err(|r| Skip {
-                            reason: NOT_VERIFIED,
-                            message: format!("{NOT_VERIFIED}: {} ({})", r.message, r.kind.as_str()),
-                        }),
-                }
-            };
+            let check = |t: &str| check_old(verify.as_ref().as_ref(), t, at);
             plan.resign(token, &check, Some(at))
-                .map_err(|skip| match skip.reason {
-                    "malformed" => Skip {
-                        reason: "not a JWS",
-                        ..skip
-                    },
-                    _ => skip,
-                })
         })
     };
     let rewriter = Rewriter::new(
@@ -161,11 +143,7 @@ pub fn run(args: &ProxyArgs) -> Result<ExitStatus> {
         intercept,
         verbose: output::verbose(),
     };
-    output::start_log_writer();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = crate::server::listen::runtime()?;
     let served = runtime.block_on(async move {
         let listener = crate::server::listen::bind(&args.listen)
             .await

@@ -150,13 +150,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
             "jwkit serve: uploads are off (no --upload-token-file or JWKIT_UPLOAD_TOKEN): uploads, deletes and rotation answer 403",
         );
     }
-    // From here on stderr is the server's log: written by one thread, never blocking or
-    // stopping the server when its reader is slow or gone.
-    output::start_log_writer();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = server::listen::runtime()?;
     let served = runtime.block_on(async move {
         let store: Box<dyn Store> = match backing {
             Backing::Dir => Box::new(
@@ -244,7 +238,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
         }
         let acceptor = match &tls {
             Some(served) => {
-                let acceptor = server::tls::acceptor(Arc::clone(served))?;
+                let acceptor = server::tls::acceptor(Arc::clone(served) as _)?;
                 // SIGHUP reads the certificate files again; the listener stays.
                 let t = Arc::clone(served);
                 if let Ok(mut hup) =

@@ -109,6 +109,12 @@ fn unwrap_lines(text: &str) -> String {
 }
 
 /// Takes a pasted token apart from its surroundings (see `Pasted`).
+/// True when `token` is a compact JWS whose header names an alg (a string): what re-signing
+/// looks at. A JWT-looking string that is not is counted apart.
+pub fn is_jws(token: &str) -> bool {
+    Compact::parse(token).is_ok_and(|c| c.header.get("alg").is_some_and(|a| a.is_string()))
+}
+
 pub fn pasted(text: &str) -> Pasted<'_> {
     let mut rest = text.trim_start_matches(|c: char| c.is_whitespace() || is_quote(c));
     if let Some(after_name) = strip_word(rest, "authorization") {

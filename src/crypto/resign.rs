@@ -49,6 +49,19 @@ pub struct Skip {
     pub message: String,
 }
 
+/// A JWT-looking string that is no JWS: it does not parse, or its header names no alg.
+pub const NOT_A_JWS: &str = "not a JWS";
+/// Reasons for leaving a token as it is on purpose (counted as "left", not "skipped").
+pub const NOT_CHOSEN: &str = "not chosen";
+pub const NO_RULE: &str = "no --key-for rule matches";
+
+impl Skip {
+    /// Left as it is on purpose (a filter or the rules did not choose it), not a failure.
+    pub fn left_on_purpose(&self) -> bool {
+        matches!(self.reason, NOT_CHOSEN | NO_RULE)
+    }
+}
+
 fn skip(reason: &'static str, message: impl Into<String>) -> Skip {
     Skip {
         reason,
@@ -99,9 +112,9 @@ impl Resigner {
         check: &dyn Fn(&str) -> Result<(), Skip>,
         now: i64,
     ) -> Result<String, Skip> {
-        let c = Compact::parse(token).map_err(|e| skip("malformed", e.to_string()))?;
+        let c = Compact::parse(token).map_err(|e| skip(NOT_A_JWS, e.to_string()))?;
         if !c.header.contains_key("alg") {
-            return Err(skip("malformed", "the header has no alg"));
+            return Err(skip(NOT_A_JWS, "the header has no alg"));
         }
         check(token)?;
         let signer = self.signer_for(c.header.get("alg").and_then(Value::as_str));

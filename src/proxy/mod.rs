@@ -191,15 +191,37 @@ fn drop_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         .map(|n| n.trim().to_ascii_lowercase())
         .filter(|n| !n.is_empty())
         .collect();
-    for name in HOP_BY_HOP.iter().map(|n| n.to_string()).chain(named) {
+    for name in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(named.iter().map(String::as_str))
+    {
         if upgrade && (name == "connection" || name == "upgrade") {
             continue;
         }
-        headers.remove(name.as_str());
+        headers.remove(name);
     }
     if !upgrade {
         headers.remove(header::UPGRADE);
     }
+}
+
+/// Re-signs the tokens in a request target (path and query), scanned as the request line
+/// `METHOD TARGET HTTP/1.1`, so `--only param:NAME` means what it means in a capture. None
+/// when nothing changed.
+fn rewrite_target(
+    rewriter: &Rewriter,
+    method: &Method,
+    pq: &str,
+    counts: &mut Counts,
+) -> Option<String> {
+    memchr::memmem::find(pq.as_bytes(), b"ey")?;
+    let before = format!("{method} ");
+    let new = rewriter.rewrite(format!("{before}{pq} HTTP/1.1").as_bytes(), counts)?;
+    let text = String::from_utf8(new).ok()?;
+    text.strip_prefix(&before)?
+        .strip_suffix(" HTTP/1.1")
+        .map(str::to_string)
 }
 
 /// Re-signs the tokens in header values. Each value is scanned as the line `Name: value`, so
@@ -262,6 +284,10 @@ async fn take(body: Body, max: usize) -> Result<Taken, axum::Error> {
     let mut total = 0usize;
     loop {
         let Some(frame) = body.frame().await else {
+            // One chunk (most bodies) is the body itself; several are put together.
+            if chunks.len() <= 1 {
+                return Ok(Taken::Whole(chunks.pop().unwrap_or_default()));
+            }
             let mut whole = Vec::with_capacity(total);
             for c in &chunks {
                 whole.extend_from_slice(c);
@@ -317,22 +343,27 @@ fn rewrite_body(proxy: &Proxy, headers: &mut HeaderMap, data: Bytes, counts: &mu
         passed(proxy);
         return data;
     };
-    let Some(decoded) = coding.decode(&data, proxy.config.max_body) else {
-        // Not what it says it is, or a bomb: passed on as it came.
-        passed(proxy);
-        return data;
+    let new = if coding == Coding::Identity {
+        // Scanned as it is: no copy.
+        proxy.rewriter.rewrite(&data, counts)
+    } else {
+        let Some(decoded) = coding.decode(&data, proxy.config.max_body) else {
+            // Not what it says it is, or a bomb: passed on as it came.
+            passed(proxy);
+            return data;
+        };
+        proxy
+            .rewriter
+            .rewrite(&decoded, counts)
+            .and_then(|new| coding.encode_like(&data, &new).ok())
     };
-    let Some(new) = proxy.rewriter.rewrite(&decoded, counts) else {
-        return data;
-    };
-    let zlib = data.first().is_some_and(|b| b & 0x0f == 8);
-    let Ok(encoded) = coding.encode(&new, zlib) else {
+    let Some(new) = new else {
         return data;
     };
     if headers.contains_key(header::CONTENT_LENGTH) {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(encoded.len()));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(new.len()));
     }
-    Bytes::from(encoded)
+    Bytes::from(new)
 }
 
 async fn forward(
@@ -354,19 +385,10 @@ async fn forward(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     let sides = proxy.config.sides;
-    if sides.requests && memchr::memmem::find(pq.as_bytes(), b"ey").is_some() {
-        let line = format!("{} {pq} HTTP/1.1", parts.method);
-        if let Some(new) = proxy.rewriter.rewrite(line.as_bytes(), counts) {
-            let text = String::from_utf8_lossy(&new).into_owned();
-            if let Some(p) = text
-                .strip_prefix(&format!("{} ", parts.method))
-                .and_then(|r| r.strip_suffix(" HTTP/1.1"))
-            {
-                pq = p.to_string();
-            }
-        }
-    }
     if sides.requests {
+        if let Some(new) = rewrite_target(&proxy.rewriter, &parts.method, &pq, counts) {
+            pq = new;
+        }
         rewrite_headers(&proxy.rewriter, &mut parts.headers, counts);
     }
     drop_hop_by_hop(&mut parts.headers, upgrade);

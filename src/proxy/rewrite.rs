@@ -147,8 +147,7 @@ impl Rewriter {
             &mut |o| {
                 if !o.selected {
                     // Not in a chosen place: counted as found only when it is a JWS.
-                    let jws = crate::crypto::jws::Compact::parse(o.token)
-                        .is_ok_and(|c| c.header.get("alg").is_some_and(|a| a.is_string()));
+                    let jws = crate::crypto::jws::is_jws(o.token);
                     mine.found += u64::from(jws);
                     Stats::add(
                         if jws {
@@ -167,11 +166,11 @@ impl Rewriter {
                         mine.resigned += 1;
                         Some(new)
                     }
-                    Err(s) if s.reason == "not a JWS" => {
+                    Err(s) if s.reason == crate::crypto::resign::NOT_A_JWS => {
                         Stats::add(&self.stats.skipped, 1);
                         None
                     }
-                    Err(s) if matches!(s.reason, "not chosen" | "no --key-for rule matches") => {
+                    Err(s) if s.left_on_purpose() => {
                         mine.found += 1;
                         Stats::add(&self.stats.left, 1);
                         None

@@ -8,20 +8,15 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
-};
+use rcgen::{Issuer, KeyPair};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
+
+use crate::server::tls::provider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
 
 /// The client configuration for upstream connections.
 pub fn upstream_config(cacert: Option<&Path>, insecure: bool) -> Result<rustls::ClientConfig> {
@@ -149,23 +144,10 @@ impl Intercept {
 
     /// A throwaway CA, and its certificate as PEM for clients to trust.
     pub fn self_signed() -> Result<(Intercept, String)> {
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
-            .map_err(|e| anyhow!("making the CA key: {e}"))?;
-        let mut params = CertificateParams::new(Vec::<String>::new())
-            .map_err(|e| anyhow!("making the CA: {e}"))?;
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "jwkit proxy interception CA");
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let cert = params
-            .self_signed(&key)
-            .map_err(|e| anyhow!("making the CA: {e}"))?;
-        let pem = cert.pem();
-        let ca_der = cert.der().clone();
+        let (issuer, ca_der, pem) = crate::server::tls::new_ca("jwkit proxy interception CA")?;
         Ok((
             Intercept {
-                issuer: Issuer::new(params, key),
+                issuer,
                 ca_der,
                 minted: Mutex::default(),
             },
@@ -179,24 +161,7 @@ impl Intercept {
         if let Some(c) = minted.get(host) {
             return Ok(Arc::clone(c));
         }
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
-            .map_err(|e| anyhow!("making a key for {host}: {e}"))?;
-        let mut params = CertificateParams::new(vec![host.to_string()])
-            .map_err(|e| anyhow!("a certificate for {host}: {e}"))?;
-        params.distinguished_name.push(DnType::CommonName, host);
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let cert = params
-            .signed_by(&key, &self.issuer)
-            .map_err(|e| anyhow!("a certificate for {host}: {e}"))?;
-        let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        let signing = provider()
-            .key_provider
-            .load_private_key(der)
-            .map_err(|e| anyhow!("a key for {host}: {e}"))?;
-        let certified = Arc::new(CertifiedKey::new(
-            vec![cert.der().clone(), self.ca_der.clone()],
-            signing,
-        ));
+        let certified = crate::server::tls::mint(&[host.to_string()], &self.issuer, &self.ca_der)?;
         if minted.len() >= MAX_MINTED {
             minted.clear();
         }
@@ -207,17 +172,10 @@ impl Intercept {
     /// A TLS acceptor presenting a certificate for the SNI name, or for `host` (the CONNECT
     /// target) when the client sends none.
     pub fn acceptor(self: &Arc<Self>, host: &str) -> Result<tokio_rustls::TlsAcceptor> {
-        let resolver = Arc::new(PerHost {
+        crate::server::tls::acceptor(Arc::new(PerHost {
             intercept: Arc::clone(self),
             fallback: host.to_string(),
-        });
-        let mut config = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| anyhow!("TLS set-up: {e}"))?
-            .with_no_client_auth()
-            .with_cert_resolver(resolver);
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+        }))
     }
 }
 

@@ -32,9 +32,7 @@ impl Coding {
             Coding::Identity => return Some(data.to_vec()),
             Coding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(data)),
             // HTTP's "deflate" is zlib (RFC 9110 §8.4.1.2); some servers send raw deflate.
-            Coding::Deflate if data.first().is_some_and(|b| b & 0x0f == 8) => {
-                Box::new(flate2::read::ZlibDecoder::new(data))
-            }
+            Coding::Deflate if zlib_framed(data) => Box::new(flate2::read::ZlibDecoder::new(data)),
             Coding::Deflate => Box::new(flate2::read::DeflateDecoder::new(data)),
             Coding::Brotli => Box::new(brotli::Decompressor::new(data, 4096)),
         };
@@ -43,8 +41,14 @@ impl Coding {
         (out.len() <= cap).then_some(out)
     }
 
-    /// `data` encoded in this coding.
-    pub fn encode(self, data: &[u8], zlib: bool) -> std::io::Result<Vec<u8>> {
+    /// `data` encoded as `original` was: in this coding, and for deflate in the same framing
+    /// (zlib or raw).
+    pub fn encode_like(self, original: &[u8], data: &[u8]) -> std::io::Result<Vec<u8>> {
+        self.encode(data, zlib_framed(original))
+    }
+
+    /// `data` encoded in this coding (deflate in zlib framing when `zlib`).
+    fn encode(self, data: &[u8], zlib: bool) -> std::io::Result<Vec<u8>> {
         match self {
             Coding::Identity => Ok(data.to_vec()),
             Coding::Gzip => {
@@ -76,6 +80,12 @@ impl Coding {
             }
         }
     }
+}
+
+/// True when a deflate body is zlib-framed (RFC 9110's "deflate"), false for raw deflate: a
+/// zlib stream starts with a byte whose low nibble is 8 (the deflate method).
+fn zlib_framed(data: &[u8]) -> bool {
+    data.first().is_some_and(|b| b & 0x0f == 8)
 }
 
 #[cfg(test)]

@@ -111,6 +111,19 @@ struct Counts {
 /// 2,000 idle connections delay a health check past 1 s.
 const BACKLOG: u32 = 65_535;
 
+/// What a server process runs on: from here on stderr is its log (written by one thread,
+/// never blocking or stopping the server when its reader is slow or gone), and a
+/// multi-thread async runtime.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    crate::output::start_log_writer();
+    anyhow::Context::context(
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+        "starting the async runtime",
+    )
+}
+
 /// Binds `addr` (host:port; the first address it resolves to that binds) with a deep backlog.
 pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
     let mut last = None;

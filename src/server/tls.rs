@@ -15,7 +15,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-fn provider() -> Arc<CryptoProvider> {
+/// The one crypto provider: rustls on aws-lc.
+pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
@@ -48,8 +49,9 @@ impl Reloadable {
     }
 }
 
-/// A TLS acceptor for `cert`, plus the resolver to reload it.
-pub fn acceptor(cert: Arc<Reloadable>) -> Result<tokio_rustls::TlsAcceptor> {
+/// A TLS acceptor for HTTP/1.1 whose certificate comes from `cert` (a reloadable pair, or a
+/// certificate per host).
+pub fn acceptor(cert: Arc<dyn ResolvesServerCert>) -> Result<tokio_rustls::TlsAcceptor> {
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| anyhow!("TLS set-up: {e}"))?
@@ -138,42 +140,70 @@ fn check_validity(leaf: &CertificateDer<'_>) -> Result<()> {
     Ok(())
 }
 
+/// A throwaway CA named `name`: the issuer that signs with it, its certificate, and that
+/// certificate as PEM for clients to trust.
+pub fn new_ca(
+    name: &str,
+) -> Result<(
+    rcgen::Issuer<'static, rcgen::KeyPair>,
+    CertificateDer<'static>,
+    String,
+)> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose,
+        PKCS_ECDSA_P256_SHA256,
+    };
+    let failed = |e: rcgen::Error| anyhow!("making the CA: {e}");
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(failed)?;
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(failed)?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let cert = params.self_signed(&key).map_err(failed)?;
+    Ok((
+        rcgen::Issuer::new(params, key),
+        cert.der().clone(),
+        cert.pem(),
+    ))
+}
+
+/// A certificate for `hosts` (names or IP addresses; the first is its common name) signed by
+/// `issuer`, ready to serve with the CA's certificate `ca` in its chain.
+pub fn mint(
+    hosts: &[String],
+    issuer: &rcgen::Issuer<'_, rcgen::KeyPair>,
+    ca: &CertificateDer<'static>,
+) -> Result<Arc<CertifiedKey>> {
+    use rcgen::{
+        CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, PKCS_ECDSA_P256_SHA256,
+    };
+    let name = hosts.first().cloned().unwrap_or_else(|| "localhost".into());
+    let failed = |e: rcgen::Error| anyhow!("making a certificate for {name}: {e}");
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(failed)?;
+    let mut params = CertificateParams::new(hosts.to_vec()).map_err(failed)?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, name.as_str());
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = params.signed_by(&key, issuer).map_err(failed)?;
+    let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let signing = provider()
+        .key_provider
+        .load_private_key(der)
+        .map_err(|e| anyhow!("loading the key for {name}: {e}"))?;
+    Ok(Arc::new(CertifiedKey::new(
+        vec![cert.der().clone(), ca.clone()],
+        signing,
+    )))
+}
+
 /// A throwaway CA and a certificate it signed for `hosts` (names or IP addresses). Returns
 /// what to serve and the CA certificate as PEM, for clients to trust.
 pub fn self_signed(hosts: &[String]) -> Result<(Arc<Reloadable>, String)> {
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
-        IsCa, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
-    };
-    let failed = |what: &str, e: rcgen::Error| anyhow!("making the {what}: {e}");
-    let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| failed("CA key", e))?;
-    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(|e| failed("CA", e))?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.distinguished_name
-        .push(DnType::CommonName, "jwkit serve throwaway CA");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let issuer = CertifiedIssuer::self_signed(ca, ca_key).map_err(|e| failed("CA", e))?;
-    let leaf_key =
-        KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| failed("server key", e))?;
-    let mut leaf =
-        CertificateParams::new(hosts.to_vec()).map_err(|e| failed("server certificate", e))?;
-    leaf.distinguished_name.push(
-        DnType::CommonName,
-        hosts.first().cloned().unwrap_or_else(|| "localhost".into()),
-    );
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = leaf
-        .signed_by(&leaf_key, &issuer)
-        .map_err(|e| failed("server certificate", e))?;
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    let signing = provider()
-        .key_provider
-        .load_private_key(key)
-        .map_err(|e| anyhow!("loading the server key: {e}"))?;
-    let chain = vec![cert.der().clone(), issuer.der().clone()];
+    let (issuer, ca, pem) = new_ca("jwkit serve throwaway CA")?;
     let served = Arc::new(Reloadable {
-        current: RwLock::new(Arc::new(CertifiedKey::new(chain, signing))),
+        current: RwLock::new(mint(hosts, &issuer, &ca)?),
         files: None,
     });
-    Ok((served, issuer.pem()))
+    Ok((served, pem))
 }

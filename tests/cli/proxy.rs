@@ -80,38 +80,50 @@ impl Drop for App {
 }
 
 fn start_app(python: &std::path::Path, port: u16, jwks: &str, log: &std::path::Path) -> App {
-    let child = Command::new(python)
-        .arg(peer())
-        .args(["app", &port.to_string(), jwks, log.to_str().expect("p")])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("app");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the app did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    App(child)
+    start_peer(
+        python,
+        port,
+        &["app", &port.to_string(), jwks, log.to_str().expect("p")],
+    )
 }
 
 fn py(python: &std::path::Path, args: &[&str]) -> String {
-    py_in(python, &Env::new(), args)
+    run_peer(Command::new(python).arg(peer()).args(args), args)
 }
 
 /// `py` with `env`'s key store (JWKIT_HOME) for the jwkit it runs.
 fn py_in(python: &std::path::Path, env: &Env, args: &[&str]) -> String {
-    let out = Command::new(python)
-        .arg(peer())
-        .args(args)
-        .env("JWKIT_HOME", env.home())
-        .output()
-        .expect("python");
+    run_peer(
+        Command::new(python)
+            .arg(peer())
+            .args(args)
+            .env("JWKIT_HOME", env.home()),
+        args,
+    )
+}
+
+/// Runs a `replay_peer.py` command to its end: its stdout, or a failure naming its stderr.
+fn run_peer(cmd: &mut Command, args: &[&str]) -> String {
+    let out = cmd.output().expect("python");
     assert!(
         out.status.success(),
         "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("utf8")
+}
+
+/// What the app logged, compared with the capture by `replay_peer.py compare`.
+fn compare(python: &std::path::Path, capture: &std::path::Path, log: &std::path::Path) -> Value {
+    let report = py(
+        python,
+        &[
+            "compare",
+            capture.to_str().expect("p"),
+            log.to_str().expect("p"),
+        ],
+    );
+    serde_json::from_str(&report).expect("report")
 }
 
 /// Replays `flows` with mitmdump's client replay, then compares what the app logged with the
@@ -135,30 +147,14 @@ fn replay(
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    // mitmdump may end as its last answers come in: wait for the app's record of each.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let lines = || {
-        std::fs::read_to_string(log)
-            .map(|t| t.lines().count())
-            .unwrap_or(0)
-    };
-    while lines() < 12 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // One flow at a time (concurrency 1): mitmdump ends after the last answer, and the app
+    // logs each request before it answers.
     assert!(
         log.exists(),
         "nothing reached the app; mitmdump said:\n{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let report = py(
-        python,
-        &[
-            "compare",
-            env.path("capture.json").to_str().expect("p"),
-            log.to_str().expect("p"),
-        ],
-    );
-    serde_json::from_str(&report).expect("report")
+    compare(python, &env.path("capture.json"), log)
 }
 
 #[test]
@@ -236,15 +232,7 @@ fn captured_traffic_replayed_by_mitmproxy_passes_auth_through_the_proxy() {
             &forward_port,
         ],
     );
-    let report: Value = serde_json::from_str(&py(
-        &python,
-        &[
-            "compare",
-            capture.to_str().expect("p"),
-            log.to_str().expect("p"),
-        ],
-    ))
-    .expect("report");
+    let report = compare(&python, &capture, &log);
     assert_eq!(report["accepted"], 12, "{report}\n{}", forward.log());
     assert_eq!(report["same"], 12, "{report}");
     drop(reverse);
@@ -269,15 +257,7 @@ fn captured_traffic_replayed_by_mitmproxy_passes_auth_through_the_proxy() {
             "--refresh",
         ],
     );
-    let report: Value = serde_json::from_str(&py(
-        &python,
-        &[
-            "compare",
-            capture.to_str().expect("p"),
-            log.to_str().expect("p"),
-        ],
-    ))
-    .expect("report");
+    let report = compare(&python, &capture, &log);
     assert_eq!(report["accepted"], 12, "{report}");
     assert_eq!(report["same"], 12, "{report}");
 }
@@ -295,19 +275,11 @@ fn login_responses_are_resigned_with_the_apps_own_short_secret() {
     py(&python, &["logins", answers.to_str().expect("p")]);
     std::fs::write(env.path("app.secret"), "app-secret!").expect("secret");
     let mock_port = free_port();
-    let _mock = {
-        let child = Command::new(&python)
-            .arg(peer())
-            .args(["mock", &mock_port.to_string(), answers.to_str().expect("p")])
-            .spawn()
-            .expect("mock");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", mock_port)).is_err() {
-            assert!(Instant::now() < deadline, "the mock did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        App(child)
-    };
+    let _mock = start_peer(
+        &python,
+        mock_port,
+        &["mock", &mock_port.to_string(), answers.to_str().expect("p")],
+    );
     let proxy = start_proxy(
         &env,
         &[

@@ -12,7 +12,6 @@ use anyhow::{Result, bail};
 use crate::cli::ResignArgs;
 use crate::crypto::jws;
 use crate::crypto::resign::Skip;
-use crate::crypto::verify::verify_token;
 use crate::exit::ExitStatus;
 use crate::{atomic, input, output, when};
 
@@ -40,17 +39,7 @@ pub fn run(args: &ResignArgs) -> Result<ExitStatus> {
         Some(source) => Some(plan::verifier(source, &args.plan)?),
         None => None,
     };
-    let check = |token: &str| -> Result<(), Skip> {
-        match &verifier {
-            None => Ok(()),
-            Some((keys, policy)) => verify_token(token, &keys.trusted, policy, now)
-                .map(drop)
-                .map_err(|r| Skip {
-                    reason: NOT_VERIFIED,
-                    message: format!("{NOT_VERIFIED}: {} ({})", r.message, r.kind.as_str()),
-                }),
-        }
-    };
+    let check = |token: &str| plan::check_old(verifier.as_ref(), token, now);
     if args.goreplay {
         return goreplay::run(args, &plan, &check);
     }

@@ -8,18 +8,37 @@ use crate::cli::{KeySourceArgs, PlanArgs, SigningKeyArgs};
 use crate::cmd::generate_jwt::{load_signing_key, name_value};
 use crate::cmd::verify_jwt::{Failure, Keys};
 use crate::crypto::jws::Compact;
-use crate::crypto::resign::{ClaimChanges, KidChoice, Resigner, Skip};
+use crate::crypto::resign::{
+    ClaimChanges, KidChoice, NO_RULE, NOT_A_JWS, NOT_CHOSEN, Resigner, Skip,
+};
 use crate::crypto::verify::Policy;
 use crate::crypto::{self, Key, SigningKey};
 use crate::when;
 
 /// The reason given when --verify-with refuses a token.
-pub(crate) const NOT_VERIFIED: &str = "old signature does not verify";
-/// Reasons for leaving a token as it is on purpose (counted as "left", not "skipped").
-pub(super) const NOT_CHOSEN: &str = "not chosen";
-pub(super) const NO_RULE: &str = "no --key-for rule matches";
+pub(super) const NOT_VERIFIED: &str = "old signature does not verify";
 /// A token two --key-for rules claim: an error, not a skip.
 pub(super) const AMBIGUOUS: &str = "ambiguous --key-for";
+
+/// The `--verify-with` check of an old token (its signature, as of `at`), for
+/// `Plan::resign`: a token that fails is skipped with `NOT_VERIFIED`.
+pub(crate) fn check_old(
+    verifier: Option<&(Keys, Policy)>,
+    token: &str,
+    at: i64,
+) -> Result<(), Skip> {
+    match verifier {
+        None => Ok(()),
+        Some((keys, policy)) => {
+            crate::crypto::verify::verify_token(token, &keys.trusted, policy, at)
+                .map(drop)
+                .map_err(|r| Skip {
+                    reason: NOT_VERIFIED,
+                    message: format!("{NOT_VERIFIED}: {} ({})", r.message, r.kind.as_str()),
+                })
+        }
+    }
+}
 
 /// `MATCH` of a `--key-for MATCH=KEY` rule.
 #[derive(Debug)]
@@ -39,14 +58,14 @@ pub(super) struct OldToken {
 impl OldToken {
     pub(super) fn read(token: &str) -> Result<OldToken, Skip> {
         let c = Compact::parse(token).map_err(|e| Skip {
-            reason: "malformed",
+            reason: NOT_A_JWS,
             message: e.to_string(),
         })?;
         let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
         // A JWT-looking string whose header has no alg is no JWS, whatever the mode.
         if text(c.header.get("alg")).is_none() {
             return Err(Skip {
-                reason: "malformed",
+                reason: NOT_A_JWS,
                 message: "the header has no alg".into(),
             });
         }

@@ -10,13 +10,14 @@ use anyhow::{Context, Result, bail};
 
 use crate::atomic;
 use crate::cli::{ResignArgs, ScanFormat};
-use crate::crypto::resign::Skip;
+use crate::crypto::jws::is_jws;
+use crate::crypto::resign::{NOT_A_JWS, Skip};
 use crate::exit::ExitStatus;
 use crate::output;
 use crate::scan::coding::Coding;
 use crate::scan::{Found, Scanner, har, http, stream};
 
-use super::plan::{AMBIGUOUS, NO_RULE, NOT_CHOSEN, OldToken, Plan};
+use super::plan::{AMBIGUOUS, OldToken, Plan};
 
 /// Bytes read per step of a scan.
 const CHUNK: usize = 4 << 20;
@@ -40,11 +41,6 @@ pub(super) struct Tally {
     kid_hits: Vec<bool>,
     iss_hits: Vec<bool>,
     rule_hits: Vec<bool>,
-}
-
-/// True when `token` is a JWS a plan can look at: it parses, and its header names an alg.
-fn is_jws(token: &str) -> bool {
-    OldToken::read(token).is_ok()
 }
 
 /// One scan: the scanner, the plan, and the map of tokens re-signed so far.
@@ -119,17 +115,7 @@ impl<'a> Run<'a> {
         let results = crate::parallel::map_ordered(
             &fresh,
             self.threads,
-            |t: &String| {
-                // A JWT-looking string that does not parse as a JWS with an alg is "not a JWS".
-                plan.resign(t, check, live_now)
-                    .map_err(|skip| match skip.reason {
-                        "malformed" => Skip {
-                            reason: "not a JWS",
-                            ..skip
-                        },
-                        _ => skip,
-                    })
-            },
+            |t: &String| plan.resign(t, check, live_now),
             || {
                 Err(Skip {
                     reason: "internal error",
@@ -223,14 +209,14 @@ impl<'a> Run<'a> {
             &mut |o| {
                 let result = map.get(o.token).map(|d| &d.result);
                 let jws = match result {
-                    Some(Err(s)) => s.reason != "not a JWS",
+                    Some(Err(s)) => s.reason != NOT_A_JWS,
                     Some(Ok(_)) => true,
                     None => is_jws(o.token),
                 };
                 // A JWT-looking string that is no JWS is never "found": it is skipped as
                 // not a JWS, in every place and mode alike.
                 if !jws {
-                    *tally.skipped.entry("not a JWS").or_default() += 1;
+                    *tally.skipped.entry(NOT_A_JWS).or_default() += 1;
                     return None;
                 }
                 tally.found += 1;
@@ -245,7 +231,7 @@ impl<'a> Run<'a> {
                         tally.resigned += 1;
                         Some(new.clone())
                     }
-                    Some(Err(skip)) if matches!(skip.reason, NOT_CHOSEN | NO_RULE) => {
+                    Some(Err(skip)) if skip.left_on_purpose() => {
                         *tally.left.entry(skip.reason).or_default() += 1;
                         None
                     }
@@ -272,7 +258,7 @@ impl<'a> Run<'a> {
                     tally.only_hits |= o.only_hits;
                     *tally.left.entry(why).or_default() += 1;
                 } else {
-                    *tally.skipped.entry("not a JWS").or_default() += 1;
+                    *tally.skipped.entry(NOT_A_JWS).or_default() += 1;
                 }
                 None
             },
@@ -352,8 +338,7 @@ impl<'a> Run<'a> {
                 // A gzip, deflate or br body: re-signed inside, encoded again the same way.
                 let mut inner = Vec::with_capacity(decoded.len() + 1024);
                 self.rewrite_part(decoded, &mut inner);
-                let zlib = data.get(p.body.start).is_some_and(|b| b & 0x0f == 8);
-                match coding_of(p).map(|c| c.encode(&inner, zlib)) {
+                match coding_of(p).map(|c| c.encode_like(&data[p.body.clone()], &inner)) {
                     Some(Ok(encoded)) if inner != *decoded => body.extend_from_slice(&encoded),
                     _ => body.extend_from_slice(&data[p.body.clone()]),
                 }
