@@ -436,75 +436,81 @@ fn https_through_the_forward_proxy_is_intercepted_or_tunnelled() {
     drop(intercepting);
 }
 
-/// An upstream for the hostile test: reads every request (a Content-Length body, or a chunked
-/// one) to the end without keeping it, and answers `{"bytes": N}`. Runs until the test ends.
-fn sink() -> u16 {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("sink");
+/// A loopback upstream that serves each connection on a thread of its own with `serve`
+/// (given a reader and a writer on the socket); its port. Runs until the test ends.
+fn upstream(serve: fn(std::io::BufReader<std::net::TcpStream>, std::net::TcpStream)) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("upstream");
     let port = listener.local_addr().expect("addr").port();
     std::thread::spawn(move || {
         for stream in listener.incoming().map_while(Result::ok) {
             std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-                let mut out = stream;
-                loop {
-                    let mut length = 0u64;
-                    let mut chunked = false;
-                    let mut line = String::new();
-                    let mut first = true;
-                    loop {
-                        line.clear();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" && !first {
-                            break;
-                        }
-                        first = false;
-                        let lower = line.to_ascii_lowercase();
-                        if let Some(v) = lower.strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap_or(0);
-                        }
-                        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
-                            chunked = true;
-                        }
-                    }
-                    let mut read = 0u64;
-                    if chunked {
-                        loop {
-                            line.clear();
-                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                                return;
-                            }
-                            let size = u64::from_str_radix(line.trim(), 16).unwrap_or(0);
-                            if size == 0 {
-                                line.clear();
-                                let _ = reader.read_line(&mut line);
-                                break;
-                            }
-                            read +=
-                                std::io::copy(&mut (&mut reader).take(size), &mut std::io::sink())
-                                    .unwrap_or(0);
-                            line.clear();
-                            let _ = reader.read_line(&mut line);
-                        }
-                    } else {
-                        read = std::io::copy(&mut (&mut reader).take(length), &mut std::io::sink())
-                            .unwrap_or(0);
-                    }
-                    let body = format!("{{\"bytes\":{read}}}");
-                    let answer = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if out.write_all(answer.as_bytes()).is_err() {
-                        return;
-                    }
-                }
+                let reader = std::io::BufReader::new(stream.try_clone().expect("clone"));
+                serve(reader, stream);
             });
         }
     });
     port
+}
+
+/// An upstream for the hostile test: reads every request (a Content-Length body, or a chunked
+/// one) to the end without keeping it, and answers `{"bytes": N}`. Runs until the test ends.
+fn sink() -> u16 {
+    use std::io::{BufRead, Read, Write};
+    upstream(|mut reader, mut out| {
+        loop {
+            let mut length = 0u64;
+            let mut chunked = false;
+            let mut line = String::new();
+            let mut first = true;
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                if line == "\r\n" && !first {
+                    break;
+                }
+                first = false;
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+                    chunked = true;
+                }
+            }
+            let mut read = 0u64;
+            if chunked {
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let size = u64::from_str_radix(line.trim(), 16).unwrap_or(0);
+                    if size == 0 {
+                        line.clear();
+                        let _ = reader.read_line(&mut line);
+                        break;
+                    }
+                    read += std::io::copy(&mut (&mut reader).take(size), &mut std::io::sink())
+                        .unwrap_or(0);
+                    line.clear();
+                    let _ = reader.read_line(&mut line);
+                }
+            } else {
+                read = std::io::copy(&mut (&mut reader).take(length), &mut std::io::sink())
+                    .unwrap_or(0);
+            }
+            let body = format!("{{\"bytes\":{read}}}");
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if out.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+        }
+    })
 }
 
 /// The proxy's peak resident memory so far, in KiB.
@@ -695,42 +701,33 @@ fn a_three_minute_replay_of_sixty_second_tokens_is_accepted_throughout() {
 /// An upstream that speaks a WebSocket handshake (101, then echoes bytes) at /ws and a
 /// server-sent event stream at /sse (one event, a pause, another).
 fn streams() -> u16 {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("streams");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().map_while(Result::ok) {
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-                let mut out = stream;
-                let mut first = String::new();
-                let _ = reader.read_line(&mut first);
-                let mut line = String::new();
-                while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
-                    line.clear();
-                }
-                if first.contains("/ws") {
-                    let _ = out.write_all(
+    use std::io::{BufRead, Read, Write};
+    upstream(|mut reader, mut out| {
+        let mut first = String::new();
+        let _ = reader.read_line(&mut first);
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+            line.clear();
+        }
+        if first.contains("/ws") {
+            let _ = out.write_all(
                         b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
                     );
-                    let mut buf = [0u8; 64];
-                    while let Ok(n) = reader.read(&mut buf) {
-                        if n == 0 || out.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                } else {
-                    let _ = out.write_all(
+            let mut buf = [0u8; 64];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || out.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        } else {
+            let _ = out.write_all(
                         b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\ndata: one\n\n",
                     );
-                    let _ = out.flush();
-                    std::thread::sleep(Duration::from_secs(3));
-                    let _ = out.write_all(b"data: two\n\n");
-                }
-            });
+            let _ = out.flush();
+            std::thread::sleep(Duration::from_secs(3));
+            let _ = out.write_all(b"data: two\n\n");
         }
-    });
-    port
+    })
 }
 
 /// WebSocket upgrades and server-sent event streams pass through as they flow.
