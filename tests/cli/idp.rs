@@ -310,6 +310,9 @@ fn openid_client_drives_every_flow_and_jwkit_verifies_every_token() {
 
 #[test]
 fn the_login_page_in_headless_chromium_and_authlib() {
+    // The code from the login must be redeemed within its 1 minute: not beside the tests that
+    // load both cores.
+    let _exclusive = crate::util::exclusive();
     let Some(python) = peer_python() else { return };
     let browser_ready = std::path::Path::new("/usr/bin/chromium").exists()
         && std::path::Path::new("/usr/bin/chromedriver").exists()
