@@ -91,18 +91,20 @@ try:
     driver.save_screenshot(screenshot)
     driver.find_element(By.ID, "login").click()
     WebDriverWait(driver, 15).until(lambda d: "url" in received)
+    # The code is redeemed at once, as an app does, before the browser is taken down (which
+    # can take long on a loaded machine, and the code lives a minute).
+    callback = urllib.parse.urlparse(received["url"])
+    query = dict(urllib.parse.parse_qsl(callback.query))
+    assert query.get("state") == state, f"state {query.get('state')!r} is not {state!r}"
+    token = session.fetch_token(
+        discovery["token_endpoint"],
+        authorization_response=redirect_uri + "?" + callback.query,
+        code_verifier=verifier,
+    )
 finally:
     driver.quit()
     server.shutdown()
 
-callback = urllib.parse.urlparse(received["url"])
-query = dict(urllib.parse.parse_qsl(callback.query))
-assert query.get("state") == state, f"state {query.get('state')!r} is not {state!r}"
-token = session.fetch_token(
-    discovery["token_endpoint"],
-    authorization_response=redirect_uri + "?" + callback.query,
-    code_verifier=verifier,
-)
 jwks = JsonWebKey.import_key_set(requests.get(discovery["jwks_uri"], timeout=10).json())
 claims = jwt.decode(
     token["id_token"],
