@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # jwkit proxy against nginx proxy_pass, in the same run, both in front of the same upstream (an
-# nginx server answering 200 "ok"): wrk, 2 threads, 32 connections, SECONDS each.
+# nginx of its own answering 200 "ok"): wrk, 2 threads, 32 connections, SECONDS each.
 #   pass-through: requests without tokens, jwkit proxy vs nginx proxy_pass (target >= 0.7x);
 #   new tokens: every request carries a token never seen before, re-signed with ES256
 #     (target >= 0.5x the pass-through rate);
@@ -17,28 +17,40 @@ command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; e
 J=$(release_jwkit)
 T=$COMPARE_TMP
 UP=18201 NGINX=18202 PROXY=18203
-mkdir -p "$T/nginx"
-cat > "$T/nginx/nginx.conf" <<EOF
+# Two nginx instances: the upstream, and nginx as the proxy in front of it. Each proxy is a
+# process of its own, apart from the upstream, as in a deployment: an nginx that proxied to
+# server blocks of its own workers would hand requests over inside one process (no socket
+# wake-up of another process), which no separate proxy can do.
+nginx_conf() { # DIR BODY
+  mkdir -p "$1"
+  cat > "$1/nginx.conf" <<EOF
 worker_processes 2;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx/error.log;
+pid $1/nginx.pid;
+error_log $1/error.log;
 events { worker_connections 4096; }
 http {
   access_log off;
-  client_body_temp_path $T/nginx/body; proxy_temp_path $T/nginx/proxy;
-  fastcgi_temp_path $T/nginx/fcgi; uwsgi_temp_path $T/nginx/uwsgi; scgi_temp_path $T/nginx/scgi;
-  upstream app { server 127.0.0.1:$UP; keepalive 64; }
-  server { listen 127.0.0.1:$UP; location / { return 200 "ok"; } }
-  server { listen 127.0.0.1:$NGINX;
-    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+  client_body_temp_path $1/body; proxy_temp_path $1/proxy;
+  fastcgi_temp_path $1/fcgi; uwsgi_temp_path $1/uwsgi; scgi_temp_path $1/scgi;
+  $2
 }
 EOF
-/usr/sbin/nginx -c "$T/nginx/nginx.conf" -p "$T/nginx"
+  /usr/sbin/nginx -c "$1/nginx.conf" -p "$1"
+}
+nginx_conf "$T/upstream" "server { listen 127.0.0.1:$UP; location / { return 200 \"ok\"; } }"
+nginx_conf "$T/nginx" "upstream app { server 127.0.0.1:$UP; keepalive 64; }
+  server { listen 127.0.0.1:$NGINX;
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 export JWKIT_HOME=$T/home
 "$J" proxy --listen 127.0.0.1:$PROXY --upstream http://127.0.0.1:$UP \
   --key-file tests/vectors/keys/rfc7515-A.3.private.pem --alg ES256 2>/dev/null &
 PID=$!
-trap 'kill $PID 2>/dev/null; /usr/sbin/nginx -c "$T/nginx/nginx.conf" -p "$T/nginx" -s stop 2>/dev/null; rm -rf "$T"' EXIT
+stop_all() {
+  kill $PID 2>/dev/null
+  for d in "$T/nginx" "$T/upstream"; do /usr/sbin/nginx -c "$d/nginx.conf" -p "$d" -s stop 2>/dev/null; done
+  rm -rf "$T"
+}
+trap stop_all EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PROXY/" >/dev/null && break; sleep 0.1; done
 # Tokens made in the Lua script: HS256-shaped tokens (the proxy re-signs whatever alg a token
 # has; the new signature is ES256), a new one per request or always the same one.
@@ -77,10 +89,12 @@ NGINX_RPS=$(rps "http://127.0.0.1:$NGINX/")
 PASS_RPS=$(rps "http://127.0.0.1:$PROXY/")
 NEW_RPS=$(rps -s "$T/tokens.lua" "http://127.0.0.1:$PROXY/" -- new)
 SAME_RPS=$(rps -s "$T/tokens.lua" "http://127.0.0.1:$PROXY/" -- same)
-# Half the new-token rate, spread over 32 connections: each waits this long between requests.
-PACE=$(python3 -c "print(max(1, round(32 * 1000 / ($NEW_RPS / 2))))")
+# Half the new-token rate: each connection waits PACE ms between requests (wrk's delay() is
+# whole milliseconds), so the rate is set by the number of connections.
+PACE=4
+CONNS=$(python3 -c "print(max(2, round($NEW_RPS / 2 * $PACE / 1000)))")
 lat() {
-  wrk -t2 -c32 -d"${SECS}s" --latency -s "$T/tokens.lua" "$1" -- new "$PACE" \
+  wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$T/tokens.lua" "$1" -- new "$PACE" \
     | awk '/^ +50%/ {p50=$2} /^ +99%/ {p99=$2} END {print p50, p99}'
 }
 read -r DIRECT_P50 DIRECT_P99 < <(lat "http://127.0.0.1:$UP/")
@@ -101,5 +115,5 @@ print(f'| jwkit proxy, the same token (cache hits) | {same:.0f} | {same / p:.2f}
 echo
 python3 -c "
 d50, d99, p50, p99 = $(ms "$DIRECT_P50"), $(ms "$DIRECT_P99"), $(ms "$PROXY_P50"), $(ms "$PROXY_P99")
-print(f'latency at half the new-token rate ({round(32 * 1000 / $PACE)} requests/s): upstream alone p50 {d50:.2f} ms, p99 {d99:.2f} ms; through jwkit proxy p50 {p50:.2f} ms, p99 {p99:.2f} ms; added p50 {p50 - d50:.2f} ms, p99 {p99 - d99:.2f} ms')"
+print(f'latency at half the new-token rate ($CONNS connections, one request each per $PACE ms: {$CONNS * 1000 / $PACE:.0f} requests/s): upstream alone p50 {d50:.2f} ms, p99 {d99:.2f} ms; through jwkit proxy p50 {p50:.2f} ms, p99 {p99:.2f} ms; added p50 {p50 - d50:.2f} ms, p99 {p99 - d99:.2f} ms')"
 echo "wrk -t2 -c32 -d${SECS}s; upstream: nginx return 200; $(/usr/sbin/nginx -v 2>&1)"
