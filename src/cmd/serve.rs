@@ -236,6 +236,9 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
         if let Some(every) = rotate_every {
             tokio::spawn(rotate_on_schedule(Arc::clone(&app), every, alg, grace));
         }
+        if app.idp.is_some() {
+            tokio::spawn(prune_idp_records(Arc::clone(&app)));
+        }
         let acceptor = match &tls {
             Some(served) => {
                 let acceptor = server::tls::acceptor(Arc::clone(served) as _)?;
@@ -358,5 +361,17 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
+    }
+}
+
+/// Drops the identity provider's expired records (codes, sessions, tokens) every minute: on
+/// a database, one replica at a time. Memory and table size follow the live records.
+async fn prune_idp_records(app: Arc<server::App>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        // A database that is down now is pruned on a later tick.
+        let _ = app.store.record_prune(crate::when::now()).await;
     }
 }

@@ -11,6 +11,7 @@ mod goreplay;
 mod hostile;
 mod http;
 mod idp;
+mod idp_replicas;
 mod jose;
 mod key;
 mod layout;

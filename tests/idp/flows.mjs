@@ -64,19 +64,14 @@ out.authorization_code = {
 const info = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
 out.userinfo = info;
 
-// refresh: a new access token and a new refresh token; the old refresh token is spent
+// refresh: a new access token and a new refresh token; the old refresh token is spent (its
+// reuse is tried last: a reuse revokes every token of the family)
 const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token);
 out.refresh = {
   access_token: refreshed.access_token,
   refresh_token: refreshed.refresh_token,
   id_token: refreshed.id_token ?? null,
 };
-try {
-  await client.refreshTokenGrant(config, tokens.refresh_token);
-  out.refresh.reuse = "accepted";
-} catch (e) {
-  out.refresh.reuse = e.error ?? e.code ?? String(e);
-}
 
 // introspection
 out.introspection = await client.tokenIntrospection(config, refreshed.access_token);
@@ -99,6 +94,15 @@ out.token_exchange = {
 // revocation: the refresh token, then introspection says it is no longer active
 await client.tokenRevocation(config, refreshed.refresh_token);
 out.revoked = await client.tokenIntrospection(config, refreshed.refresh_token);
+
+// the first refresh token, spent by the refresh above, used again: refused (and, RFC 9700
+// §4.14.2, its whole family revoked, as the revocation above did already)
+try {
+  await client.refreshTokenGrant(config, tokens.refresh_token);
+  out.refresh.reuse = "accepted";
+} catch (e) {
+  out.refresh.reuse = e.error ?? e.code ?? String(e);
+}
 
 // Every access token verified as a resource server would, with panva's jose: signature by
 // the discovered key set, iss, aud, exp, and typ at+jwt (RFC 9068).

@@ -57,6 +57,9 @@ pub struct Lifetimes {
     pub refresh: String,
     #[serde(default = "default_code")]
     pub code: String,
+    /// A login session (the cookie that signs the user in again without the page).
+    #[serde(default = "default_session")]
+    pub session: String,
 }
 
 impl Default for Lifetimes {
@@ -66,6 +69,7 @@ impl Default for Lifetimes {
             id: default_access(),
             refresh: default_refresh(),
             code: default_code(),
+            session: default_session(),
         }
     }
 }
@@ -78,6 +82,9 @@ fn default_refresh() -> String {
 }
 fn default_code() -> String {
     "1m".into()
+}
+fn default_session() -> String {
+    "1h".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -170,6 +177,7 @@ pub struct Loaded {
     pub id_ttl: i64,
     pub refresh_ttl: i64,
     pub code_ttl: i64,
+    pub session_ttl: i64,
     pub password_grant: bool,
     pub claims: Map<String, Value>,
 }
@@ -342,6 +350,7 @@ pub fn check(config: Config) -> Result<Loaded> {
         id_ttl: duration("tokens.id", &config.tokens.id)?,
         refresh_ttl: duration("tokens.refresh", &config.tokens.refresh)?,
         code_ttl: duration("tokens.code", &config.tokens.code)?,
+        session_ttl: duration("tokens.session", &config.tokens.session)?,
         password_grant: config.password_grant,
         claims: config.claims,
     })

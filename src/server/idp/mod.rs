@@ -8,8 +8,9 @@
 //! `/userinfo`, `/introspect` (RFC 7662), `/revoke` (RFC 7009) and `/logout`.
 
 pub mod config;
+mod state;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -24,8 +25,10 @@ use serde_json::{Map, Value, json};
 use super::App;
 use crate::crypto::verify::{Policy, TrustedKeys, verify_token};
 use crate::crypto::{Alg, Hash, b64, jws};
+use crate::server::store::records::Kind;
 use crate::when;
 use config::{ClientEntry, Fail, Loaded, TOKEN_EXCHANGE, TokenFault};
+use state::{AccessInfo, CodeGrant, Grant, Login};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const AT_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -38,61 +41,8 @@ pub struct Idp {
     /// No --idp-config: any client id with any secret, any redirect URI, any user.
     pub open: bool,
     pub opaque: bool,
-    state: Mutex<IdpState>,
     /// The server's published keys as a trusted set, with the ETag of the document.
     own_keys: Mutex<Option<(String, Arc<TrustedKeys>)>>,
-}
-
-/// The in-memory maps drop their expired entries when they reach this size (then twice the
-/// size that remains): amortised, never a scan per request.
-const PRUNE_AT: usize = 1024;
-
-struct IdpState {
-    prune_access_at: usize,
-    prune_refresh_at: usize,
-    codes: HashMap<String, CodeGrant>,
-    refresh: HashMap<String, Grant>,
-    /// Opaque access tokens (and every access token's facts, by jti).
-    access: HashMap<String, AccessInfo>,
-    revoked: HashSet<String>,
-    sessions: HashMap<String, Login>,
-    /// private_key_jwt assertion ids seen, until they expire.
-    assertions: HashMap<String, i64>,
-}
-
-/// Who logged in: the subject and the claims for their tokens.
-#[derive(Clone, Debug)]
-struct Login {
-    sub: String,
-    /// The configured user's claims: released by the scopes that name them.
-    claims: Map<String, Value>,
-    /// Claims typed on the login page: always in the tokens (the tester asked for them).
-    typed: Map<String, Value>,
-    auth_time: i64,
-}
-
-struct CodeGrant {
-    client_id: String,
-    redirect_uri: String,
-    challenge: Option<String>,
-    nonce: Option<String>,
-    grant: Grant,
-    expires: i64,
-}
-
-/// What a refresh token (or a code) stands for.
-#[derive(Clone)]
-struct Grant {
-    client_id: String,
-    login: Option<Login>,
-    scope: String,
-    expires: i64,
-}
-
-#[derive(Clone)]
-struct AccessInfo {
-    claims: Map<String, Value>,
-    userinfo: Map<String, Value>,
 }
 
 /// An RFC 6749 §5.2 error.
@@ -206,22 +156,8 @@ impl Idp {
             config,
             open,
             opaque,
-            state: Mutex::new(IdpState {
-                prune_access_at: PRUNE_AT,
-                prune_refresh_at: PRUNE_AT,
-                codes: HashMap::new(),
-                refresh: HashMap::new(),
-                access: HashMap::new(),
-                revoked: HashSet::new(),
-                sessions: HashMap::new(),
-                assertions: HashMap::new(),
-            }),
             own_keys: Mutex::new(None),
         }
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, IdpState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The client entry, or (open mode) one made up for any id.
@@ -422,6 +358,8 @@ pub fn discovery(app: &App, idp: &Idp, doc: &mut Value) {
 struct AuthRequest {
     client_id: String,
     redirect_uri: String,
+    /// The request named redirect_uri (rather than the one registered by default).
+    redirect_given: bool,
     scope: String,
     state: Option<String>,
     nonce: Option<String>,
@@ -563,6 +501,7 @@ fn check_auth_request(idp: &Idp, p: &BTreeMap<String, String>) -> Result<AuthReq
     let scope = p.get("scope").cloned().unwrap_or_else(|| "openid".into());
     client.scopes_ok(&scope).map_err(back)?;
     Ok(AuthRequest {
+        redirect_given: p.contains_key("redirect_uri"),
         client_id: client.id().to_string(),
         redirect_uri,
         scope,
@@ -645,7 +584,13 @@ async fn authorize_get(
         // Headless: the user named by login_hint, else the session's.
         let login = match p.get("login_hint") {
             Some(name) => user_login(idp, name, Map::new(), now),
-            None => session_of(&headers).and_then(|s| idp.state().sessions.get(&s).cloned()),
+            None => match session_of(&headers) {
+                Some(s) => match state::get::<Login>(&app, Kind::Session, &state::key(&s)).await {
+                    Ok(l) => l,
+                    Err(e) => return back(e),
+                },
+                None => None,
+            },
         };
         let Some(login) = login else {
             return back(oauth(
@@ -711,7 +656,10 @@ async fn authorize_post(State(app): State<Arc<App>>, body: Bytes) -> Response {
         return login_page(&req, &name, &claims_text, Some("No such user."));
     };
     let session = random_token();
-    idp.state().sessions.insert(session.clone(), login.clone());
+    let expires = when::now().saturating_add(idp.config.session_ttl);
+    if let Err(e) = state::put(&app, Kind::Session, &state::key(&session), &login, expires).await {
+        return error_page(&e.description);
+    }
     finish_login(&app, idp, &req, login, Some(session)).await
 }
 
@@ -734,27 +682,30 @@ async fn finish_login(
     }
     let now = when::now();
     let code = random_token();
-    let mut st = idp.state();
-    if st.codes.len() >= PRUNE_AT {
-        st.codes.retain(|_, c| c.expires > now);
-    }
-    st.codes.insert(
-        code.clone(),
-        CodeGrant {
+    let expires = now.saturating_add(idp.config.code_ttl);
+    let record = CodeGrant {
+        client_id: req.client_id.clone(),
+        redirect_uri: req.redirect_uri.clone(),
+        redirect_given: req.redirect_given,
+        challenge: req.challenge.clone(),
+        nonce: req.nonce.clone(),
+        grant: Grant {
             client_id: req.client_id.clone(),
-            redirect_uri: req.redirect_uri.clone(),
-            challenge: req.challenge.clone(),
-            nonce: req.nonce.clone(),
-            grant: Grant {
-                client_id: req.client_id.clone(),
-                login: Some(login),
-                scope: req.scope.clone(),
-                expires: now.saturating_add(idp.config.refresh_ttl),
-            },
-            expires: now.saturating_add(idp.config.code_ttl),
+            login: Some(login),
+            scope: req.scope.clone(),
+            expires: now.saturating_add(idp.config.refresh_ttl),
+            family: random_token(),
         },
-    );
-    drop(st);
+        expires,
+    };
+    // Kept a while past its expiry, so a late redemption hears "expired", not "unknown".
+    let kept = expires.saturating_add(idp.config.code_ttl.max(60));
+    if let Err(e) = state::put(app, Kind::Code, &state::key(&code), &record, kept).await {
+        return auth_error_response(
+            app,
+            AuthError::Redirect(req.redirect_uri.clone(), req.state.clone(), e),
+        );
+    }
     let mut pairs = vec![("code", code.as_str()), ("iss", app.issuer.as_str())];
     if let Some(s) = &req.state {
         pairs.push(("state", s));
@@ -788,7 +739,9 @@ fn login_page(req: &AuthRequest, name: &str, claims: &str, error: Option<&str>) 
     };
     field("response_type", "code");
     field("client_id", &req.client_id);
-    field("redirect_uri", &req.redirect_uri);
+    if req.redirect_given {
+        field("redirect_uri", &req.redirect_uri);
+    }
     field("scope", &req.scope);
     if let Some(s) = &req.state {
         field("state", s);
@@ -837,19 +790,13 @@ fn login_page(req: &AuthRequest, name: &str, claims: &str, error: Option<&str>) 
 // ---- client authentication ----------------------------------------------------------------
 
 /// Authenticates the client of a token, introspection or revocation request.
-fn authenticate<'a>(
+async fn authenticate<'a>(
     app: &App,
     idp: &'a Idp,
     headers: &HeaderMap,
     p: &BTreeMap<String, String>,
 ) -> Result<ClientRef<'a>, OAuthError> {
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Basic ")
-                .or_else(|| v.strip_prefix("basic "))
-        });
+    let basic = scheme_credentials(headers, "Basic");
     let unauthorized = |basic: bool, d: &str| OAuthError {
         basic,
         ..oauth("invalid_client", d)
@@ -901,7 +848,7 @@ fn authenticate<'a>(
                 format!("client_assertion_type must be {JWT_BEARER}"),
             ));
         }
-        return assertion_client(app, idp, assertion, p.get("client_id"));
+        return assertion_client(app, idp, assertion, p.get("client_id")).await;
     }
     let id = p.get("client_id").ok_or_else(|| {
         unauthorized(
@@ -922,7 +869,7 @@ fn authenticate<'a>(
 
 /// private_key_jwt (RFC 7523): the assertion verified against the client's registered keys,
 /// iss = sub = the client, aud the token endpoint or the issuer, not seen before.
-fn assertion_client<'a>(
+async fn assertion_client<'a>(
     app: &App,
     idp: &'a Idp,
     assertion: &str,
@@ -966,15 +913,9 @@ fn assertion_client<'a>(
     let claims = verified.claims.unwrap_or_default();
     let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
     if let Some(jti) = claims.get("jti").and_then(Value::as_str) {
-        let mut st = idp.state();
-        if st.assertions.len() >= PRUNE_AT {
-            st.assertions.retain(|_, e| *e > now);
-        }
-        if st
-            .assertions
-            .insert(format!("{iss}\u{0}{jti}"), exp)
-            .is_some()
-        {
+        // Once across every replica: the store adds the record only when none is live.
+        let seen = state::key(&format!("{iss}\u{0}{jti}"));
+        if !state::add(app, Kind::Assertion, &seen, exp.max(now + 1)).await? {
             return Err(bad("client_assertion: this jti was used already".into()));
         }
     }
@@ -1089,6 +1030,8 @@ struct IssueParams<'a> {
     fault: Option<TokenFault>,
     act: Option<Value>,
     issued_token_type: Option<&'static str>,
+    /// The token family (from a code); None starts none (client credentials, exchange).
+    family: Option<String>,
 }
 
 impl<'a> IssueParams<'a> {
@@ -1109,11 +1052,12 @@ impl<'a> IssueParams<'a> {
             fault,
             act: None,
             issued_token_type: None,
+            family: None,
         }
     }
 }
 
-fn issue(app: &App, idp: &Idp, ip: IssueParams<'_>) -> Result<Issued, OAuthError> {
+async fn issue(app: &App, idp: &Idp, ip: IssueParams<'_>) -> Result<Issued, OAuthError> {
     let now = when::now();
     let ttl = idp.config.access_ttl;
     let (iat, exp) = match ip.fault {
@@ -1168,29 +1112,18 @@ fn issue(app: &App, idp: &Idp, ip: IssueParams<'_>) -> Result<Issued, OAuthError
         sign(app, "at+jwt", &claims, ip.fault)?
     };
     // Kept: opaque tokens (they are only this record) and tokens of a user (userinfo).
-    if idp.opaque || ip.login.is_some() {
-        let mut st = idp.state();
-        if st.access.len() >= st.prune_access_at {
-            st.access.retain(|_, a| {
-                a.claims
-                    .get("exp")
-                    .and_then(Value::as_i64)
-                    .is_some_and(|e| e > now)
-            });
-            st.prune_access_at = (2 * st.access.len()).max(PRUNE_AT);
-        }
+    if idp.opaque || ip.login.is_some() || ip.family.is_some() {
         let key = if idp.opaque {
-            access.clone()
+            state::key(&access)
         } else {
             jti.clone()
         };
-        st.access.insert(
-            key,
-            AccessInfo {
-                claims: claims.clone(),
-                userinfo,
-            },
-        );
+        let info = AccessInfo {
+            claims: claims.clone(),
+            userinfo,
+            family: ip.family.clone(),
+        };
+        state::put(app, Kind::Access, &key, &info, exp.max(now + 1)).await?;
     }
     let id_token = match (ip.login, ip.scope.split(' ').any(|s| s == "openid")) {
         (Some(l), true) => {
@@ -1220,20 +1153,15 @@ fn issue(app: &App, idp: &Idp, ip: IssueParams<'_>) -> Result<Issued, OAuthError
     };
     let refresh = if ip.refresh && ip.client.allows("refresh_token") {
         let token = random_token();
-        let mut st = idp.state();
-        if st.refresh.len() >= st.prune_refresh_at {
-            st.refresh.retain(|_, g| g.expires > now);
-            st.prune_refresh_at = (2 * st.refresh.len()).max(PRUNE_AT);
-        }
-        st.refresh.insert(
-            token.clone(),
-            Grant {
-                client_id: ip.client.id().to_string(),
-                login: ip.login.cloned(),
-                scope: ip.scope.clone(),
-                expires: now.saturating_add(idp.config.refresh_ttl),
-            },
-        );
+        let expires = now.saturating_add(idp.config.refresh_ttl);
+        let grant = Grant {
+            client_id: ip.client.id().to_string(),
+            login: ip.login.cloned(),
+            scope: ip.scope.clone(),
+            expires,
+            family: ip.family.clone().unwrap_or_else(random_token),
+        };
+        state::put(app, Kind::Refresh, &state::key(&token), &grant, expires).await?;
         Some(token)
     } else {
         None
@@ -1265,38 +1193,87 @@ fn own_keys(app: &App, idp: &Idp) -> Option<Arc<TrustedKeys>> {
 }
 
 /// The facts of an access token this server issued and has not revoked, if it is active.
-fn active_access(app: &App, idp: &Idp, token: &str) -> Option<AccessInfo> {
+async fn active_access(
+    app: &App,
+    idp: &Idp,
+    token: &str,
+) -> Result<Option<AccessInfo>, OAuthError> {
     let now = when::now();
     if idp.opaque && !token.contains('.') {
-        let info = idp.state().access.get(token).cloned()?;
-        let exp = info.claims.get("exp").and_then(Value::as_i64)?;
-        return (exp > now && !idp.state().revoked.contains(token)).then_some(info);
+        let key = state::key(token);
+        let Some(info) = state::get::<AccessInfo>(app, Kind::Access, &key).await? else {
+            return Ok(None);
+        };
+        if info.claims.get("exp").and_then(Value::as_i64).unwrap_or(0) <= now
+            || state::access_revoked(app, &key).await?
+            || family_revoked(app, &info).await?
+        {
+            return Ok(None);
+        }
+        return Ok(Some(info));
     }
-    let keys = own_keys(app, idp)?;
+    verified_access(app, idp, token, now).await
+}
+
+/// Whether the family of an access token was revoked.
+async fn family_revoked(app: &App, info: &AccessInfo) -> Result<bool, OAuthError> {
+    match &info.family {
+        Some(f) => state::family_revoked(app, f).await,
+        None => Ok(false),
+    }
+}
+
+/// A JWT access token of this issuer, verified, not revoked: its facts.
+async fn verified_access(
+    app: &App,
+    idp: &Idp,
+    token: &str,
+    now: i64,
+) -> Result<Option<AccessInfo>, OAuthError> {
+    let Some(keys) = own_keys(app, idp) else {
+        return Ok(None);
+    };
     let policy = Policy {
         iss: Some(app.issuer.clone()),
         any_aud: true,
         typ: Some("at+jwt".into()),
         ..Policy::default()
     };
-    let v = verify_token(token, &keys, &policy, now).ok()?;
-    let claims = v.claims?;
-    let jti = claims.get("jti").and_then(Value::as_str)?.to_string();
-    let st = idp.state();
-    if st.revoked.contains(&jti) {
-        return None;
+    let Some(claims) = verify_token(token, &keys, &policy, now)
+        .ok()
+        .and_then(|v| v.claims)
+    else {
+        return Ok(None);
+    };
+    let Some(jti) = claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    else {
+        return Ok(None);
+    };
+    if state::access_revoked(app, &jti).await? {
+        return Ok(None);
     }
-    Some(st.access.get(&jti).cloned().unwrap_or(AccessInfo {
-        userinfo: {
-            let mut m = Map::new();
-            m.insert(
-                "sub".into(),
-                claims.get("sub").cloned().unwrap_or(Value::Null),
-            );
-            m
+    let info = match state::get::<AccessInfo>(app, Kind::Access, &jti).await? {
+        Some(info) => info,
+        None => AccessInfo {
+            userinfo: {
+                let mut m = Map::new();
+                m.insert(
+                    "sub".into(),
+                    claims.get("sub").cloned().unwrap_or(Value::Null),
+                );
+                m
+            },
+            claims,
+            family: None,
         },
-        claims,
-    }))
+    };
+    if family_revoked(app, &info).await? {
+        return Ok(None);
+    }
+    Ok(Some(info))
 }
 
 async fn token(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -1316,7 +1293,7 @@ async fn token_inner(
     body: &[u8],
 ) -> Result<Response, OAuthError> {
     let p = params(body)?;
-    let client = authenticate(app, idp, headers, &p)?;
+    let client = authenticate(app, idp, headers, &p).await?;
     if let Some(e) = injected(client.fail(), client.delay()).await {
         return Err(e);
     }
@@ -1356,13 +1333,18 @@ async fn token_inner(
                     audience: p.get("audience").or(p.get("resource")).cloned(),
                     ..IssueParams::new(&client, None, scope, fault)
                 },
-            )?
+            )
+            .await?
         }
         "authorization_code" => {
             let code = p
                 .get("code")
                 .ok_or_else(|| oauth("invalid_request", "code is missing"))?;
-            let g = idp.state().codes.remove(code);
+            let code_key = state::key(code);
+            let g = state::take::<CodeGrant>(app, Kind::Code, &code_key).await?;
+            if g.is_none() {
+                replayed(app, idp, &code_key).await?;
+            }
             let g = redeemed(
                 "code",
                 g,
@@ -1370,7 +1352,19 @@ async fn token_inner(
                 &client,
                 now,
             )?;
-            if p.get("redirect_uri") != Some(&g.redirect_uri) {
+            // Redeemed: a second use of this code revokes what it issued.
+            let family_ttl = idp.config.refresh_ttl.max(idp.config.access_ttl);
+            state::mark_used(
+                app,
+                &code_key,
+                &g.grant.family,
+                now.saturating_add(family_ttl),
+            )
+            .await?;
+            // RFC 6749 §4.1.3: required when the authorization request included it.
+            if (g.redirect_given || p.contains_key("redirect_uri"))
+                && p.get("redirect_uri") != Some(&g.redirect_uri)
+            {
                 return Err(oauth(
                     "invalid_grant",
                     "redirect_uri differs from the authorization request's",
@@ -1414,6 +1408,7 @@ async fn token_inner(
                 IssueParams {
                     nonce: g.nonce.clone(),
                     refresh: true,
+                    family: Some(g.grant.family.clone()),
                     ..IssueParams::new(
                         &client,
                         g.grant.login.as_ref(),
@@ -1421,14 +1416,19 @@ async fn token_inner(
                         fault.or(user_fault),
                     )
                 },
-            )?
+            )
+            .await?
         }
         "refresh_token" => {
             let rt = p
                 .get("refresh_token")
                 .ok_or_else(|| oauth("invalid_request", "refresh_token is missing"))?;
-            // Rotating refresh tokens: each is good once.
-            let g = idp.state().refresh.remove(rt);
+            // Rotating refresh tokens: each is good once; a second use revokes the family.
+            let rt_key = state::key(rt);
+            let g = state::take::<Grant>(app, Kind::Refresh, &rt_key).await?;
+            if g.is_none() {
+                replayed(app, idp, &rt_key).await?;
+            }
             let g = redeemed(
                 "refresh token",
                 g,
@@ -1436,6 +1436,10 @@ async fn token_inner(
                 &client,
                 now,
             )?;
+            if state::family_revoked(app, &g.family).await? {
+                return Err(oauth("invalid_grant", "the refresh token was revoked"));
+            }
+            state::mark_used(app, &rt_key, &g.family, g.expires).await?;
             let scope = match p.get("scope") {
                 None => g.scope.clone(),
                 Some(s) => {
@@ -1454,9 +1458,11 @@ async fn token_inner(
                 idp,
                 IssueParams {
                     refresh: true,
+                    family: Some(g.family.clone()),
                     ..IssueParams::new(&client, g.login.as_ref(), scope, fault)
                 },
-            )?
+            )
+            .await?
         }
         "password" => {
             let name = p
@@ -1489,7 +1495,8 @@ async fn token_inner(
                     refresh: true,
                     ..IssueParams::new(&client, Some(&login), scope, fault.or(fault_of_user(u)))
                 },
-            )?
+            )
+            .await?
         }
         _ => {
             // RFC 8693: a token this server issued, exchanged for an access token for another
@@ -1517,7 +1524,7 @@ async fn token_inner(
                     "only an access token can be requested",
                 ));
             }
-            let claims = match active_access(app, idp, subject) {
+            let claims = match active_access(app, idp, subject).await? {
                 Some(info) => info.claims,
                 None => {
                     // An ID token or another JWT of this issuer.
@@ -1605,7 +1612,8 @@ async fn token_inner(
                         fault,
                     )
                 },
-            )?;
+            )
+            .await?;
             issued.id_token = None;
             issued
         }
@@ -1613,7 +1621,21 @@ async fn token_inner(
     Ok(issued.response())
 }
 
-/// A code or refresh token taken out of its map (so it works once): there, unexpired, and
+/// A code or refresh token that was not there: when it was redeemed before, this is a replay,
+/// and everything issued from it is revoked (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
+async fn replayed(app: &App, idp: &Idp, secret_key: &str) -> Result<(), OAuthError> {
+    if let Some(family) = state::used_family(app, secret_key).await? {
+        let ttl = idp.config.refresh_ttl.max(idp.config.access_ttl);
+        state::revoke_family(app, &family, ttl).await?;
+        return Err(oauth(
+            "invalid_grant",
+            "the grant was used already; the tokens issued for it are revoked",
+        ));
+    }
+    Ok(())
+}
+
+/// A code or refresh token taken out of the store (so it works once): there, unexpired, and
 /// issued to this client; else `invalid_grant` saying which.
 fn redeemed<T>(
     what: &str,
@@ -1647,17 +1669,27 @@ fn fault_of_user(u: &config::UserEntry) -> Option<TokenFault> {
 
 // ---- userinfo, introspection, revocation, logout --------------------------------------------
 
-async fn userinfo(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+/// The credentials after an authentication scheme, matched case-insensitively (RFC 9110
+/// §11.1: `Bearer`, `bearer` and `BEARER` are one scheme).
+fn scheme_credentials<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
+    let v = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim_start();
+    let (name, rest) = v.split_once(' ')?;
+    name.eq_ignore_ascii_case(scheme).then(|| rest.trim())
+}
+
+async fn userinfo(
+    State(app): State<Arc<App>>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(idp) = &app.idp else {
         return off();
     };
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        });
     let challenge = |error: &str, d: &str| {
         let mut r = (
             StatusCode::UNAUTHORIZED,
@@ -1671,38 +1703,87 @@ async fn userinfo(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         }
         r
     };
-    let Some(token) = bearer else {
-        return challenge(
-            "invalid_request",
-            "an access token is required (Authorization: Bearer)",
-        );
+    // The header, or (RFC 6750 §2.2) `access_token` in a form body of a POST; not both.
+    let in_header = scheme_credentials(&headers, "Bearer").map(str::to_string);
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    let in_body = if method == axum::http::Method::POST && is_form {
+        match params(&body) {
+            Ok(p) => p.get("access_token").cloned(),
+            Err(e) => return challenge("invalid_request", &e.description),
+        }
+    } else {
+        None
     };
-    match active_access(&app, idp, token.trim()) {
-        Some(info) => {
+    let token = match (in_header, in_body) {
+        (Some(_), Some(_)) => {
+            return challenge(
+                "invalid_request",
+                "the access token is both in the header and in the body (RFC 6750 §2)",
+            );
+        }
+        (Some(t), None) | (None, Some(t)) => t,
+        (None, None) => {
+            return challenge(
+                "invalid_request",
+                "an access token is required (Authorization: Bearer, or access_token in a form body)",
+            );
+        }
+    };
+    match active_access(&app, idp, token.trim()).await {
+        Ok(Some(info)) => {
             let mut r = Json(Value::Object(info.userinfo)).into_response();
             no_store(r.headers_mut());
             r
         }
-        None => challenge(
+        Ok(None) => challenge(
             "invalid_token",
             "the access token is not active (expired, revoked or not this issuer's)",
         ),
+        Err(e) => e.into_response(),
     }
+}
+
+/// Introspection and revocation answer only clients that prove who they are: a public client
+/// (client_id alone) may not look into tokens (RFC 7662 §2.1).
+fn presented_credentials(headers: &HeaderMap, p: &BTreeMap<String, String>) -> bool {
+    scheme_credentials(headers, "Basic").is_some()
+        || p.contains_key("client_secret")
+        || p.contains_key("client_assertion")
 }
 
 async fn introspect(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(idp) = &app.idp else {
         return off();
     };
-    let result = (|| -> Result<Value, OAuthError> {
+    let result = async {
         let p = params(&body)?;
-        authenticate(&app, idp, &headers, &p)?;
+        let client = authenticate(&app, idp, &headers, &p).await?;
+        if !presented_credentials(&headers, &p) {
+            return Err(OAuthError {
+                basic: true,
+                ..oauth(
+                    "invalid_client",
+                    format!(
+                        "introspection needs client authentication; client {:?} sent only its id",
+                        client.id()
+                    ),
+                )
+            });
+        }
         let token = p
             .get("token")
             .ok_or_else(|| oauth("invalid_request", "token is missing"))?;
         let now = when::now();
-        if let Some(g) = idp.state().refresh.get(token).cloned()
+        if let Some(g) = state::get::<Grant>(&app, Kind::Refresh, &state::key(token)).await?
             && g.expires > now
+            && !state::family_revoked(&app, &g.family).await?
         {
             let mut out = json!({
                 "active": true,
@@ -1718,7 +1799,7 @@ async fn introspect(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
             }
             return Ok(out);
         }
-        Ok(match active_access(&app, idp, token) {
+        Ok(match active_access(&app, idp, token).await? {
             Some(info) => {
                 let mut out = Map::new();
                 out.insert("active".into(), true.into());
@@ -1746,7 +1827,8 @@ async fn introspect(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
             }
             None => json!({ "active": false }),
         })
-    })();
+    }
+    .await;
     match result {
         Ok(v) => {
             let mut r = Json(v).into_response();
@@ -1761,9 +1843,9 @@ async fn revoke(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
     let Some(idp) = &app.idp else {
         return off();
     };
-    let result = (|| -> Result<(), OAuthError> {
+    let result = async {
         let p = params(&body)?;
-        let client = authenticate(&app, idp, &headers, &p)?;
+        let client = authenticate(&app, idp, &headers, &p).await?;
         let token = p
             .get("token")
             .ok_or_else(|| oauth("invalid_request", "token is missing"))?;
@@ -1775,31 +1857,43 @@ async fn revoke(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
                 format!("token_type_hint {h:?}"),
             ));
         }
-        let mut st = idp.state();
-        if st
-            .refresh
-            .get(token)
-            .is_some_and(|g| g.client_id == client.id())
+        let family_ttl = idp.config.refresh_ttl.max(idp.config.access_ttl);
+        // A refresh token of this client: it and every token of its family (RFC 7009 §2.1).
+        let rt_key = state::key(token);
+        if let Some(g) = state::get::<Grant>(&app, Kind::Refresh, &rt_key).await?
+            && g.client_id == client.id()
         {
-            st.refresh.remove(token);
+            state::delete(&app, Kind::Refresh, &rt_key).await?;
+            state::revoke_family(&app, &g.family, family_ttl).await?;
             return Ok(());
         }
-        drop(st);
-        // An access token: its jti (or the opaque token) joins the revoked set. Unknown
-        // tokens are fine (RFC 7009 §2.2).
-        if idp.opaque && !token.contains('.') {
-            idp.state().revoked.insert(token.clone());
-        } else if let Some(info) = active_access(&app, idp, token)
+        // An access token of this client: its jti (or the opaque token's key) is revoked.
+        // Another client's token, or an unknown one, is left as it is (RFC 7009 §2.2).
+        if let Some(info) = active_access(&app, idp, token).await?
             && info.claims.get("client_id").and_then(Value::as_str) == Some(client.id())
-            && let Some(jti) = info.claims.get("jti").and_then(Value::as_str)
         {
-            idp.state().revoked.insert(jti.to_string());
+            let exp = info
+                .claims
+                .get("exp")
+                .and_then(Value::as_i64)
+                .unwrap_or_else(|| when::now().saturating_add(family_ttl));
+            let id = if idp.opaque && !token.contains('.') {
+                state::key(token)
+            } else {
+                match info.claims.get("jti").and_then(Value::as_str) {
+                    Some(j) => j.to_string(),
+                    None => return Ok(()),
+                }
+            };
+            state::revoke_access(&app, &id, exp.max(when::now() + 1)).await?;
         }
         Ok(())
-    })();
+    }
+    .await;
     match result {
+        // A JSON body, as OAuth clients parse one (an empty 200 made some throw).
         Ok(()) => {
-            let mut r = StatusCode::OK.into_response();
+            let mut r = Json(json!({})).into_response();
             no_store(r.headers_mut());
             r
         }
@@ -1819,8 +1913,10 @@ async fn logout(
         Ok(p) => p,
         Err(r) => return *r,
     };
-    if let Some(s) = session_of(&headers) {
-        idp.state().sessions.remove(&s);
+    if let Some(s) = session_of(&headers)
+        && let Err(e) = state::delete(&app, Kind::Session, &state::key(&s)).await
+    {
+        return e.into_response();
     }
     let clear = format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
     let mut r = match p.get("post_logout_redirect_uri") {

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 
+use super::records::Kind;
+
 use super::{
     AddError, Added, Health, Rotation, State, Store, StoreError, StoredPublic, StoredSigning, View,
 };
@@ -26,6 +28,8 @@ struct Inner {
     view: View,
     /// Held across a whole write (check, persist, publish): writes never interleave.
     writer: Mutex<()>,
+    /// The identity provider's records: in memory, bounded (a restart forgets them).
+    records: super::records::Memory,
 }
 
 fn io_dir(root: &Path, name: &str) -> Result<PathBuf> {
@@ -112,6 +116,7 @@ impl DirStore {
                 signing_dir,
                 view,
                 writer: Mutex::new(()),
+                records: super::records::Memory::default(),
             }),
         })
     }
@@ -282,6 +287,54 @@ impl Store for DirStore {
     ) -> Result<Option<StoredSigning>, StoreError> {
         let inner = Arc::clone(&self.inner);
         blocking(move || Ok(inner.rotate(&key, now, grace, due, expect)?)).await
+    }
+
+    async fn record_put(
+        &self,
+        kind: Kind,
+        key: &str,
+        value: &str,
+        expires: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.inner.records.put(kind, key, value, expires, now)
+    }
+
+    async fn record_add(
+        &self,
+        kind: Kind,
+        key: &str,
+        value: &str,
+        expires: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.inner.records.add(kind, key, value, expires, now)
+    }
+
+    async fn record_get(
+        &self,
+        kind: Kind,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self.inner.records.get(kind, key, now))
+    }
+
+    async fn record_take(
+        &self,
+        kind: Kind,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self.inner.records.take(kind, key, now))
+    }
+
+    async fn record_delete(&self, kind: Kind, key: &str) -> Result<bool, StoreError> {
+        Ok(self.inner.records.delete(kind, key))
+    }
+
+    async fn record_prune(&self, now: i64) -> Result<u64, StoreError> {
+        Ok(self.inner.records.prune(now))
     }
 }
 

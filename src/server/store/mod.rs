@@ -13,6 +13,7 @@
 
 pub mod dir;
 pub mod postgres;
+pub mod records;
 pub mod seal;
 
 use std::collections::BTreeMap;
@@ -168,6 +169,47 @@ pub trait Store: Send + Sync {
         due: i64,
         expect: i64,
     ) -> Result<Option<StoredSigning>, StoreError>;
+
+    // The identity provider's records (`records`): shared by every replica on the store.
+
+    /// Writes a record (replacing one with the same kind and key).
+    async fn record_put(
+        &self,
+        kind: records::Kind,
+        key: &str,
+        value: &str,
+        expires: i64,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Writes a record only when there is no live one with its kind and key: true when
+    /// written (a `private_key_jwt` jti is accepted once across replicas).
+    async fn record_add(
+        &self,
+        kind: records::Kind,
+        key: &str,
+        value: &str,
+        expires: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// A live record's value.
+    async fn record_get(
+        &self,
+        kind: records::Kind,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError>;
+    /// Removes a record and returns its value when it was live, in one step: of two
+    /// replicas taking the same record at once, one gets it.
+    async fn record_take(
+        &self,
+        kind: records::Kind,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError>;
+    /// Removes a record; true when there was one.
+    async fn record_delete(&self, kind: records::Kind, key: &str) -> Result<bool, StoreError>;
+    /// Drops expired records (on a database, one replica at a time); how many.
+    async fn record_prune(&self, now: i64) -> Result<u64, StoreError>;
 }
 
 /// The keys as the server holds them in memory, with the document built from them.

@@ -30,6 +30,7 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{AsyncMessage, IsolationLevel};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::records::Kind;
 use super::seal::SealKey;
 use super::{
     AddError, Added, Health, Rotation, State, Store, StoreError, StoredPublic, StoredSigning, View,
@@ -37,7 +38,8 @@ use super::{
 use crate::crypto::{Key, PublicKey};
 
 /// The schema this jwkit writes, one migration per version. Append only.
-const MIGRATIONS: [&str; 1] = [r#"
+const MIGRATIONS: [&str; 2] = [
+    r#"
 CREATE TABLE jwkit_state (
     id integer PRIMARY KEY CHECK (id = 1),
     version bigint NOT NULL,
@@ -75,7 +77,21 @@ CREATE TABLE jwkit_rotations (
     due bigint NOT NULL,
     at_ms bigint NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE jwkit_idp_records (
+    kind text NOT NULL,
+    key text NOT NULL,
+    value text NOT NULL,
+    expires bigint NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+CREATE INDEX jwkit_idp_records_expires ON jwkit_idp_records (expires);
+"#,
+];
+
+/// The advisory lock held by the one replica pruning expired IdP records ("jwkitp").
+const PRUNE_LOCK: i64 = 0x6a77_6b69_7470;
 
 /// The advisory lock that serialises migrations of replicas starting at once ("jwkit").
 const MIGRATION_LOCK: i64 = 0x006a_776b_6974;
@@ -881,5 +897,120 @@ impl Store for PgStore {
         drop(client);
         let _ = inner.refresh().await;
         Ok(Some(active))
+    }
+
+    async fn record_put(
+        &self,
+        kind: Kind,
+        key: &str,
+        value: &str,
+        expires: i64,
+        _now: i64,
+    ) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let client = inner.client().await?;
+        client
+            .execute(
+                "INSERT INTO jwkit_idp_records (kind, key, value, expires) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, expires = excluded.expires",
+                &[&kind.name(), &key, &value, &expires],
+            )
+            .await
+            .map_err(|e| inner.failed(e))?;
+        Ok(())
+    }
+
+    async fn record_add(
+        &self,
+        kind: Kind,
+        key: &str,
+        value: &str,
+        expires: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let inner = &self.inner;
+        let client = inner.client().await?;
+        // One statement: a live record stays (no row comes back), an expired one is replaced.
+        let rows = client
+            .query(
+                "INSERT INTO jwkit_idp_records (kind, key, value, expires) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, expires = excluded.expires \
+                 WHERE jwkit_idp_records.expires <= $5 RETURNING 1",
+                &[&kind.name(), &key, &value, &expires, &now],
+            )
+            .await
+            .map_err(|e| inner.failed(e))?;
+        Ok(!rows.is_empty())
+    }
+
+    async fn record_get(
+        &self,
+        kind: Kind,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let inner = &self.inner;
+        let client = inner.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT value FROM jwkit_idp_records WHERE kind = $1 AND key = $2 AND expires > $3",
+                &[&kind.name(), &key, &now],
+            )
+            .await
+            .map_err(|e| inner.failed(e))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn record_take(
+        &self,
+        kind: Kind,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let inner = &self.inner;
+        let client = inner.client().await?;
+        // Single use in the database: of two replicas deleting at once, one gets the row.
+        let row = client
+            .query_opt(
+                "DELETE FROM jwkit_idp_records WHERE kind = $1 AND key = $2 RETURNING value, expires",
+                &[&kind.name(), &key],
+            )
+            .await
+            .map_err(|e| inner.failed(e))?;
+        Ok(row.filter(|r| r.get::<_, i64>(1) > now).map(|r| r.get(0)))
+    }
+
+    async fn record_delete(&self, kind: Kind, key: &str) -> Result<bool, StoreError> {
+        let inner = &self.inner;
+        let client = inner.client().await?;
+        let n = client
+            .execute(
+                "DELETE FROM jwkit_idp_records WHERE kind = $1 AND key = $2",
+                &[&kind.name(), &key],
+            )
+            .await
+            .map_err(|e| inner.failed(e))?;
+        Ok(n > 0)
+    }
+
+    async fn record_prune(&self, now: i64) -> Result<u64, StoreError> {
+        let inner = &self.inner;
+        let mut client = inner.client().await?;
+        let tx = client.transaction().await.map_err(|e| inner.failed(e))?;
+        // One replica prunes at a time; the others skip this round.
+        let mine: bool = tx
+            .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&PRUNE_LOCK])
+            .await
+            .map_err(|e| inner.failed(e))?
+            .get(0);
+        if !mine {
+            return Ok(0);
+        }
+        let n = tx
+            .execute("DELETE FROM jwkit_idp_records WHERE expires <= $1", &[&now])
+            .await
+            .map_err(|e| inner.failed(e))?;
+        tx.commit().await.map_err(|e| inner.failed(e))?;
+        Ok(n)
     }
 }
