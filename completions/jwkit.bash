@@ -1241,7 +1241,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__serve)
-            opts="-v -h -V --addr --data-dir --store --store-key-file --upload-token-file --issue-tokens --alg --rotate-every --grace --token-ttl --token-claims --allow-claim-override --idp --idp-config --opaque-access-tokens --max-age --issuer --jwks-path --tls-cert --tls-key --tls-self-signed --tls-ca-out --header-timeout --request-timeout --body-timeout --max-connections --color --verbose --help --version"
+            opts="-v -h -V --addr --data-dir --store --store-key-file --upload-token-file --issue-tokens --alg --rotate-every --grace --token-ttl --token-claims --allow-claim-override --idp --idp-config --cors-origin --opaque-access-tokens --max-age --issuer --jwks-path --tls-cert --tls-key --tls-self-signed --tls-ca-out --header-timeout --request-timeout --body-timeout --max-connections --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1288,6 +1288,10 @@ _jwkit() {
                     return 0
                     ;;
                 --idp-config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cors-origin)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

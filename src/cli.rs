@@ -396,6 +396,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE", requires = "idp")]
     pub idp_config: Option<PathBuf>,
 
+    /// An origin (scheme://host[:port]) whose browser apps may call discovery, the key set,
+    /// /token, /userinfo, /introspect and /revoke (CORS); repeatable. Without it any origin
+    /// may (a test IdP's default; said on stderr at start).
+    #[arg(long, value_name = "ORIGIN", requires = "idp")]
+    pub cors_origin: Vec<String>,
+
     /// Issue opaque access tokens (random strings, checked by /userinfo and /introspect)
     /// instead of JWTs (RFC 9068).
     #[arg(long, requires = "idp")]

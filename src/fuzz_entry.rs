@@ -345,6 +345,7 @@ fail = { error = "access_denied" }
         crate::server::idp::config::check(config).expect("checked"),
         false,
         false,
+        crate::server::cors::Origins::Any,
     )
 }
 

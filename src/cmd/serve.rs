@@ -35,10 +35,17 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
                 "serve --idp without --idp-config: open mode, any client id with any secret, any redirect URI and any user are accepted",
             );
         }
+        let cors = server::cors::Origins::parse(&args.cors_origin)?;
+        if cors == server::cors::Origins::Any {
+            output::warn(
+                "serve --idp: CORS allows any origin on discovery, the key set, /token, /userinfo, /introspect and /revoke (--cors-origin ORIGIN to list the browser apps' origins)",
+            );
+        }
         Some(server::idp::Idp::new(
             config,
             open,
             args.opaque_access_tokens,
+            cors,
         ))
     } else {
         None

@@ -1,6 +1,7 @@
 //! `jwkit serve`: a JWKS server (DESIGN.md §6). Publishes uploaded public keys and its own
 //! token-signing keys, takes authenticated uploads, and issues test tokens.
 
+pub mod cors;
 pub mod idp;
 pub mod listen;
 pub mod store;
@@ -277,7 +278,7 @@ pub fn router(app: Arc<App>) -> Router {
     if app.idp.is_some() {
         router = idp::routes(router, &app.paths.prefix);
     }
-    router
+    let router = router
         .route("/jwks/{kid}", delete(remove))
         .route("/auth", post(auth))
         .route("/rotate", post(rotate))
@@ -299,8 +300,36 @@ pub fn router(app: Arc<App>) -> Router {
             request_timeout,
         ))
         .layer(middleware::from_fn(json_errors))
-        .layer(middleware::from_fn(log_request))
-        .with_state(app)
+        .layer(middleware::from_fn(log_request));
+    let router = match app.idp.as_ref().map(|idp| idp.cors.clone()) {
+        Some(origins) => router.layer(middleware::from_fn_with_state(
+            Arc::new(cors::Cors {
+                origins,
+                paths: cors_paths(&app),
+            }),
+            cors::layer,
+        )),
+        None => router,
+    };
+    router.with_state(app)
+}
+
+/// The paths a browser app fetches across origins: discovery, the key set, and the IdP's
+/// token, userinfo, introspection and revocation endpoints.
+fn cors_paths(app: &App) -> std::collections::HashSet<String> {
+    let mut paths: std::collections::HashSet<String> = app
+        .paths
+        .discovery
+        .iter()
+        .chain(&app.paths.jwks)
+        .cloned()
+        .collect();
+    for prefix in ["", app.paths.prefix.as_str()] {
+        for end in ["/token", "/userinfo", "/introspect", "/revoke"] {
+            paths.insert(format!("{prefix}{end}"));
+        }
+    }
+    paths
 }
 
 /// Every 4xx body is JSON `{"error": ...}`: rejections made by the framework (a body over the

@@ -59,6 +59,7 @@ redirect_uris = ["http://127.0.0.1:9/cb", "http://127.0.0.1:CALLBACK/callback"]
 post_logout_redirect_uris = ["http://127.0.0.1:9/bye"]
 claims = { app = "app-${client_id}", who = "${sub}" }
 grants = ["authorization_code", "refresh_token", "client_credentials", "token-exchange", "password"]
+exchange_audiences = ["https://api.example.com"]
 
 [[clients]]
 id = "spa"
@@ -88,8 +89,12 @@ fail = { token = "invalid_signature" }
 
 [[users]]
 name = "alice"
-password = "alice-pw"
 claims = { email = "alice@example.com", email_verified = true, name = "Alice", roles = ["admin"] }
+
+[[users]]
+name = "erin"
+password = "erin-pw"
+claims = { email = "erin@example.com", roles = ["admin"] }
 
 [[users]]
 name = "bob"
@@ -100,7 +105,7 @@ fail = { error = "access_denied", description = "mallory may not log in" }
 "#;
 
 /// `serve --idp` with the test configuration (callback port `cb`), ES256.
-fn start(env: &Env, cb: u16, extra: &[&str]) -> Server {
+pub fn start(env: &Env, cb: u16, extra: &[&str]) -> Server {
     std::fs::write(
         env.path("idp.toml"),
         CONFIG.replace("CALLBACK", &cb.to_string()),
@@ -111,7 +116,7 @@ fn start(env: &Env, cb: u16, extra: &[&str]) -> Server {
     Server::start(env, &env.path("data"), &args)
 }
 
-fn form(url: &str, auth: Option<(&str, &str)>, pairs: &[(&str, &str)]) -> (u16, Value, String) {
+pub fn form(url: &str, auth: Option<(&str, &str)>, pairs: &[(&str, &str)]) -> (u16, Value, String) {
     let body = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish();
@@ -138,7 +143,7 @@ fn form(url: &str, auth: Option<(&str, &str)>, pairs: &[(&str, &str)]) -> (u16, 
 }
 
 /// The query of the redirect an /authorize request answers with.
-fn authorize(url: &str, pairs: &[(&str, &str)]) -> (u16, Vec<(String, String)>) {
+pub fn authorize(url: &str, pairs: &[(&str, &str)]) -> (u16, Vec<(String, String)>) {
     let query = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish();
@@ -167,7 +172,7 @@ fn authorize(url: &str, pairs: &[(&str, &str)]) -> (u16, Vec<(String, String)>) 
 }
 
 /// A token request (client credentials, form pairs) and the status and error it must get.
-type RefusedCase<'a> = (
+pub type RefusedCase<'a> = (
     Option<(&'a str, &'a str)>,
     &'a [(&'a str, &'a str)],
     u16,
@@ -175,7 +180,7 @@ type RefusedCase<'a> = (
 );
 
 /// A token endpoint answer that is the OAuth error `error` with `status`; its body.
-fn refused((status, body, _): (u16, Value, String), want_status: u16, error: &str) -> Value {
+pub fn refused((status, body, _): (u16, Value, String), want_status: u16, error: &str) -> Value {
     assert_eq!(
         (status, body["error"].as_str()),
         (want_status, Some(error)),
@@ -185,7 +190,7 @@ fn refused((status, body, _): (u16, Value, String), want_status: u16, error: &st
     body
 }
 
-fn get(pairs: &[(String, String)], name: &str) -> Option<String> {
+pub fn get(pairs: &[(String, String)], name: &str) -> Option<String> {
     pairs
         .iter()
         .find(|(k, _)| k == name)
@@ -193,14 +198,14 @@ fn get(pairs: &[(String, String)], name: &str) -> Option<String> {
 }
 
 /// `jwkit verify-jwt --issuer` on a token, with extra flags; the run.
-fn verify(env: &Env, issuer: &str, token: &str, extra: &[&str]) -> crate::util::Run {
+pub fn verify(env: &Env, issuer: &str, token: &str, extra: &[&str]) -> crate::util::Run {
     let mut args = vec!["verify-jwt", "--issuer", issuer, "--no-cache", "--json"];
     args.extend(extra);
     args.push(token);
     env.run(&args)
 }
 
-fn pkce() -> (String, String) {
+pub fn pkce() -> (String, String) {
     let verifier = "verifier-0123456789-0123456789-0123456789-abcdef".to_string();
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
     (verifier, jwkit::crypto::b64::encode(digest))
@@ -566,7 +571,7 @@ fn every_bad_request_gets_the_oauth_error_the_rfcs_name() {
             web,
             &[
                 ("grant_type", "password"),
-                ("username", "alice"),
+                ("username", "erin"),
                 ("password", "wrong"),
             ],
             400,
@@ -589,7 +594,8 @@ fn every_bad_request_gets_the_oauth_error_the_rfcs_name() {
                 ("subject_token_type", access_type),
             ],
             400,
-            "invalid_grant",
+            // RFC 8693 §2.2.2: an invalid subject token is invalid_request.
+            "invalid_request",
         ),
         (
             web,
@@ -684,8 +690,8 @@ fn configured_clients_users_templates_scopes_and_injected_failures() {
         Some(("web", "web-secret")),
         &[
             ("grant_type", "password"),
-            ("username", "alice"),
-            ("password", "alice-pw"),
+            ("username", "erin"),
+            ("password", "erin-pw"),
             ("scope", "openid roles"),
         ],
     );
@@ -693,7 +699,7 @@ fn configured_clients_users_templates_scopes_and_injected_failures() {
     assert_eq!(id["roles"], json!(["admin"]));
     assert!(id["email"].is_null(), "email needs the email scope: {id}");
     assert_eq!(id["tenant"], "acme");
-    assert_eq!(id["who"], "alice", "the client's template, filled in");
+    assert_eq!(id["who"], "erin", "the client's template, filled in");
     // Failure injection: an error after a delay; expired tokens; bad signatures.
     let started = Instant::now();
     let (s, e, _) = form(
@@ -945,4 +951,14 @@ fn open_mode_with_opaque_access_tokens() {
         .send()
         .expect("ui");
     assert_eq!(resp.status().as_u16(), 401);
+}
+
+/// The value of the hidden form field `name` in a page.
+pub fn hidden_field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no field {name}: {html}"))
+        + marker.len();
+    html[at..].split('"').next().unwrap_or_default().to_string()
 }

@@ -90,13 +90,29 @@ fn log_in(lb: &str, state: &str) -> (String, String) {
         .send()
         .expect("page");
     assert_eq!(page.status().as_u16(), 200);
-    assert!(page.text().expect("html").contains("<form"));
+    // The page's CSRF token: in its cookie and in the form, sent back together.
+    let csrf_cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("jwkit_csrf="))
+        .and_then(|v| v.split(';').next())
+        .expect("csrf cookie")
+        .to_string();
+    let html = page.text().expect("html");
+    let csrf = crate::idp::hidden_field(&html, "csrf");
     let mut form = borrowed.clone();
-    form.extend([("username", "alice"), ("password", "alice-pw")]);
+    form.extend([
+        ("username", "alice"),
+        ("password", "alice-pw"),
+        ("csrf", csrf.as_str()),
+    ]);
     let (query, cookie) = redirected(
         client()
             .post(format!("{lb}/authorize"))
             .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", csrf_cookie)
             .body(encode(&form))
             .send()
             .expect("login"),

@@ -12,6 +12,7 @@ mod hostile;
 mod http;
 mod idp;
 mod idp_replicas;
+mod idp_security;
 mod jose;
 mod key;
 mod layout;

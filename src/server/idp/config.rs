@@ -107,6 +107,10 @@ pub struct Client {
     /// `aud` of its access tokens (default: the client id).
     #[serde(default)]
     pub audience: Option<String>,
+    /// The audiences this client may exchange tokens for (RFC 8693 `audience`); without
+    /// it, only its own `audience` (its id by default).
+    #[serde(default)]
+    pub exchange_audiences: Option<Vec<String>>,
     /// Scopes it may ask for (default: any).
     #[serde(default)]
     pub scopes: Option<Vec<String>>,

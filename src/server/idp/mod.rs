@@ -35,12 +35,15 @@ const AT_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 const ID_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
 const SESSION_COOKIE: &str = "jwkit_session";
+const CSRF_COOKIE: &str = "jwkit_csrf";
 
 pub struct Idp {
     pub config: Loaded,
     /// No --idp-config: any client id with any secret, any redirect URI, any user.
     pub open: bool,
     pub opaque: bool,
+    /// The origins browser apps may call the token and resource endpoints from.
+    pub cors: crate::server::cors::Origins,
     /// The server's published keys as a trusted set, with the ETag of the document.
     own_keys: Mutex<Option<(String, Arc<TrustedKeys>)>>,
 }
@@ -151,11 +154,17 @@ fn html(text: &str) -> String {
 }
 
 impl Idp {
-    pub fn new(config: Loaded, open: bool, opaque: bool) -> Idp {
+    pub fn new(
+        config: Loaded,
+        open: bool,
+        opaque: bool,
+        cors: crate::server::cors::Origins,
+    ) -> Idp {
         Idp {
             config,
             open,
             opaque,
+            cors,
             own_keys: Mutex::new(None),
         }
     }
@@ -235,6 +244,16 @@ impl ClientRef<'_> {
             ));
         }
         Ok(())
+    }
+    /// Whether this client may exchange a token for `audience` (RFC 8693 §2.1).
+    fn exchange_audience_ok(&self, audience: &str) -> bool {
+        match self {
+            ClientRef::Known(c) => match &c.client.exchange_audiences {
+                Some(list) => list.iter().any(|a| a == audience),
+                None => audience == self.audience(),
+            },
+            ClientRef::Open(_) => true,
+        }
     }
     fn claims(&self) -> Map<String, Value> {
         match self {
@@ -360,6 +379,7 @@ struct AuthRequest {
     redirect_uri: String,
     /// The request named redirect_uri (rather than the one registered by default).
     redirect_given: bool,
+    mode: Mode,
     scope: String,
     state: Option<String>,
     nonce: Option<String>,
@@ -370,7 +390,8 @@ struct AuthRequest {
 /// trusted (RFC 6749 §4.1.2.1), else sent back to the client.
 enum AuthError {
     Page(String),
-    Redirect(String, Option<String>, OAuthError),
+    /// Back to the client: redirect URI, state, error, response mode.
+    Redirect(String, Option<String>, OAuthError, Mode),
 }
 
 fn error_page(message: &str) -> Response {
@@ -379,12 +400,14 @@ fn error_page(message: &str) -> Response {
          <body><main><h1>Authorization error</h1><p class=\"error\">{}</p></main></body></html>",
         html(message)
     );
-    (
+    let mut r = (
         StatusCode::BAD_REQUEST,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         body,
     )
-        .into_response()
+        .into_response();
+    page_headers(r.headers_mut());
+    r
 }
 
 fn redirect_to(uri: &str, pairs: &[(&str, &str)]) -> Response {
@@ -409,7 +432,7 @@ fn redirect_to(uri: &str, pairs: &[(&str, &str)]) -> Response {
 fn auth_error_response(app: &App, e: AuthError) -> Response {
     match e {
         AuthError::Page(m) => error_page(&m),
-        AuthError::Redirect(uri, state, err) => {
+        AuthError::Redirect(uri, state, err, mode) => {
             let iss = app.issuer.clone();
             let mut pairs = vec![
                 ("error", err.error.as_str()),
@@ -419,9 +442,84 @@ fn auth_error_response(app: &App, e: AuthError) -> Response {
             if let Some(s) = &state {
                 pairs.push(("state", s));
             }
-            redirect_to(&uri, &pairs)
+            respond(&uri, &pairs, mode)
         }
     }
+}
+
+/// How the authorization answer reaches the client (OAuth 2.0 Multiple Response Type
+/// Encoding Practices; Form Post Response Mode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Query,
+    Fragment,
+    FormPost,
+}
+
+/// The authorization answer in `mode`: a redirect with the pairs in the query or the
+/// fragment, or a page that posts them to the redirect URI.
+fn respond(uri: &str, pairs: &[(&str, &str)], mode: Mode) -> Response {
+    match mode {
+        Mode::Query => redirect_to(uri, pairs),
+        Mode::Fragment => {
+            let mut url = match url::Url::parse(uri) {
+                Ok(u) => u,
+                Err(_) => return error_page("the redirect URI is not a URL"),
+            };
+            let fragment = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs)
+                .finish();
+            url.set_fragment(Some(&fragment));
+            let mut r = StatusCode::FOUND.into_response();
+            if let Ok(v) = HeaderValue::from_str(url.as_str()) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            no_store(r.headers_mut());
+            r
+        }
+        Mode::FormPost => {
+            let inputs: String = pairs
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                        html(k),
+                        html(v)
+                    )
+                })
+                .collect();
+            let body = format!(
+                "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>jwkit: sending the answer</title></head>\
+                 <body onload=\"document.forms[0].submit()\"><form method=\"post\" action=\"{}\">{inputs}\
+                 <noscript><button type=\"submit\">Continue</button></noscript></form></body></html>",
+                html(uri)
+            );
+            let mut r =
+                ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
+            let h = r.headers_mut();
+            no_store(h);
+            // Only the one inline handler runs; the page may not be framed.
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'none'; script-src 'unsafe-hashes' 'sha256-ePniVEkSivX/c7XWBGafqh8tSpiRrKiqYeqbG7N1TOE='; frame-ancestors 'none'",
+                ),
+            );
+            h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+            r
+        }
+    }
+}
+
+/// Headers of every HTML page: never framed (RFC 9700 §4.16), nothing loaded from outside.
+fn page_headers(h: &mut HeaderMap) {
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ),
+    );
 }
 
 fn check_auth_request(idp: &Idp, p: &BTreeMap<String, String>) -> Result<AuthRequest, AuthError> {
@@ -446,7 +544,23 @@ fn check_auth_request(idp: &Idp, p: &BTreeMap<String, String>) -> Result<AuthReq
         (None, _) => return Err(AuthError::Page("the request has no redirect_uri".into())),
     };
     let state = p.get("state").cloned();
-    let back = |e: OAuthError| AuthError::Redirect(redirect_uri.clone(), state.clone(), e);
+    let mode = match p.get("response_mode").map(String::as_str) {
+        None | Some("query") => Mode::Query,
+        Some("fragment") => Mode::Fragment,
+        Some("form_post") => Mode::FormPost,
+        Some(other) => {
+            return Err(AuthError::Redirect(
+                redirect_uri.clone(),
+                state.clone(),
+                oauth(
+                    "invalid_request",
+                    format!("response_mode {other:?}: query, fragment or form_post"),
+                ),
+                Mode::Query,
+            ));
+        }
+    };
+    let back = |e: OAuthError| AuthError::Redirect(redirect_uri.clone(), state.clone(), e, mode);
     match p.get("response_type").map(String::as_str) {
         Some("code") => {}
         Some(other) => {
@@ -502,6 +616,7 @@ fn check_auth_request(idp: &Idp, p: &BTreeMap<String, String>) -> Result<AuthReq
     client.scopes_ok(&scope).map_err(back)?;
     Ok(AuthRequest {
         redirect_given: p.contains_key("redirect_uri"),
+        mode,
         client_id: client.id().to_string(),
         redirect_uri,
         scope,
@@ -538,16 +653,18 @@ fn user_login(idp: &Idp, name: &str, typed: Map<String, Value>, now: i64) -> Opt
 }
 
 fn session_of(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, SESSION_COOKIE)
+}
+
+/// The value of the cookie `name`, if the request sent it.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .filter_map(|c| {
-            c.trim()
-                .strip_prefix(&format!("{SESSION_COOKIE}="))
-                .map(str::to_string)
-        })
+        .filter_map(|c| c.trim().strip_prefix(prefix.as_str()).map(str::to_string))
         .next()
 }
 
@@ -570,7 +687,7 @@ async fn authorize_get(
     let back = |e: OAuthError| {
         auth_error_response(
             &app,
-            AuthError::Redirect(req.redirect_uri.clone(), req.state.clone(), e),
+            AuthError::Redirect(req.redirect_uri.clone(), req.state.clone(), e, req.mode),
         )
     };
     if let Some(client) = idp.client(&req.client_id)
@@ -583,6 +700,18 @@ async fn authorize_get(
     if prompt.split(' ').any(|x| x == "none") {
         // Headless: the user named by login_hint, else the session's.
         let login = match p.get("login_hint") {
+            Some(name)
+                if idp
+                    .config
+                    .users
+                    .get(name.as_str())
+                    .is_some_and(|u| u.user.password.is_some()) =>
+            {
+                return back(oauth(
+                    "login_required",
+                    "login_hint names a user with a password: that user logs in on the page",
+                ));
+            }
             Some(name) => user_login(idp, name, Map::new(), now),
             None => match session_of(&headers) {
                 Some(s) => match state::get::<Login>(&app, Kind::Session, &state::key(&s)).await {
@@ -608,7 +737,7 @@ async fn authorize_get(
     )
 }
 
-async fn authorize_post(State(app): State<Arc<App>>, body: Bytes) -> Response {
+async fn authorize_post(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(idp) = &app.idp else {
         return off();
     };
@@ -625,6 +754,14 @@ async fn authorize_post(State(app): State<Arc<App>>, body: Bytes) -> Response {
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
     let claims_text = p.get("claims").cloned().unwrap_or_default();
+    if !csrf_ok(&headers, &p) {
+        return login_page(
+            &req,
+            &name,
+            &claims_text,
+            Some("The form expired or was not sent from this page: log in again."),
+        );
+    }
     if name.is_empty() {
         return login_page(&req, &name, &claims_text, Some("Type a user name."));
     }
@@ -652,6 +789,22 @@ async fn authorize_post(State(app): State<Arc<App>>, body: Bytes) -> Response {
     {
         return login_page(&req, &name, &claims_text, Some("Wrong password."));
     }
+    // A typed sub is a shortcut for users without a password, never a way around one.
+    if let Some(Value::String(sub)) = typed.get("sub")
+        && *sub != name
+        && idp
+            .config
+            .users
+            .get(sub.as_str())
+            .is_some_and(|u| u.user.password.is_some())
+    {
+        return login_page(
+            &req,
+            &name,
+            &claims_text,
+            Some("The claims name another user (sub) who has a password: log in as that user."),
+        );
+    }
     let Some(login) = user_login(idp, &name, typed, when::now()) else {
         return login_page(&req, &name, &claims_text, Some("No such user."));
     };
@@ -677,7 +830,7 @@ async fn finish_login(
     {
         return auth_error_response(
             app,
-            AuthError::Redirect(req.redirect_uri.clone(), req.state.clone(), e),
+            AuthError::Redirect(req.redirect_uri.clone(), req.state.clone(), e, req.mode),
         );
     }
     let now = when::now();
@@ -703,14 +856,14 @@ async fn finish_login(
     if let Err(e) = state::put(app, Kind::Code, &state::key(&code), &record, kept).await {
         return auth_error_response(
             app,
-            AuthError::Redirect(req.redirect_uri.clone(), req.state.clone(), e),
+            AuthError::Redirect(req.redirect_uri.clone(), req.state.clone(), e, req.mode),
         );
     }
     let mut pairs = vec![("code", code.as_str()), ("iss", app.issuer.as_str())];
     if let Some(s) = &req.state {
         pairs.push(("state", s));
     }
-    let mut r = redirect_to(&req.redirect_uri, &pairs);
+    let mut r = respond(&req.redirect_uri, &pairs, req.mode);
     if let Some(s) = session
         && let Ok(v) = HeaderValue::from_str(&format!(
             "{SESSION_COOKIE}={s}; Path=/; HttpOnly; SameSite=Lax"
@@ -729,6 +882,8 @@ textarea{font-family:ui-monospace,monospace;min-height:6rem}button{margin-top:1.
 background:#2454a6;color:#fff;border:0;border-radius:4px}.error{color:#a00}.client{color:#555;font-size:.9rem}</style>";
 
 fn login_page(req: &AuthRequest, name: &str, claims: &str, error: Option<&str>) -> Response {
+    // Double-submit CSRF token: in a cookie only this site's pages send, and in the form.
+    let csrf = random_token();
     let mut hidden = String::new();
     let mut field = |k: &str, v: &str| {
         hidden.push_str(&format!(
@@ -737,7 +892,18 @@ fn login_page(req: &AuthRequest, name: &str, claims: &str, error: Option<&str>) 
             html(v)
         ));
     };
+    field("csrf", &csrf);
     field("response_type", "code");
+    if req.mode != Mode::Query {
+        field(
+            "response_mode",
+            if req.mode == Mode::Fragment {
+                "fragment"
+            } else {
+                "form_post"
+            },
+        );
+    }
     field("client_id", &req.client_id);
     if req.redirect_given {
         field("redirect_uri", &req.redirect_uri);
@@ -783,8 +949,25 @@ fn login_page(req: &AuthRequest, name: &str, claims: &str, error: Option<&str>) 
         body,
     )
         .into_response();
-    no_store(r.headers_mut());
+    let h = r.headers_mut();
+    no_store(h);
+    page_headers(h);
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{CSRF_COOKIE}={csrf}; Path=/; HttpOnly; SameSite=Strict"
+    )) {
+        h.append(header::SET_COOKIE, v);
+    }
     r
+}
+
+/// True when the form's CSRF token is the one in the cookie the login page set.
+fn csrf_ok(headers: &HeaderMap, p: &BTreeMap<String, String>) -> bool {
+    let Some(given) = p.get("csrf") else {
+        return false;
+    };
+    cookie(headers, CSRF_COOKIE).is_some_and(|c| {
+        aws_lc_rs::constant_time::verify_slices_are_equal(c.as_bytes(), given.as_bytes()).is_ok()
+    })
 }
 
 // ---- client authentication ----------------------------------------------------------------
@@ -902,7 +1085,14 @@ async fn assertion_client<'a>(
     let policy = Policy {
         iss: Some(iss.clone()),
         sub: Some(iss.clone()),
-        aud: vec![format!("{b}/token"), app.issuer.clone(), b.clone()],
+        // Any endpoint of this server that takes client authentication, or the issuer.
+        aud: vec![
+            format!("{b}/token"),
+            format!("{b}/introspect"),
+            format!("{b}/revoke"),
+            app.issuer.clone(),
+            b.clone(),
+        ],
         require: vec!["exp".into()],
         leeway: 5,
         ..Policy::default()
@@ -1524,10 +1714,19 @@ async fn token_inner(
                     "only an access token can be requested",
                 ));
             }
+            // RFC 8693 §2.2.2: a subject token that is not valid is invalid_request.
+            let inactive = || {
+                oauth(
+                    "invalid_request",
+                    "subject_token is not an active token of this issuer (expired, revoked or another issuer's)",
+                )
+            };
             let claims = match active_access(app, idp, subject).await? {
                 Some(info) => info.claims,
+                None if kind == AT_TYPE => return Err(inactive()),
                 None => {
-                    // An ID token or another JWT of this issuer.
+                    // An ID token or another JWT of this issuer; never an access token that
+                    // was found inactive above.
                     let keys =
                         own_keys(app, idp).ok_or_else(|| oauth("server_error", "no keys"))?;
                     let policy = Policy {
@@ -1535,15 +1734,25 @@ async fn token_inner(
                         any_aud: true,
                         ..Policy::default()
                     };
-                    verify_token(subject, &keys, &policy, now)
+                    let is_access = jws::Compact::parse(subject).is_ok_and(|c| {
+                        c.header
+                            .get("typ")
+                            .and_then(Value::as_str)
+                            .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt"))
+                    });
+                    if is_access {
+                        return Err(inactive());
+                    }
+                    let verified = verify_token(subject, &keys, &policy, now)
                         .ok()
                         .and_then(|v| v.claims)
-                        .ok_or_else(|| {
-                            oauth(
-                                "invalid_grant",
-                                "subject_token is not an active token of this issuer",
-                            )
-                        })?
+                        .ok_or_else(inactive)?;
+                    if let Some(jti) = verified.get("jti").and_then(Value::as_str)
+                        && state::access_revoked(app, jti).await?
+                    {
+                        return Err(inactive());
+                    }
+                    verified
                 }
             };
             let sub = claims
@@ -1551,17 +1760,40 @@ async fn token_inner(
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
-            let scope = p
+            // Never wider than the subject token's scope.
+            let granted = claims
                 .get("scope")
-                .cloned()
-                .or_else(|| {
-                    claims
-                        .get("scope")
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                })
-                .unwrap_or_default();
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let scope = match p.get("scope") {
+                None => granted.clone(),
+                Some(asked) => {
+                    let had: HashSet<&str> = granted.split(' ').collect();
+                    if let Some(extra) =
+                        asked.split(' ').find(|x| !x.is_empty() && !had.contains(x))
+                    {
+                        return Err(oauth(
+                            "invalid_scope",
+                            format!("scope {extra:?} is not in the subject token's scope"),
+                        ));
+                    }
+                    asked.clone()
+                }
+            };
             client.scopes_ok(&scope)?;
+            let audience = p.get("audience").or(p.get("resource")).cloned();
+            if let Some(a) = &audience
+                && !client.exchange_audience_ok(a)
+            {
+                return Err(oauth(
+                    "invalid_target",
+                    format!(
+                        "client {:?} may not exchange tokens for audience {a:?} (exchange_audiences)",
+                        client.id()
+                    ),
+                ));
+            }
             let mut carried = Map::new();
             for (k, v) in &claims {
                 if ![
@@ -1598,7 +1830,7 @@ async fn token_inner(
                 app,
                 idp,
                 IssueParams {
-                    audience: p.get("audience").or(p.get("resource")).cloned(),
+                    audience,
                     act: Some(act),
                     issued_token_type: Some(AT_TYPE),
                     ..IssueParams::new(
@@ -1930,7 +2162,12 @@ async fn logout(
             });
             let allowed = match client_id.as_deref().and_then(|id| idp.client(id)) {
                 Some(ClientRef::Known(c)) => c.client.post_logout_redirect_uris.iter().chain(&c.client.redirect_uris).any(|u| u == uri),
-                Some(ClientRef::Open(_)) | None => idp.open && url::Url::parse(uri).is_ok(),
+                // Open mode: any http or https URL; never javascript:, data: and the like.
+                Some(ClientRef::Open(_)) | None => {
+                    idp.open
+                        && url::Url::parse(uri)
+                            .is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+                }
             };
             if !allowed {
                 return error_page(&format!("post_logout_redirect_uri {uri:?} is not registered for the client"));

@@ -1,0 +1,650 @@
+//! The test IdP against hostile and careless clients, one case each, with the answer the
+//! RFCs name; and what real clients need: CORS and preflights, response modes, the userinfo
+//! token in a form body, case-insensitive schemes, a JSON answer from /revoke.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::idp::{authorize, form, get, hidden_field, pkce, refused, start};
+use crate::serve::Server;
+use crate::util::Env;
+
+fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    format!("{base}?{q}")
+}
+
+fn no_redirects() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
+/// A code for `user` by prompt=none and login_hint, redeemed by web: the token answer.
+fn tokens_for(url: &str, user: &str, scope: &str) -> Value {
+    let (verifier, challenge) = pkce();
+    let (status, q) = authorize(
+        url,
+        &[
+            ("client_id", "web"),
+            ("redirect_uri", "http://127.0.0.1:9/cb"),
+            ("response_type", "code"),
+            ("scope", scope),
+            ("prompt", "none"),
+            ("login_hint", user),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    assert_eq!(status, 302);
+    let code = get(&q, "code").unwrap_or_else(|| panic!("{q:?}"));
+    let (s, t, _) = form(
+        &format!("{url}/token"),
+        Some(("web", "web-secret")),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:9/cb"),
+            ("code_verifier", &verifier),
+        ],
+    );
+    assert_eq!(s, 200, "{t}");
+    let mut t = t;
+    t["code"] = code.into();
+    t["verifier"] = verifier.into();
+    t
+}
+
+fn userinfo_status(url: &str, token: &str) -> u16 {
+    no_redirects()
+        .get(format!("{url}/userinfo"))
+        .bearer_auth(token)
+        .send()
+        .expect("userinfo")
+        .status()
+        .as_u16()
+}
+
+fn introspect_active(url: &str, token: &str) -> bool {
+    let (s, v, _) = form(
+        &format!("{url}/introspect"),
+        Some(("web", "web-secret")),
+        &[("token", token)],
+    );
+    assert_eq!(s, 200, "{v}");
+    v["active"] == true
+}
+
+#[test]
+fn hostile_clients_get_the_answers_the_rfcs_name() {
+    let env = Env::new();
+    let server = start(&env, 9, &[]);
+    let url = server.url.clone();
+    let token_url = format!("{url}/token");
+    let web = Some(("web", "web-secret"));
+
+    // RFC 7662 §2.1: a public client (client_id alone) may not introspect anything.
+    let t = tokens_for(&url, "alice", "openid email offline_access");
+    let access = t["access_token"].as_str().expect("at").to_string();
+    let refresh = t["refresh_token"].as_str().expect("rt").to_string();
+    for token in [&access, &refresh] {
+        let (s, v, www) = form(
+            &format!("{url}/introspect"),
+            None,
+            &[("client_id", "spa"), ("token", token)],
+        );
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{v}"
+        );
+        assert!(www.starts_with("Basic"), "{www}");
+    }
+    // RFC 7009 §2.1: a public client revokes only its own tokens; web's stay active.
+    for token in [&access, &refresh] {
+        let (s, v, _) = form(
+            &format!("{url}/revoke"),
+            None,
+            &[("client_id", "spa"), ("token", token)],
+        );
+        assert_eq!(s, 200, "{v}");
+    }
+    assert!(introspect_active(&url, &access));
+    assert!(introspect_active(&url, &refresh));
+
+    // RFC 8693: token exchange needs an active subject token, never widens its scope, and
+    // goes only to the audiences the client may ask for; a bad subject is invalid_request.
+    let exchange = |subject: &str, extra: &[(&str, &str)]| {
+        let mut pairs = vec![
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", subject),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+        ];
+        pairs.extend_from_slice(extra);
+        form(&token_url, web, &pairs)
+    };
+    let (s, v, _) = exchange(&access, &[("audience", "https://api.example.com")]);
+    assert_eq!(s, 200, "{v}");
+    refused(
+        exchange(
+            &access,
+            &[
+                ("audience", "https://api.example.com"),
+                ("scope", "email roles admin"),
+            ],
+        ),
+        400,
+        "invalid_scope",
+    );
+    refused(
+        exchange(&access, &[("audience", "https://elsewhere.example")]),
+        400,
+        "invalid_target",
+    );
+    refused(exchange("not-a-token", &[]), 400, "invalid_request");
+    let (s, _, _) = form(&format!("{url}/revoke"), web, &[("token", &access)]);
+    assert_eq!(s, 200);
+    refused(
+        exchange(&access, &[("audience", "https://api.example.com")]),
+        400,
+        "invalid_request",
+    );
+    // ... and the revoked access token presented as a plain JWT is refused too.
+    let (s, v, _) = form(
+        &token_url,
+        web,
+        &[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", &access),
+            ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+        ],
+    );
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{v}"
+    );
+
+    // RFC 6749 §4.1.2: a code used twice is refused, and the tokens issued for it revoked.
+    let t = tokens_for(&url, "alice", "openid offline_access");
+    let first_access = t["access_token"].as_str().expect("at").to_string();
+    let first_refresh = t["refresh_token"].as_str().expect("rt").to_string();
+    assert_eq!(userinfo_status(&url, &first_access), 200);
+    refused(
+        form(
+            &token_url,
+            web,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", t["code"].as_str().expect("code")),
+                ("redirect_uri", "http://127.0.0.1:9/cb"),
+                ("code_verifier", t["verifier"].as_str().expect("v")),
+            ],
+        ),
+        400,
+        "invalid_grant",
+    );
+    assert_eq!(userinfo_status(&url, &first_access), 401);
+    refused(
+        form(
+            &token_url,
+            web,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &first_refresh),
+            ],
+        ),
+        400,
+        "invalid_grant",
+    );
+
+    // RFC 9700 §4.14.2: a rotated refresh token used again revokes its successor.
+    let t = tokens_for(&url, "alice", "openid offline_access");
+    let old = t["refresh_token"].as_str().expect("rt").to_string();
+    let (s, next, _) = form(
+        &token_url,
+        web,
+        &[("grant_type", "refresh_token"), ("refresh_token", &old)],
+    );
+    assert_eq!(s, 200, "{next}");
+    let successor = next["refresh_token"].as_str().expect("rt").to_string();
+    let successor_access = next["access_token"].as_str().expect("at").to_string();
+    refused(
+        form(
+            &token_url,
+            web,
+            &[("grant_type", "refresh_token"), ("refresh_token", &old)],
+        ),
+        400,
+        "invalid_grant",
+    );
+    assert!(!introspect_active(&url, &successor));
+    assert_eq!(userinfo_status(&url, &successor_access), 401);
+    refused(
+        form(
+            &token_url,
+            web,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &successor),
+            ],
+        ),
+        400,
+        "invalid_grant",
+    );
+
+    // A user with a password is never logged in without it: not by login_hint ...
+    let (status, q) = authorize(
+        &url,
+        &[
+            ("client_id", "web"),
+            ("redirect_uri", "http://127.0.0.1:9/cb"),
+            ("response_type", "code"),
+            ("prompt", "none"),
+            ("login_hint", "erin"),
+        ],
+    );
+    assert_eq!(
+        (status, get(&q, "error").as_deref()),
+        (302, Some("login_required"))
+    );
+    // ... nor by a typed sub on the login page. The page is never framed, and its form
+    // checks a CSRF token.
+    let auth_query =
+        "client_id=web&response_type=code&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb";
+    let page = no_redirects()
+        .get(format!("{url}/authorize?{auth_query}"))
+        .send()
+        .expect("page");
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_string();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    let csrf_cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("jwkit_csrf="))
+        .expect("csrf cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_string();
+    let html = page.text().expect("html");
+    let csrf = hidden_field(&html, "csrf");
+    let post_login = |cookie: Option<&str>, pairs: &[(&str, &str)]| {
+        let mut all = vec![
+            ("client_id", "web"),
+            ("response_type", "code"),
+            ("redirect_uri", "http://127.0.0.1:9/cb"),
+        ];
+        all.extend_from_slice(pairs);
+        let mut req = no_redirects()
+            .post(format!("{url}/authorize"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(&all)
+                    .finish(),
+            );
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        let resp = req.send().expect("post");
+        (resp.status().as_u16(), resp.text().unwrap_or_default())
+    };
+    let (s, body) = post_login(
+        Some(&csrf_cookie),
+        &[
+            ("csrf", &csrf),
+            ("username", "bob"),
+            ("claims", r#"{"sub": "erin"}"#),
+        ],
+    );
+    assert_eq!(s, 400);
+    assert!(body.contains("another user"), "{body}");
+    // Without the cookie, or with another token: the form is refused, nobody logs in.
+    let (s, body) = post_login(None, &[("csrf", &csrf), ("username", "bob")]);
+    assert_eq!(s, 400);
+    assert!(body.contains("log in again"), "{body}");
+    let (s, _) = post_login(
+        Some(&csrf_cookie),
+        &[("csrf", "forged"), ("username", "bob")],
+    );
+    assert_eq!(s, 400);
+    let (s, _) = post_login(Some(&csrf_cookie), &[("csrf", &csrf), ("username", "bob")]);
+    assert_eq!(s, 302, "the real form logs in");
+}
+
+#[test]
+fn open_mode_logout_redirects_only_to_web_urls() {
+    let env = Env::new();
+    let server = Server::start(&env, &env.path("data"), &["--idp"]);
+    let url = server.url.clone();
+    for bad in [
+        "javascript:alert(1)",
+        "data:text/html,hi",
+        "file:///etc/passwd",
+    ] {
+        let resp = no_redirects()
+            .get(with_query(
+                &format!("{url}/logout"),
+                &[("post_logout_redirect_uri", bad), ("client_id", "any")],
+            ))
+            .send()
+            .expect("logout");
+        assert_eq!(resp.status().as_u16(), 400, "{bad}");
+        assert!(resp.headers().get("location").is_none());
+    }
+    let resp = no_redirects()
+        .get(with_query(
+            &format!("{url}/logout"),
+            &[
+                ("post_logout_redirect_uri", "https://app.example/bye"),
+                ("client_id", "any"),
+            ],
+        ))
+        .send()
+        .expect("logout");
+    assert_eq!(resp.status().as_u16(), 302);
+}
+
+#[test]
+fn login_sessions_expire_with_their_lifetime() {
+    let env = Env::new();
+    std::fs::write(
+        env.path("idp.json"),
+        json!({
+            "tokens": { "session": "2s" },
+            "clients": [{ "id": "web", "secret": "s", "redirect_uris": ["http://127.0.0.1:9/cb"] }],
+        })
+        .to_string(),
+    )
+    .expect("config");
+    let server = Server::start(
+        &env,
+        &env.path("data"),
+        &["--idp", "--idp-config", "idp.json"],
+    );
+    let url = server.url.clone();
+    let c = no_redirects();
+    let page = c
+        .get(format!("{url}/authorize?client_id=web&response_type=code"))
+        .send()
+        .expect("page");
+    let csrf_cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("jwkit_csrf="))
+        .and_then(|v| v.split(';').next())
+        .expect("csrf cookie")
+        .to_string();
+    let csrf = hidden_field(&page.text().expect("html"), "csrf");
+    let login = c
+        .post(format!("{url}/authorize"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", csrf_cookie)
+        .body(format!(
+            "client_id=web&response_type=code&username=bob&csrf={csrf}"
+        ))
+        .send()
+        .expect("login");
+    assert_eq!(login.status().as_u16(), 302);
+    let session = login.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_string();
+    let sso = || {
+        let r = c
+            .get(format!(
+                "{url}/authorize?client_id=web&response_type=code&prompt=none"
+            ))
+            .header("cookie", &session)
+            .send()
+            .expect("sso");
+        r.headers()["location"].to_str().expect("loc").to_string()
+    };
+    assert!(sso().contains("code="));
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(sso().contains("error=login_required"));
+}
+
+#[test]
+fn browser_apps_get_cors_and_clients_get_what_they_expect() {
+    let env = Env::new();
+    let server = start(&env, 9, &[]);
+    let url = server.url.clone();
+    assert!(
+        server.log().contains("CORS allows any origin"),
+        "{}",
+        server.log()
+    );
+    let c = no_redirects();
+    // A preflight for the token endpoint, as a browser sends it before a POST.
+    for path in [
+        "/token",
+        "/userinfo",
+        "/introspect",
+        "/revoke",
+        "/.well-known/openid-configuration",
+    ] {
+        let r = c
+            .request(reqwest::Method::OPTIONS, format!("{url}{path}"))
+            .header("origin", "http://127.0.0.1:5173")
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+            .expect("preflight");
+        assert_eq!(r.status().as_u16(), 204, "{path}");
+        assert_eq!(r.headers()["access-control-allow-origin"], "*");
+        let allowed = r.headers()["access-control-allow-headers"]
+            .to_str()
+            .expect("h");
+        assert!(allowed.contains("authorization") && allowed.contains("content-type"));
+    }
+    let r = c
+        .get(format!("{url}/.well-known/jwks.json"))
+        .header("origin", "http://127.0.0.1:5173")
+        .send()
+        .expect("jwks");
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    // Navigations get no CORS headers.
+    let r = c
+        .get(format!("{url}/authorize?client_id=web"))
+        .header("origin", "http://127.0.0.1:5173")
+        .send()
+        .expect("authorize");
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+
+    // response_mode fragment and form_post.
+    let (verifier, challenge) = pkce();
+    let auth = |mode: &str| {
+        c.get(with_query(
+            &format!("{url}/authorize"),
+            &[
+                ("client_id", "web"),
+                ("redirect_uri", "http://127.0.0.1:9/cb"),
+                ("response_type", "code"),
+                ("prompt", "none"),
+                ("login_hint", "alice"),
+                ("state", "st"),
+                ("response_mode", mode),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+            ],
+        ))
+        .send()
+        .expect("authorize")
+    };
+    let r = auth("fragment");
+    assert_eq!(r.status().as_u16(), 302);
+    let loc = url::Url::parse(r.headers()["location"].to_str().expect("loc")).expect("url");
+    assert!(loc.query().is_none(), "{loc}");
+    let frag: Vec<(String, String)> =
+        url::form_urlencoded::parse(loc.fragment().expect("frag").as_bytes())
+            .into_owned()
+            .collect();
+    assert_eq!(get(&frag, "state").as_deref(), Some("st"));
+    assert!(get(&frag, "code").is_some());
+    let r = auth("form_post");
+    assert_eq!(r.status().as_u16(), 200);
+    let html = r.text().expect("html");
+    assert!(html.contains("action=\"http://127.0.0.1:9/cb\""), "{html}");
+    let code = hidden_field(&html, "code");
+    assert_eq!(hidden_field(&html, "state"), "st");
+    let r = auth("jwt");
+    let loc = r.headers()["location"].to_str().expect("loc").to_string();
+    assert!(loc.contains("error=invalid_request"), "{loc}");
+
+    // /token without redirect_uri when the request had none is fine; the code from
+    // form_post is redeemed with client_secret_post, and the scheme is case-insensitive.
+    let (s, t, _) = form(
+        &format!("{url}/token"),
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:9/cb"),
+            ("code_verifier", &verifier),
+            ("client_id", "web"),
+            ("client_secret", "web-secret"),
+        ],
+    );
+    assert_eq!(s, 200, "{t}");
+    let access = t["access_token"].as_str().expect("at").to_string();
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let r = c
+            .get(format!("{url}/userinfo"))
+            .header("authorization", format!("{scheme} {access}"))
+            .send()
+            .expect("userinfo");
+        assert_eq!(r.status().as_u16(), 200, "{scheme}");
+    }
+    // RFC 6750 §2.2: the token in a form body (pyoidc's default for userinfo).
+    let r = c
+        .post(format!("{url}/userinfo"))
+        .header("origin", "http://127.0.0.1:5173")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("access_token={access}"))
+        .send()
+        .expect("userinfo");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    let info: Value = serde_json::from_slice(&r.bytes().expect("b")).expect("json");
+    assert_eq!(info["sub"], "alice");
+    // BASIC in capitals at the token endpoint.
+    let r = c
+        .post(format!("{url}/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(
+            "authorization",
+            format!(
+                "BASIC {}",
+                base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    b"service:service-secret"
+                )
+            ),
+        )
+        .body("grant_type=client_credentials")
+        .send()
+        .expect("token");
+    assert_eq!(r.status().as_u16(), 200);
+    // /revoke answers JSON.
+    let r = c
+        .post(format!("{url}/revoke"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .basic_auth("web", Some("web-secret"))
+        .body(format!("token={access}"))
+        .send()
+        .expect("revoke");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .expect("ct")
+            .starts_with("application/json")
+    );
+    assert_eq!(userinfo_status(&url, &access), 401);
+}
+
+#[test]
+fn cors_for_listed_origins_only() {
+    let env = Env::new();
+    let server = start(
+        &env,
+        9,
+        &[
+            "--cors-origin",
+            "http://127.0.0.1:5173",
+            "--cors-origin",
+            "https://app.example/",
+        ],
+    );
+    let url = server.url.clone();
+    assert!(!server.log().contains("CORS allows any origin"));
+    let c = no_redirects();
+    let preflight = |origin: &str| {
+        c.request(reqwest::Method::OPTIONS, format!("{url}/token"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+            .expect("preflight")
+    };
+    let ok = preflight("https://app.example");
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert!(
+        ok.headers()["vary"]
+            .to_str()
+            .expect("vary")
+            .contains("Origin")
+    );
+    let other = preflight("https://evil.example");
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    let r = c
+        .get(format!("{url}/.well-known/openid-configuration"))
+        .header("origin", "https://evil.example")
+        .send()
+        .expect("discovery");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    // An origin with a path stops the start.
+    let bad = env.run(&[
+        "serve",
+        "--idp",
+        "--addr",
+        "127.0.0.1:0",
+        "--cors-origin",
+        "https://app.example/callback",
+    ]);
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("--cors-origin"), "{}", bad.stderr);
+}
