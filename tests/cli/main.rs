@@ -24,5 +24,6 @@ mod resign;
 mod seams;
 mod serve;
 mod serve_dropin;
+mod store_records;
 mod util;
 mod verify_jwt;
