@@ -14,11 +14,11 @@ use crate::serve::{Server, http};
 use crate::util::{Env, free_port};
 
 /// In CI (`CI` or `JWKIT_TEST_REQUIRED`, which .ci/run sets) a missing client fails the test.
-fn required() -> bool {
+pub fn required() -> bool {
     std::env::var_os("CI").is_some() || std::env::var_os("JWKIT_TEST_REQUIRED").is_some()
 }
 
-fn idp_dir() -> PathBuf {
+pub fn idp_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/idp")
 }
 

@@ -648,3 +648,82 @@ fn cors_for_listed_origins_only() {
     assert_ne!(bad.code, 0);
     assert!(bad.stderr.contains("--cors-origin"), "{}", bad.stderr);
 }
+
+#[test]
+fn a_single_page_app_on_another_origin_logs_in_with_oidc_client_ts() {
+    // The code must be redeemed within its minute: not beside the tests that load both cores.
+    let _exclusive = crate::util::exclusive();
+    let Some(python) = crate::generate_jwt::peer_python() else {
+        return;
+    };
+    let ready = std::path::Path::new("/usr/bin/chromium").exists()
+        && std::path::Path::new("/usr/bin/chromedriver").exists()
+        && crate::idp::idp_dir()
+            .join("node_modules/oidc-client-ts/dist/browser/oidc-client-ts.min.js")
+            .exists()
+        && std::process::Command::new(&python)
+            .args(["-c", "import selenium"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ready {
+        assert!(
+            !crate::idp::required(),
+            "chromium, chromium-driver, selenium and tests/idp/node_modules are required in CI"
+        );
+        eprintln!("SKIPPED: no chromium + chromedriver, selenium or oidc-client-ts");
+        return;
+    }
+    let env = Env::new();
+    let app_port = crate::util::free_port();
+    std::fs::write(
+        env.path("idp.json"),
+        json!({
+            "clients": [{
+                "id": "spa",
+                "redirect_uris": [format!("http://127.0.0.1:{app_port}/callback.html")],
+                "grants": ["authorization_code", "refresh_token"],
+            }],
+            "users": [{ "name": "bob", "claims": { "email": "bob@example.com" } }],
+        })
+        .to_string(),
+    )
+    .expect("config");
+    let server = Server::start(
+        &env,
+        &env.path("data"),
+        &["--idp", "--idp-config", "idp.json", "--alg", "ES256"],
+    );
+    let out = std::process::Command::new(&python)
+        .arg(crate::idp::idp_dir().join("spa.py"))
+        .args([&server.url, "spa", &app_port.to_string(), "bob"])
+        .output()
+        .expect("spa.py");
+    assert!(
+        out.status.success(),
+        "spa.py: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).expect("spa output");
+    assert!(r["error"].is_null(), "{r}");
+    assert!(
+        r["login_title"].as_str().expect("title").contains("log in"),
+        "{r}"
+    );
+    // userinfo (loadUserInfo) merged into the profile; the state came back.
+    assert_eq!(r["first"]["profile"]["sub"], "bob", "{r}");
+    assert_eq!(r["first"]["profile"]["email"], "bob@example.com", "{r}");
+    assert_eq!(r["first"]["state"]["from"], "index", "{r}");
+    // The refresh: new tokens, the user still bob.
+    assert_ne!(r["renewed"]["access_token"], r["first"]["access_token"]);
+    assert_ne!(r["renewed"]["refresh_token"], r["first"]["refresh_token"]);
+    assert_eq!(r["renewed"]["profile"]["sub"], "bob");
+    assert_eq!(r["console_errors"], json!([]), "{r}");
+    let run = crate::idp::verify(
+        &env,
+        &server.url,
+        r["renewed"]["access_token"].as_str().expect("at"),
+        &["--aud", "spa", "--typ", "at+jwt", "--sub", "bob"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+}
