@@ -727,3 +727,95 @@ fn a_single_page_app_on_another_origin_logs_in_with_oidc_client_ts() {
     );
     assert_eq!(run.code, 0, "{}", run.stdout);
 }
+
+#[test]
+fn pyoidc_authlib_and_simple_oauth2_call_as_they_do_by_default() {
+    let Some(python) = crate::generate_jwt::peer_python() else {
+        return;
+    };
+    let ready = std::process::Command::new(&python)
+        .args(["-c", "import oic, authlib"])
+        .status()
+        .is_ok_and(|s| s.success())
+        && crate::idp::idp_dir()
+            .join("node_modules/simple-oauth2")
+            .is_dir();
+    if !ready {
+        assert!(
+            !crate::idp::required(),
+            "pyoidc (oic), Authlib and tests/idp/node_modules are required in CI"
+        );
+        eprintln!("SKIPPED: no oic or Authlib in the venv, or no simple-oauth2");
+        return;
+    }
+    let env = Env::new();
+    env.ok(&[
+        "generate-key",
+        "--type",
+        "ec",
+        "--out",
+        "client.pem",
+        "--public-out",
+        "client.pub",
+    ]);
+    let jwks: Value = serde_json::from_str(&env.ok(&["key", "jwks", "client.pub"])).expect("jwks");
+    std::fs::write(
+        env.path("idp.json"),
+        json!({
+            "clients": [
+                { "id": "web", "secret": "web-secret", "redirect_uris": ["http://127.0.0.1:9/cb"] },
+                { "id": "signer", "grants": ["client_credentials"], "jwks": jwks },
+            ],
+            "users": [{ "name": "alice", "claims": { "email": "alice@example.com" } }],
+        })
+        .to_string(),
+    )
+    .expect("config");
+    let server = Server::start(
+        &env,
+        &env.path("data"),
+        &["--idp", "--idp-config", "idp.json", "--alg", "ES256"],
+    );
+    let out = std::process::Command::new(&python)
+        .arg(crate::idp::idp_dir().join("clients.py"))
+        .arg(&server.url)
+        .arg(env.path("client.pem"))
+        .output()
+        .expect("clients.py");
+    assert!(
+        out.status.success(),
+        "clients.py: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).expect("clients output");
+    // pyoidc's default userinfo request: the token in a POST form body.
+    assert_eq!(r["pyoidc_userinfo"]["sub"], "alice", "{r}");
+    assert_eq!(r["pyoidc_userinfo"]["email"], "alice@example.com", "{r}");
+    // Authlib's private_key_jwt with aud = the introspection and the revocation endpoint.
+    assert_eq!(r["authlib_introspect"]["status"], 200, "{r}");
+    assert_eq!(r["authlib_introspect"]["body"]["active"], true, "{r}");
+    assert_eq!(
+        r["authlib_introspect"]["body"]["client_id"], "signer",
+        "{r}"
+    );
+    assert_eq!(r["authlib_revoke"]["status"], 200, "{r}");
+    assert_eq!(r["authlib_after_revoke"]["body"]["active"], false, "{r}");
+    // simple-oauth2's revokeAll(): both revocations answered with JSON it can parse.
+    let node = std::process::Command::new("node")
+        .arg(crate::idp::idp_dir().join("revoke_all.mjs"))
+        .arg(&server.url)
+        .output()
+        .expect("node");
+    assert!(
+        node.status.success(),
+        "revoke_all.mjs: {}{}",
+        String::from_utf8_lossy(&node.stdout),
+        String::from_utf8_lossy(&node.stderr)
+    );
+    let n: Value = serde_json::from_slice(&node.stdout).expect("node output");
+    assert_eq!(
+        n,
+        json!({ "had_refresh": true, "revoked": true, "access_active": false, "refresh_active": false })
+    );
+}
