@@ -46,8 +46,8 @@ export JWKIT_HOME=$T/home
   --key-file tests/vectors/keys/rfc7515-A.3.private.pem --alg ES256 2>/dev/null &
 PID=$!
 stop_all() {
-  kill $PID 2>/dev/null
-  for d in "$T/nginx" "$T/upstream"; do /usr/sbin/nginx -c "$d/nginx.conf" -p "$d" -s stop 2>/dev/null; done
+  kill $PID 2>/dev/null || true
+  for d in "$T/nginx" "$T/upstream"; do /usr/sbin/nginx -c "$d/nginx.conf" -p "$d" -s stop 2>/dev/null || true; done
   rm -rf "$T"
 }
 trap stop_all EXIT

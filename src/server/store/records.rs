@@ -153,14 +153,20 @@ impl Memory {
         self.lock().map.remove(&(kind, key.to_string())).is_some()
     }
 
-    /// Drops every expired record; how many there were.
+    /// Drops every expired record; how many there were. The memory they held goes back to
+    /// the system, not only to the allocator's free lists.
     pub fn prune(&self, now: i64) -> u64 {
         let mut inner = self.lock();
         let before = inner.map.len();
         inner.map.retain(|_, (_, e)| *e > now);
         inner.map.shrink_to_fit();
         inner.prune_at = (2 * inner.map.len()).max(PRUNE_AT);
-        (before - inner.map.len()) as u64
+        let dropped = (before - inner.map.len()) as u64;
+        drop(inner);
+        if dropped > 0 {
+            release_free_memory();
+        }
+        dropped
     }
 
     pub fn len(&self) -> usize {
@@ -171,3 +177,18 @@ impl Memory {
         self.len() == 0
     }
 }
+
+/// Returns the allocator's free pages to the system. Records are many small allocations from
+/// every worker thread's arena: after a pruning, glibc keeps their pages (the arenas are
+/// fragmented, so nothing is at the top to trim), and resident memory would stay at its peak.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn release_free_memory() {
+    // SAFETY: malloc_trim takes no pointers and only gives free pages back (glibc 2.8+).
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_free_memory() {}
