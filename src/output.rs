@@ -132,17 +132,38 @@ pub fn start_log_writer() {
     });
 }
 
+/// At most this much is gathered for one write.
+const LOG_BATCH_BYTES: usize = 64 * 1024;
+
+/// Writes the queued lines: what has queued up since the last write goes out in one write, so
+/// a busy server costs the writer one wake-up and one system call per batch, not per line.
 fn write_log(rx: Receiver<LogItem>) {
-    for item in rx {
-        match item {
-            LogItem::Line(line) => {
-                if io::stderr().lock().write_all(line.as_bytes()).is_err() {
-                    LOG_DROPPED.fetch_add(1, Ordering::Relaxed);
+    let mut batch: Vec<u8> = Vec::with_capacity(LOG_BATCH_BYTES);
+    while let Ok(first) = rx.recv() {
+        let mut lines = 0u64;
+        let mut flushes = Vec::new();
+        let mut next = Some(first);
+        while let Some(item) = next {
+            match item {
+                LogItem::Line(line) => {
+                    batch.extend_from_slice(line.as_bytes());
+                    lines += 1;
                 }
+                LogItem::Flush(done) => flushes.push(done),
             }
-            LogItem::Flush(done) => {
-                let _ = done.send(());
-            }
+            next = if batch.len() < LOG_BATCH_BYTES {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if !batch.is_empty() && io::stderr().lock().write_all(&batch).is_err() {
+            LOG_DROPPED.fetch_add(lines, Ordering::Relaxed);
+        }
+        batch.clear();
+        // Answered once every line queued before them is written.
+        for done in flushes {
+            let _ = done.send(());
         }
     }
 }

@@ -191,8 +191,10 @@ fn idp_replicas_behind_round_robin_share_codes_sessions_refresh_tokens_and_revoc
               "grants": ["authorization_code", "refresh_token"] },
             { "id": "signer", "grants": ["client_credentials"], "jwks": jwks },
         ],
-        "users": [{ "name": "alice", "password": "alice-pw",
-                    "claims": { "email": "alice@example.com" } }],
+        "users": [
+            { "name": "alice", "password": "alice-pw", "claims": { "email": "alice@example.com" } },
+            { "name": "bob", "claims": { "email": "bob@example.com" } },
+        ],
     });
     std::fs::write(env.path("idp.json"), config.to_string()).expect("config");
     std::fs::write(env.path("store.key"), STORE_KEY).expect("store key");
@@ -243,6 +245,23 @@ fn idp_replicas_behind_round_robin_share_codes_sessions_refresh_tokens_and_revoc
         );
         sessions.push(cookie);
         refresh.push(t["refresh_token"].as_str().expect("rt").to_string());
+    }
+    // 30 headless code flows with PKCE (prompt=none, login_hint of a user without a password),
+    // authorized on one replica and redeemed on the next.
+    for i in 0..30 {
+        let mut pairs = auth_pairs(&format!("h{i}"));
+        pairs.push(("prompt", "none".into()));
+        pairs.push(("login_hint", "bob".into()));
+        let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (query, _) = redirected(
+            client()
+                .get(format!("{lb_url}/authorize?{}", encode(&borrowed)))
+                .send()
+                .expect("authorize"),
+        );
+        let t = redeem(&lb_url, query.get("code").expect("code"));
+        let (s, info) = userinfo(&lb_url, t["access_token"].as_str().expect("at"));
+        assert_eq!((s, info["email"].as_str()), (200, Some("bob@example.com")));
     }
     // 30 single sign-ons by session cookie, each redeemed.
     for (i, cookie) in sessions.iter().enumerate() {

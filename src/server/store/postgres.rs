@@ -38,7 +38,7 @@ use super::{
 use crate::crypto::{Key, PublicKey};
 
 /// The schema this jwkit writes, one migration per version. Append only.
-const MIGRATIONS: [&str; 2] = [
+pub const MIGRATIONS: [&str; 2] = [
     r#"
 CREATE TABLE jwkit_state (
     id integer PRIMARY KEY CHECK (id = 1),
