@@ -325,7 +325,7 @@ fn cors_paths(app: &App) -> std::collections::HashSet<String> {
         .cloned()
         .collect();
     for prefix in ["", app.paths.prefix.as_str()] {
-        for end in ["/token", "/userinfo", "/introspect", "/revoke"] {
+        for end in ["/token", "/par", "/userinfo", "/introspect", "/revoke"] {
             paths.insert(format!("{prefix}{end}"));
         }
     }

@@ -277,6 +277,15 @@ fn openid_client_drives_every_flow_and_jwkit_verifies_every_token() {
         );
         assert_eq!(run.code, 0, "{token}: {}", run.stdout);
     }
+    assert_eq!(r["par"]["url_params"], json!(["client_id", "request_uri"]));
+    assert_eq!(r["par"]["sub"], "alice");
+    let run = verify(
+        &env,
+        &url,
+        r["par"]["access_token"].as_str().expect("par at"),
+        &["--aud", "web", "--typ", "at+jwt", "--sub", "alice"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
     assert_eq!(r["userinfo"]["sub"], "alice");
     assert_eq!(r["userinfo"]["email"], "alice@example.com");
     assert_ne!(

@@ -819,3 +819,101 @@ fn pyoidc_authlib_and_simple_oauth2_call_as_they_do_by_default() {
         json!({ "had_refresh": true, "revoked": true, "access_active": false, "refresh_active": false })
     );
 }
+
+#[test]
+fn pushed_authorization_requests_are_checked_then_used_once() {
+    let env = Env::new();
+    let server = start(&env, 9, &[]);
+    let url = server.url.clone();
+    let par_url = format!("{url}/par");
+    let web = Some(("web", "web-secret"));
+    let (verifier, challenge) = pkce();
+    let pushed = [
+        ("response_type", "code"),
+        ("redirect_uri", "http://127.0.0.1:9/cb"),
+        ("scope", "openid email"),
+        ("state", "par-state"),
+        ("prompt", "none"),
+        ("login_hint", "alice"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let (s, v, _) = form(&par_url, web, &pushed);
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["expires_in"], 60);
+    let request_uri = v["request_uri"].as_str().expect("request_uri").to_string();
+    assert!(request_uri.starts_with("urn:ietf:params:oauth:request_uri:"));
+    let c = no_redirects();
+    let go = |client_id: &str| {
+        c.get(with_query(
+            &format!("{url}/authorize"),
+            &[("client_id", client_id), ("request_uri", &request_uri)],
+        ))
+        .send()
+        .expect("authorize")
+    };
+    let r = go("web");
+    assert_eq!(r.status().as_u16(), 302);
+    let loc = url::Url::parse(r.headers()["location"].to_str().expect("loc")).expect("url");
+    let q: Vec<(String, String)> = loc.query_pairs().into_owned().collect();
+    assert_eq!(get(&q, "state").as_deref(), Some("par-state"));
+    let code = get(&q, "code").expect("code");
+    let (s, t, _) = form(
+        &format!("{url}/token"),
+        web,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:9/cb"),
+            ("code_verifier", &verifier),
+        ],
+    );
+    assert_eq!(s, 200, "{t}");
+    // The request_uri used twice: a page, never a redirect.
+    let again = go("web");
+    assert_eq!(again.status().as_u16(), 400);
+    assert!(again.headers().get("location").is_none());
+    assert!(again.text().expect("page").contains("used already"));
+    // A pushed request for another client_id than the one at /authorize (the request_uri is
+    // spent by the try: used once, whatever came of it).
+    let (_, v, _) = form(&par_url, web, &pushed);
+    let other = v["request_uri"].as_str().expect("request_uri").to_string();
+    let r = c
+        .get(with_query(
+            &format!("{url}/authorize"),
+            &[("client_id", "spa"), ("request_uri", &other)],
+        ))
+        .send()
+        .expect("authorize");
+    assert_eq!(r.status().as_u16(), 400);
+    // PAR needs client authentication, takes no request_uri, and checks the request at once.
+    refused(form(&par_url, None, &pushed), 401, "invalid_client");
+    let mut with_uri = pushed.to_vec();
+    with_uri.push(("request_uri", "urn:x"));
+    refused(form(&par_url, web, &with_uri), 400, "invalid_request");
+    refused(
+        form(
+            &par_url,
+            web,
+            &[
+                ("response_type", "code"),
+                ("redirect_uri", "http://evil.example/cb"),
+            ],
+        ),
+        400,
+        "invalid_request",
+    );
+    // Discovery names the endpoint.
+    let d: Value = serde_json::from_slice(
+        &c.get(format!("{url}/.well-known/openid-configuration"))
+            .send()
+            .expect("discovery")
+            .bytes()
+            .expect("body"),
+    )
+    .expect("json");
+    assert_eq!(
+        d["pushed_authorization_request_endpoint"],
+        format!("{url}/par")
+    );
+}

@@ -3,7 +3,7 @@
 // discovery; client_credentials; authorization code with PKCE (the authorization request made
 // headless with prompt=none and login_hint, its redirect read without following it); the ID
 // token checked by the library (signature by the discovered JWKS, iss, aud, nonce, exp);
-// refresh; userinfo; introspection; token exchange (RFC 8693); revocation; every access
+// PAR (RFC 9126); refresh; userinfo; introspection; token exchange (RFC 8693); revocation; every access
 // token verified with panva's jose as a resource server would.
 // Prints one JSON object with every token and result, for the Rust test to cross-check with
 // `jwkit verify-jwt --issuer`. Any failure throws: exit 1 with the error on stderr.
@@ -58,6 +58,33 @@ out.authorization_code = {
   id_token: tokens.id_token,
   refresh_token: tokens.refresh_token,
   id_claims: claims,
+};
+
+// PAR (RFC 9126): the same flow, its parameters pushed to the server first; the
+// authorization URL carries only client_id and request_uri
+const parVerifier = client.randomPKCECodeVerifier();
+const parUrl = await client.buildAuthorizationUrlWithPAR(config, {
+  redirect_uri: redirectUri,
+  scope: "openid email",
+  code_challenge: await client.calculatePKCECodeChallenge(parVerifier),
+  code_challenge_method: "S256",
+  state: "par-state",
+  prompt: "none",
+  login_hint: user,
+});
+const parAnswer = await fetch(parUrl, { redirect: "manual" });
+if (parAnswer.status !== 302) {
+  throw new Error(`authorize (PAR) answered ${parAnswer.status}: ${await parAnswer.text()}`);
+}
+const parTokens = await client.authorizationCodeGrant(
+  config,
+  new URL(parAnswer.headers.get("location")),
+  { pkceCodeVerifier: parVerifier, expectedState: "par-state", idTokenExpected: true },
+);
+out.par = {
+  url_params: [...parUrl.searchParams.keys()].sort(),
+  access_token: parTokens.access_token,
+  sub: parTokens.claims().sub,
 };
 
 // userinfo (the library checks sub against the ID token's)

@@ -318,6 +318,10 @@ pub(super) async fn authorize_get(
         Ok(p) => p,
         Err(r) => return *r,
     };
+    let p = match pushed(&app, &p).await {
+        Ok(p) => p,
+        Err(m) => return error_page(&m),
+    };
     let req = match check_auth_request(idp, &p) {
         Ok(r) => r,
         Err(e) => return auth_error_response(&app, e),
@@ -615,4 +619,86 @@ pub(super) fn csrf_ok(headers: &HeaderMap, p: &BTreeMap<String, String>) -> bool
     cookie(headers, CSRF_COOKIE).is_some_and(|c| {
         aws_lc_rs::constant_time::verify_slices_are_equal(c.as_bytes(), given.as_bytes()).is_ok()
     })
+}
+
+/// How long a pushed authorization request waits for its `/authorize` (RFC 9126 §2.2 suggests
+/// a short time; 60 s as most servers).
+const PAR_TTL: i64 = 60;
+const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+
+/// POST /par (RFC 9126): the authorization request's parameters, pushed by an authenticated
+/// client, checked as /authorize checks them and kept for one use; answered with the
+/// `request_uri` that /authorize then takes instead of them.
+pub(super) async fn par(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(idp) = &app.idp else {
+        return off();
+    };
+    let result = async {
+        let mut p = params(&body)?;
+        let client = authenticate(&app, idp, &headers, &p).await?;
+        if p.contains_key("request_uri") {
+            return Err(oauth(
+                "invalid_request",
+                "request_uri may not be pushed (RFC 9126 §2.1)",
+            ));
+        }
+        if p.get("client_id").is_some_and(|id| id != client.id()) {
+            return Err(oauth(
+                "invalid_request",
+                "client_id differs from the authenticated client",
+            ));
+        }
+        p.insert("client_id".into(), client.id().to_string());
+        // Checked now, as /authorize would: a bad request is refused here, not later.
+        for credential in ["client_secret", "client_assertion", "client_assertion_type"] {
+            p.remove(credential);
+        }
+        match check_auth_request(idp, &p) {
+            Ok(_) => {}
+            Err(AuthError::Page(m)) => return Err(oauth("invalid_request", m)),
+            Err(AuthError::Redirect(_, _, e, _)) => return Err(e),
+        }
+        let handle = random_token();
+        let expires = when::now().saturating_add(PAR_TTL);
+        state::put(&app, Kind::Par, &state::key(&handle), &p, expires).await?;
+        Ok(json!({
+            "request_uri": format!("{REQUEST_URI_PREFIX}{handle}"),
+            "expires_in": PAR_TTL,
+        }))
+    }
+    .await;
+    match result {
+        Ok(v) => {
+            let mut r = (StatusCode::CREATED, Json(v)).into_response();
+            no_store(r.headers_mut());
+            r
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The parameters of an authorization request: those pushed earlier when it names a
+/// `request_uri` (used once; with the same `client_id`, and nothing else taken from the
+/// query, RFC 9126 §4), else the query's own. An unknown, used or expired `request_uri` is a
+/// page, never a redirect: nothing in it can be trusted.
+async fn pushed(
+    app: &App,
+    p: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, String> {
+    let Some(uri) = p.get("request_uri") else {
+        return Ok(p.clone());
+    };
+    let Some(handle) = uri.strip_prefix(REQUEST_URI_PREFIX) else {
+        return Err(format!(
+            "request_uri {uri:?} is not one this server issued (POST /par makes them)"
+        ));
+    };
+    let stored = state::take::<BTreeMap<String, String>>(app, Kind::Par, &state::key(handle))
+        .await
+        .map_err(|e| e.description)?
+        .ok_or_else(|| "the request_uri is unknown, expired or used already".to_string())?;
+    if p.get("client_id") != stored.get("client_id") {
+        return Err("client_id is missing or differs from the pushed request's".into());
+    }
+    Ok(stored)
 }

@@ -121,6 +121,7 @@ pub(super) async fn assertion_client<'a>(
             format!("{b}/token"),
             format!("{b}/introspect"),
             format!("{b}/revoke"),
+            format!("{b}/par"),
             app.issuer.clone(),
             b.clone(),
         ],

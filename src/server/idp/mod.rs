@@ -310,6 +310,7 @@ pub fn routes(router: Router<Arc<App>>, prefix: &str) -> Router<Arc<App>> {
                 get(authorize_get).post(authorize_post),
             )
             .route(&format!("{p}/token"), axum::routing::post(token))
+            .route(&format!("{p}/par"), axum::routing::post(par))
             .route(&format!("{p}/userinfo"), get(userinfo).post(userinfo))
             .route(&format!("{p}/introspect"), axum::routing::post(introspect))
             .route(&format!("{p}/revoke"), axum::routing::post(revoke))
@@ -365,6 +366,8 @@ pub fn discovery(app: &App, idp: &Idp, doc: &mut Value) {
         "userinfo_endpoint": format!("{b}/userinfo"),
         "introspection_endpoint": format!("{b}/introspect"),
         "revocation_endpoint": format!("{b}/revoke"),
+        "pushed_authorization_request_endpoint": format!("{b}/par"),
+        "require_pushed_authorization_requests": false,
         "end_session_endpoint": format!("{b}/logout"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

@@ -35,6 +35,8 @@ pub enum Kind {
     Assertion,
     /// A code or refresh token that was redeemed: its family, so a replay revokes it.
     Used,
+    /// A pushed authorization request (RFC 9126), until used.
+    Par,
 }
 
 impl Kind {
@@ -47,6 +49,7 @@ impl Kind {
             Kind::Revoked => "revoked",
             Kind::Assertion => "assertion",
             Kind::Used => "used",
+            Kind::Par => "par",
         }
     }
 }
