@@ -971,3 +971,19 @@ pub fn hidden_field(html: &str, name: &str) -> String {
         + marker.len();
     html[at..].split('"').next().unwrap_or_default().to_string()
 }
+
+/// The login page's CSRF token, from a GET /authorize answer: the `name=value` of the cookie it
+/// set and the form's hidden field, which a login posts back together.
+pub fn login_csrf(page: reqwest::blocking::Response) -> (String, String) {
+    let cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("jwkit_csrf="))
+        .and_then(|v| v.split(';').next())
+        .expect("csrf cookie")
+        .to_string();
+    let field = hidden_field(&page.text().expect("html"), "csrf");
+    (cookie, field)
+}

@@ -91,17 +91,7 @@ fn log_in(lb: &str, state: &str) -> (String, String) {
         .expect("page");
     assert_eq!(page.status().as_u16(), 200);
     // The page's CSRF token: in its cookie and in the form, sent back together.
-    let csrf_cookie = page
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("jwkit_csrf="))
-        .and_then(|v| v.split(';').next())
-        .expect("csrf cookie")
-        .to_string();
-    let html = page.text().expect("html");
-    let csrf = crate::idp::hidden_field(&html, "csrf");
+    let (csrf_cookie, csrf) = crate::idp::login_csrf(page);
     let mut form = borrowed.clone();
     form.extend([
         ("username", "alice"),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::idp::{authorize, form, get, hidden_field, pkce, refused, start};
+use crate::idp::{authorize, form, get, hidden_field, login_csrf, pkce, refused, start};
 use crate::serve::Server;
 use crate::util::Env;
 
@@ -276,19 +276,7 @@ fn hostile_clients_get_the_answers_the_rfcs_name() {
         .expect("csp")
         .to_string();
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
-    let csrf_cookie = page
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("jwkit_csrf="))
-        .expect("csrf cookie")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_string();
-    let html = page.text().expect("html");
-    let csrf = hidden_field(&html, "csrf");
+    let (csrf_cookie, csrf) = login_csrf(page);
     let post_login = |cookie: Option<&str>, pairs: &[(&str, &str)]| {
         let mut all = vec![
             ("client_id", "web"),
@@ -389,16 +377,7 @@ fn login_sessions_expire_with_their_lifetime() {
         .get(format!("{url}/authorize?client_id=web&response_type=code"))
         .send()
         .expect("page");
-    let csrf_cookie = page
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("jwkit_csrf="))
-        .and_then(|v| v.split(';').next())
-        .expect("csrf cookie")
-        .to_string();
-    let csrf = hidden_field(&page.text().expect("html"), "csrf");
+    let (csrf_cookie, csrf) = login_csrf(page);
     let login = c
         .post(format!("{url}/authorize"))
         .header("content-type", "application/x-www-form-urlencoded")

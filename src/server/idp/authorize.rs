@@ -667,14 +667,7 @@ pub(super) async fn par(State(app): State<Arc<App>>, headers: HeaderMap, body: B
         }))
     }
     .await;
-    match result {
-        Ok(v) => {
-            let mut r = (StatusCode::CREATED, Json(v)).into_response();
-            no_store(r.headers_mut());
-            r
-        }
-        Err(e) => e.into_response(),
-    }
+    answer(StatusCode::CREATED, result)
 }
 
 /// The parameters of an authorization request: those pushed earlier when it names a

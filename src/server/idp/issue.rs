@@ -92,9 +92,7 @@ impl Issued {
         if let Some(t) = self.issued_token_type {
             body["issued_token_type"] = t.into();
         }
-        let mut r = Json(body).into_response();
-        no_store(r.headers_mut());
-        r
+        json_no_store(StatusCode::OK, body)
     }
 }
 

@@ -86,12 +86,10 @@ fn oauth(error: &str, description: impl Into<String>) -> OAuthError {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let mut r = (
+        let mut r = json_no_store(
             self.status,
-            Json(json!({ "error": self.error, "error_description": self.description })),
-        )
-            .into_response();
-        no_store(r.headers_mut());
+            json!({ "error": self.error, "error_description": self.description }),
+        );
         if self.status == StatusCode::UNAUTHORIZED {
             let challenge = if self.basic {
                 "Basic realm=\"jwkit\""
@@ -110,6 +108,21 @@ impl IntoResponse for OAuthError {
 fn no_store(h: &mut HeaderMap) {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+/// A JSON answer that holds or concerns tokens: never cached (RFC 6749 §5.1).
+fn json_no_store(status: StatusCode, body: Value) -> Response {
+    let mut r = (status, Json(body)).into_response();
+    no_store(r.headers_mut());
+    r
+}
+
+/// An endpoint's result: its JSON answer with `status`, or its OAuth error.
+fn answer(status: StatusCode, result: Result<Value, OAuthError>) -> Response {
+    match result {
+        Ok(body) => json_no_store(status, body),
+        Err(e) => e.into_response(),
+    }
 }
 
 fn random_token() -> String {
@@ -182,6 +195,11 @@ impl Idp {
             cors,
             own_keys: Mutex::new(None),
         }
+    }
+
+    /// How long any token of a family can live: a family's revocation lasts this long.
+    fn family_ttl(&self) -> i64 {
+        self.config.refresh_ttl.max(self.config.access_ttl)
     }
 
     /// The client entry, or (open mode) one made up for any id.

@@ -155,11 +155,7 @@ pub(super) async fn userinfo(
         }
     };
     match active_access(&app, idp, token.trim()).await {
-        Ok(Some(info)) => {
-            let mut r = Json(Value::Object(info.userinfo)).into_response();
-            no_store(r.headers_mut());
-            r
-        }
+        Ok(Some(info)) => json_no_store(StatusCode::OK, Value::Object(info.userinfo)),
         Ok(None) => challenge(
             "invalid_token",
             "the access token is not active (expired, revoked or not this issuer's)",
@@ -251,14 +247,7 @@ pub(super) async fn introspect(
         })
     }
     .await;
-    match result {
-        Ok(v) => {
-            let mut r = Json(v).into_response();
-            no_store(r.headers_mut());
-            r
-        }
-        Err(e) => e.into_response(),
-    }
+    answer(StatusCode::OK, result)
 }
 
 pub(super) async fn revoke(
@@ -283,7 +272,7 @@ pub(super) async fn revoke(
                 format!("token_type_hint {h:?}"),
             ));
         }
-        let family_ttl = idp.config.refresh_ttl.max(idp.config.access_ttl);
+        let family_ttl = idp.family_ttl();
         // A refresh token of this client: it and every token of its family (RFC 7009 §2.1).
         let rt_key = state::key(token);
         if let Some(g) = state::get::<Grant>(&app, Kind::Refresh, &rt_key).await?
@@ -316,15 +305,8 @@ pub(super) async fn revoke(
         Ok(())
     }
     .await;
-    match result {
-        // A JSON body, as OAuth clients parse one (an empty 200 made some throw).
-        Ok(()) => {
-            let mut r = Json(json!({})).into_response();
-            no_store(r.headers_mut());
-            r
-        }
-        Err(e) => e.into_response(),
-    }
+    // A JSON body, as OAuth clients parse one (an empty 200 made some throw).
+    answer(StatusCode::OK, result.map(|()| json!({})))
 }
 
 pub(super) async fn logout(

@@ -118,25 +118,16 @@ async fn authorization_code(r: &GrantRequest<'_>) -> Result<Issued, OAuthError> 
     let code = p
         .get("code")
         .ok_or_else(|| oauth("invalid_request", "code is missing"))?;
-    let code_key = state::key(code);
-    let g = state::take::<CodeGrant>(app, Kind::Code, &code_key).await?;
-    if g.is_none() {
-        replayed(app, idp, &code_key).await?;
-    }
-    let g = redeemed(
-        "code",
-        g,
-        |g| (g.expires, g.client_id.as_str()),
-        client,
-        now,
-    )?;
+    let (g, code_key) = redeem::<CodeGrant>(r, Kind::Code, "code", code, |g| {
+        (g.expires, g.client_id.as_str())
+    })
+    .await?;
     // Redeemed: a second use of this code revokes what it issued.
-    let family_ttl = idp.config.refresh_ttl.max(idp.config.access_ttl);
     state::mark_used(
         app,
         &code_key,
         &g.grant.family,
-        now.saturating_add(family_ttl),
+        now.saturating_add(idp.family_ttl()),
     )
     .await?;
     // RFC 6749 §4.1.3: required when the authorization request included it.
@@ -206,24 +197,16 @@ async fn refresh_token(r: &GrantRequest<'_>) -> Result<Issued, OAuthError> {
         p,
         client,
         fault,
-        now,
+        ..
     } = *r;
     let rt = p
         .get("refresh_token")
         .ok_or_else(|| oauth("invalid_request", "refresh_token is missing"))?;
     // Rotating refresh tokens: each is good once; a second use revokes the family.
-    let rt_key = state::key(rt);
-    let g = state::take::<Grant>(app, Kind::Refresh, &rt_key).await?;
-    if g.is_none() {
-        replayed(app, idp, &rt_key).await?;
-    }
-    let g = redeemed(
-        "refresh token",
-        g,
-        |g| (g.expires, g.client_id.as_str()),
-        client,
-        now,
-    )?;
+    let (g, rt_key) = redeem::<Grant>(r, Kind::Refresh, "refresh token", rt, |g| {
+        (g.expires, g.client_id.as_str())
+    })
+    .await?;
     if state::family_revoked(app, &g.family).await? {
         return Err(oauth("invalid_grant", "the refresh token was revoked"));
     }
@@ -463,46 +446,42 @@ async fn token_exchange(r: &GrantRequest<'_>) -> Result<Issued, OAuthError> {
     Ok(issued)
 }
 
-/// A code or refresh token that was not there: when it was redeemed before, this is a replay,
-/// and everything issued from it is revoked (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
-pub(super) async fn replayed(app: &App, idp: &Idp, secret_key: &str) -> Result<(), OAuthError> {
-    if let Some(family) = state::used_family(app, secret_key).await? {
-        let ttl = idp.config.refresh_ttl.max(idp.config.access_ttl);
-        state::revoke_family(app, &family, ttl).await?;
-        return Err(oauth(
-            "invalid_grant",
-            "the grant was used already; the tokens issued for it are revoked",
-        ));
-    }
-    Ok(())
-}
-
-/// A code or refresh token taken out of the store (so it works once): there, unexpired, and
-/// issued to this client; else `invalid_grant` saying which.
-pub(super) fn redeemed<T>(
+/// A code or refresh token taken out of the store (so it works once), there, unexpired and
+/// issued to this client: the record and its store key. Else `invalid_grant` saying which;
+/// when it was redeemed before, this is a replay, and everything issued from it is revoked
+/// (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
+async fn redeem<T: serde::de::DeserializeOwned>(
+    r: &GrantRequest<'_>,
+    kind: Kind,
     what: &str,
-    taken: Option<T>,
+    secret: &str,
     facts: impl Fn(&T) -> (i64, &str),
-    client: &ClientRef<'_>,
-    now: i64,
-) -> Result<T, OAuthError> {
-    let Some(t) = taken else {
+) -> Result<(T, String), OAuthError> {
+    let key = state::key(secret);
+    let Some(t) = state::take::<T>(r.app, kind, &key).await? else {
+        if let Some(family) = state::used_family(r.app, &key).await? {
+            state::revoke_family(r.app, &family, r.idp.family_ttl()).await?;
+            return Err(oauth(
+                "invalid_grant",
+                "the grant was used already; the tokens issued for it are revoked",
+            ));
+        }
         return Err(oauth(
             "invalid_grant",
             format!("the {what} is unknown, revoked or was used already"),
         ));
     };
     let (expires, client_id) = facts(&t);
-    if expires <= now {
+    if expires <= r.now {
         return Err(oauth("invalid_grant", format!("the {what} has expired")));
     }
-    if client_id != client.id() {
+    if client_id != r.client.id() {
         return Err(oauth(
             "invalid_grant",
             format!("the {what} was issued to another client"),
         ));
     }
-    Ok(t)
+    Ok((t, key))
 }
 
 pub(super) fn fault_of_user(u: &config::UserEntry) -> Option<TokenFault> {
