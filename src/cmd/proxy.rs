@@ -126,14 +126,14 @@ pub fn run(args: &ProxyArgs) -> Result<ExitStatus> {
             plan.resign(token, &check, Some(at))
         })
     };
-    let rewriter = Rewriter::new(
+    let rewriter = Arc::new(Rewriter::new(
         Scanner {
             only: args.plan.only.clone(),
             nested: true,
         },
         resign,
-    );
-    let config = Config {
+    ));
+    let config = Arc::new(Config {
         upstream,
         sides,
         max_body,
@@ -142,30 +142,39 @@ pub fn run(args: &ProxyArgs) -> Result<ExitStatus> {
         body_timeout,
         intercept,
         verbose: output::verbose(),
-    };
-    let runtime = crate::server::listen::runtime()?;
+    });
+    // The main thread takes signals and writes the summary; the worker threads serve.
+    let runtime = crate::server::listen::main_runtime()?;
     let served = runtime.block_on(async move {
         let listener = crate::server::listen::bind(&args.listen)
             .await
             .with_context(|| format!("binding {}", args.listen))?;
         let local = listener.local_addr()?;
-        let proxy = Arc::new(Proxy::new(config, rewriter, upstream_tls));
         let mode = match &args.upstream {
             Some(u) => format!("reverse proxy for {}", output::escape(u)),
             None => "forward proxy".to_string(),
         };
         output::log(format!("jwkit proxy: listening on http://{local} ({mode})"));
-        let reporter = tokio::spawn(proxy::report(Arc::clone(&proxy)));
-        crate::server::listen::serve(
+        let reporter = tokio::spawn(proxy::report(Arc::clone(&rewriter)));
+        let make = || {
+            let proxy = Arc::new(Proxy::new(
+                Arc::clone(&config),
+                Arc::clone(&rewriter),
+                upstream_tls.clone(),
+            ));
+            move |req, peer| proxy::handle(Arc::clone(&proxy), req, peer)
+        };
+        crate::server::listen::serve_per_thread(
             listener,
-            proxy::router(Arc::clone(&proxy)),
-            None,
+            crate::server::listen::threads(),
+            make,
             limits,
             crate::cmd::serve::shutdown_signal(),
         )
-        .await;
+        .await
+        .context("starting the worker threads")?;
         reporter.abort();
-        output::log(proxy.rewriter.stats.line());
+        output::log(rewriter.stats.line());
         output::log("jwkit proxy: stopped");
         Ok::<(), anyhow::Error>(())
     });

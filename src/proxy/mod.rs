@@ -10,13 +10,14 @@
 pub mod rewrite;
 pub mod tls;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::Request;
+use axum::http::uri::{Authority, PathAndQuery, Scheme};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
@@ -27,8 +28,7 @@ use serde_json::json;
 
 use crate::output;
 use crate::scan::coding::Coding;
-use crate::server::listen::PeerAddr;
-use rewrite::{Counts, Rewriter};
+use rewrite::{Counts, Rewriter, has_ey};
 
 /// Which traffic is re-signed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,9 +62,14 @@ pub struct Config {
 
 type Upstreams = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
 
+/// One worker thread's proxy: the configuration and the cache are shared by all, the pool of
+/// upstream connections is the thread's own (a request and its upstream exchange stay on one
+/// thread).
 pub struct Proxy {
-    config: Config,
-    pub rewriter: Rewriter,
+    config: Arc<Config>,
+    /// The upstream's origin, parsed once.
+    origin: Option<(Scheme, Authority)>,
+    pub rewriter: Arc<Rewriter>,
     client: Upstreams,
 }
 
@@ -73,7 +78,11 @@ pub struct Proxy {
 struct Intercepted(String);
 
 impl Proxy {
-    pub fn new(config: Config, rewriter: Rewriter, upstream_tls: rustls::ClientConfig) -> Proxy {
+    pub fn new(
+        config: Arc<Config>,
+        rewriter: Arc<Rewriter>,
+        upstream_tls: rustls::ClientConfig,
+    ) -> Proxy {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -87,26 +96,30 @@ impl Proxy {
             .http1_preserve_header_case(true)
             .pool_idle_timeout(Duration::from_secs(30))
             .build(https);
+        // `--upstream` was checked to be an http(s) origin: it parses.
+        let origin = config.upstream.as_ref().and_then(|u| {
+            Some((
+                Scheme::try_from(u.scheme.as_str()).ok()?,
+                Authority::try_from(u.authority.as_str()).ok()?,
+            ))
+        });
         Proxy {
             config,
+            origin,
             rewriter,
             client,
         }
     }
 }
 
-pub fn router(proxy: Arc<Proxy>) -> Router {
-    Router::new().fallback(handle).with_state(proxy)
-}
-
 /// The summary line every 10 s while anything happens, and once at the end.
-pub async fn report(proxy: Arc<Proxy>) {
+pub async fn report(rewriter: Arc<Rewriter>) {
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     tick.tick().await;
     let mut last = String::new();
     loop {
         tick.tick().await;
-        let line = proxy.rewriter.stats.line();
+        let line = rewriter.stats.line();
         if line != last {
             output::log(line.clone());
             last = line;
@@ -123,14 +136,15 @@ fn refuse(status: StatusCode, message: impl Into<String>) -> Box<Response> {
     Box::new(error(status, message))
 }
 
-async fn handle(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
+/// Answers one request: every request goes here (no routing).
+pub async fn handle(proxy: Arc<Proxy>, req: Request, peer: SocketAddr) -> Response {
     if req.method() == Method::CONNECT {
-        return connect(proxy, req);
+        return connect(proxy, req, peer);
     }
     let start = Instant::now();
     let method = req.method().clone();
     let mut counts = Counts::default();
-    let resp = match forward(&proxy, req, &mut counts).await {
+    let resp = match forward(&proxy, req, peer, &mut counts).await {
         Ok(r) => r,
         Err(r) => *r,
     };
@@ -146,21 +160,42 @@ async fn handle(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
     resp
 }
 
+/// Where a request goes: the origin and the path (with the query).
+struct Target {
+    scheme: Scheme,
+    authority: Authority,
+    pq: PathAndQuery,
+}
+
 /// The origin (scheme, authority) and the path of a request.
-fn target(proxy: &Proxy, req: &Request) -> Result<(String, String, String), Box<Response>> {
+fn target(proxy: &Proxy, req: &Request) -> Result<Target, Box<Response>> {
     let pq = req
         .uri()
         .path_and_query()
-        .map_or("/".to_string(), |p| p.as_str().to_string());
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let not_a_uri = || refuse(StatusCode::BAD_REQUEST, "the request target is not a URI");
     if let Some(Intercepted(authority)) = req.extensions().get::<Intercepted>() {
-        return Ok(("https".into(), authority.clone(), pq));
+        return Ok(Target {
+            scheme: Scheme::HTTPS,
+            authority: Authority::try_from(authority.as_str()).map_err(|_| not_a_uri())?,
+            pq,
+        });
     }
-    if let Some(up) = &proxy.config.upstream {
-        return Ok((up.scheme.clone(), up.authority.clone(), pq));
+    if let Some((scheme, authority)) = &proxy.origin {
+        return Ok(Target {
+            scheme: scheme.clone(),
+            authority: authority.clone(),
+            pq,
+        });
     }
-    match (req.uri().scheme_str(), req.uri().authority()) {
-        (Some(scheme @ ("http" | "https")), Some(authority)) => {
-            Ok((scheme.to_string(), authority.to_string(), pq))
+    match (req.uri().scheme(), req.uri().authority()) {
+        (Some(scheme), Some(authority)) if matches!(scheme.as_str(), "http" | "https") => {
+            Ok(Target {
+                scheme: scheme.clone(),
+                authority: authority.clone(),
+                pq,
+            })
         }
         _ => Err(refuse(
             StatusCode::BAD_REQUEST,
@@ -183,33 +218,30 @@ const HOP_BY_HOP: [&str; 7] = [
 /// Drops the hop-by-hop headers, and those the `Connection` header names; keeps `Upgrade`
 /// (and `Connection: upgrade`) when `upgrade` is true.
 fn drop_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    let named: Vec<String> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|n| n.trim().to_ascii_lowercase())
-        .filter(|n| !n.is_empty())
-        .collect();
-    for name in HOP_BY_HOP
-        .iter()
-        .copied()
-        .chain(named.iter().map(String::as_str))
-    {
-        if upgrade && (name == "connection" || name == "upgrade") {
+    let hop = |name: &HeaderName| {
+        HOP_BY_HOP.contains(&name.as_str()) || (!upgrade && name == header::UPGRADE)
+    };
+    // Most messages have none, or only `Connection: keep-alive`: one pass over the names.
+    let mut drop: Vec<HeaderName> = headers.keys().filter(|n| hop(n)).cloned().collect();
+    if drop.is_empty() {
+        return;
+    }
+    // And the headers the `Connection` header names.
+    for v in headers.get_all(header::CONNECTION) {
+        for name in v.as_bytes().split(|&b| b == b',') {
+            if let Ok(name) = HeaderName::from_bytes(name.trim_ascii())
+                && headers.contains_key(&name)
+            {
+                drop.push(name);
+            }
+        }
+    }
+    for name in drop {
+        if upgrade && (name == header::CONNECTION || name == header::UPGRADE) {
             continue;
         }
-        headers.remove(name);
+        headers.remove(&name);
     }
-    if !upgrade {
-        headers.remove(header::UPGRADE);
-    }
-}
-
-/// True when `text` holds `ey`, where every token starts: text without it holds none. (A
-/// two-byte needle: one memchr pass, without building a substring searcher per call.)
-fn has_ey(text: &[u8]) -> bool {
-    memchr::memchr_iter(b'e', text).any(|i| text.get(i + 1) == Some(&b'y'))
 }
 
 /// Re-signs the tokens in a request target (path and query), scanned as the request line
@@ -380,15 +412,19 @@ fn rewrite_body(proxy: &Proxy, headers: &mut HeaderMap, data: Bytes, counts: &mu
 async fn forward(
     proxy: &Arc<Proxy>,
     mut req: Request,
+    peer: SocketAddr,
     counts: &mut Counts,
 ) -> Result<Response, Box<Response>> {
-    let (scheme, authority, mut pq) = target(proxy, &req)?;
+    let Target {
+        scheme,
+        authority,
+        mut pq,
+    } = target(proxy, &req)?;
     proxy
         .rewriter
         .stats
         .requests
         .fetch_add(1, Ordering::Relaxed);
-    let peer = req.extensions().get::<PeerAddr>().copied();
     let upgrade = req
         .headers()
         .get(header::UPGRADE)
@@ -397,22 +433,23 @@ async fn forward(
     let (mut parts, body) = req.into_parts();
     let sides = proxy.config.sides;
     if sides.requests {
-        if let Some(new) = rewrite_target(&proxy.rewriter, &parts.method, &pq, counts) {
-            pq = new;
+        if let Some(new) = rewrite_target(&proxy.rewriter, &parts.method, pq.as_str(), counts) {
+            // A token's characters are all allowed in a path or query: it parses.
+            if let Ok(new) = PathAndQuery::try_from(new) {
+                pq = new;
+            }
         }
         rewrite_headers(&proxy.rewriter, &mut parts.headers, counts);
     }
     drop_hop_by_hop(&mut parts.headers, upgrade);
-    if proxy.config.forwarded
-        && let Some(PeerAddr(addr)) = peer
-    {
+    if proxy.config.forwarded {
         let host = parts
             .headers
             .get(header::HOST)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let ip = addr.ip();
+        let ip = peer.ip();
         let for_ = if ip.is_ipv6() {
             format!("\"[{ip}]\"")
         } else {
@@ -458,14 +495,15 @@ async fn forward(
             }
         }
     };
-    let uri: Uri = match format!("{scheme}://{authority}{pq}").parse() {
-        Ok(u) => u,
-        Err(_) => {
-            return Err(refuse(
-                StatusCode::BAD_REQUEST,
-                "the request target is not a URI",
-            ));
-        }
+    let mut uri = hyper::http::uri::Parts::default();
+    uri.scheme = Some(scheme);
+    uri.authority = Some(authority.clone());
+    uri.path_and_query = Some(pq);
+    let Ok(uri) = Uri::from_parts(uri) else {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "the request target is not a URI",
+        ));
     };
     parts.uri = uri;
     let out = hyper::Request::from_parts(parts, body);
@@ -475,7 +513,7 @@ async fn forward(
         Ok(Err(e)) => {
             return Err(upstream_failed(
                 proxy,
-                &authority,
+                authority.as_str(),
                 StatusCode::BAD_GATEWAY,
                 &upstream_cause(&e),
             ));
@@ -483,7 +521,7 @@ async fn forward(
         Err(_) => {
             return Err(upstream_failed(
                 proxy,
-                &authority,
+                authority.as_str(),
                 StatusCode::GATEWAY_TIMEOUT,
                 "no answer within the upstream timeout",
             ));
@@ -585,7 +623,7 @@ fn upstream_cause(e: &hyper_util::client::legacy::Error) -> String {
 
 /// CONNECT host:port: a tunnel, passed through as it is, or with an interception CA
 /// terminated here and served like any other traffic.
-fn connect(proxy: Arc<Proxy>, mut req: Request) -> Response {
+fn connect(proxy: Arc<Proxy>, mut req: Request, peer: SocketAddr) -> Response {
     let Some(authority) = req.uri().authority().map(|a| a.to_string()) else {
         return error(StatusCode::BAD_REQUEST, "CONNECT needs host:port");
     };
@@ -611,16 +649,12 @@ fn connect(proxy: Arc<Proxy>, mut req: Request) -> Response {
                 else {
                     return;
                 };
-                let router = router(Arc::clone(&proxy));
                 let target = Intercepted(authority);
                 let service = hyper::service::service_fn(
                     move |mut req: hyper::Request<hyper::body::Incoming>| {
                         req.extensions_mut().insert(target.clone());
-                        let router = router.clone();
-                        async move {
-                            use tower::ServiceExt;
-                            router.oneshot(req.map(Body::new)).await
-                        }
+                        let answer = handle(Arc::clone(&proxy), req.map(Body::new), peer);
+                        async move { Ok::<_, std::convert::Infallible>(answer.await) }
                     },
                 );
                 let mut builder = hyper::server::conn::http1::Builder::new();

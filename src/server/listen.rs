@@ -8,6 +8,7 @@
 //! are counted in a log line every 10 s, not one line each.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,10 +23,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tower::ServiceExt;
-
-/// The client's address, in every request's extensions.
-#[derive(Clone, Copy, Debug)]
-pub struct PeerAddr(pub std::net::SocketAddr);
 
 /// How connections are held.
 #[derive(Clone, Copy, Debug)]
@@ -124,6 +121,29 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     )
 }
 
+/// The runtime of a process whose serving happens on worker threads of their own
+/// (`serve_per_thread`): one thread for signals and reports; stderr is its log as in `runtime`.
+pub fn main_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    crate::output::start_log_writer();
+    anyhow::Context::context(
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        "starting the async runtime",
+    )
+}
+
+/// How many worker threads serve: `TOKIO_WORKER_THREADS` when set (as for the multi-thread
+/// runtime), else one per core.
+pub fn threads() -> usize {
+    std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(1)
+}
+
 /// Binds `addr` (host:port; the first address it resolves to that binds) with a deep backlog.
 pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
     let mut last = None;
@@ -148,6 +168,39 @@ pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
     }))
 }
 
+/// The connections open on one listening address, however many threads accept on it: the
+/// cap and the eviction see them all.
+struct Registry {
+    conns: Mutex<BTreeMap<u64, Conn>>,
+    counts: Counts,
+    next_id: AtomicU64,
+    limits: Limits,
+}
+
+impl Registry {
+    fn new(limits: Limits) -> Arc<Registry> {
+        Arc::new(Registry {
+            conns: Mutex::default(),
+            counts: Counts::default(),
+            next_id: AtomicU64::new(0),
+            limits,
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.conns.lock().map(|c| c.is_empty()).unwrap_or(true)
+    }
+
+    /// After a stop: waits until every connection has closed, at most the grace.
+    async fn drain(&self) {
+        let deadline =
+            tokio::time::Instant::now() + self.limits.shutdown_grace + Duration::from_millis(500);
+        while !self.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` completes, then stops gracefully.
 pub async fn serve(
     listener: TcpListener,
@@ -156,34 +209,125 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let conns: Arc<Mutex<BTreeMap<u64, Conn>>> = Arc::default();
-    let counts = Arc::new(Counts::default());
+    let registry = Registry::new(limits);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let reporter = tokio::spawn(report(Arc::clone(&counts)));
-    let mut next_id: u64 = 0;
-    tokio::pin!(shutdown);
+    let reporter = tokio::spawn(report(Arc::clone(&registry)));
+    let handler = move |req: hyper::Request<Body>, _peer: SocketAddr| {
+        let router = router.clone();
+        async move {
+            match router.oneshot(req).await {
+                Ok(resp) => resp,
+                Err(never) => match never {},
+            }
+        }
+    };
+    let accepting = tokio::spawn(accept(
+        listener,
+        handler,
+        tls,
+        Arc::clone(&registry),
+        stop_rx,
+    ));
+    shutdown.await;
+    // Stop: no new connections; each open one finishes its request or closes if idle.
+    let _ = stop_tx.send(true);
+    let _ = accepting.await;
+    registry.drain().await;
+    reporter.abort();
+    log_counts(&registry.counts);
+}
+
+/// Serves `handler` on `listener` with one single-threaded runtime per thread, `threads` of
+/// them, each accepting on the same socket and keeping the connections it accepted (as
+/// nginx's worker processes do): a request never hops between threads, and no thread wakes
+/// another. `make` gives each thread its handler. Runs until `shutdown` completes, then stops
+/// gracefully.
+pub async fn serve_per_thread<H, F>(
+    listener: TcpListener,
+    threads: usize,
+    make: impl Fn() -> H,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()>
+where
+    H: Fn(hyper::Request<Body>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = axum::response::Response> + Send + 'static,
+{
+    let listener = listener.into_std()?;
+    let registry = Registry::new(limits);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let reporter = tokio::spawn(report(Arc::clone(&registry)));
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(threads.max(1));
+    for i in 0..threads.max(1) {
+        let listener = listener.try_clone()?;
+        let handler = make();
+        let registry = Arc::clone(&registry);
+        let stop = stop_rx.clone();
+        let done = done_tx.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name(format!("jwkit-worker-{i}"))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    if let Ok(listener) = TcpListener::from_std(listener) {
+                        let accepting =
+                            accept(listener, handler, None, Arc::clone(&registry), stop);
+                        accepting.await;
+                        registry.drain().await;
+                    }
+                });
+                drop(done);
+            })?;
+    }
+    drop(done_tx);
+    drop(listener);
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    // Every thread's sender is dropped when it has finished.
+    while done_rx.recv().await.is_some() {}
+    reporter.abort();
+    log_counts(&registry.counts);
+    Ok(())
+}
+
+/// Accepts connections on `listener` and serves each in a task of its own, until `stop`.
+async fn accept<H, F>(
+    listener: TcpListener,
+    handler: H,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    registry: Arc<Registry>,
+    mut stop: watch::Receiver<bool>,
+) where
+    H: Fn(hyper::Request<Body>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = axum::response::Response> + Send + 'static,
+{
+    let limits = registry.limits;
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
-            _ = &mut shutdown => break,
+            _ = async { stop.wait_for(|stopped| *stopped).await.map(|_| ()) } => break,
         };
+        let counts = &registry.counts;
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(_) => {
                 // Out of descriptors (EMFILE) or a transient error: make room and go on.
-                if evict_one(&conns) {
+                if evict_one(&registry.conns) {
                     counts.evicted.fetch_add(1, Ordering::Relaxed);
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
         };
-        let full = conns
+        let full = registry
+            .conns
             .lock()
             .map(|c| c.len() >= limits.max_connections)
             .unwrap_or(true);
         if full {
-            if evict_one(&conns) {
+            if evict_one(&registry.conns) {
                 counts.evicted.fetch_add(1, Ordering::Relaxed);
             } else {
                 // Every connection is new and inside a request: this one waits for no one.
@@ -192,8 +336,7 @@ pub async fn serve(
                 continue;
             }
         }
-        next_id += 1;
-        let id = next_id;
+        let id = registry.next_id.fetch_add(1, Ordering::Relaxed);
         let busy = Arc::new(AtomicUsize::new(0));
         let bytes = Arc::new(AtomicU64::new(0));
         let stream = Metered {
@@ -201,7 +344,7 @@ pub async fn serve(
             bytes: Arc::clone(&bytes),
         };
         let (close_tx, close_rx) = oneshot::channel();
-        if let Ok(mut c) = conns.lock() {
+        if let Ok(mut c) = registry.conns.lock() {
             c.insert(
                 id,
                 Conn {
@@ -212,23 +355,22 @@ pub async fn serve(
                 },
             );
         }
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            let router = router.clone();
+        let handler = handler.clone();
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let busy = Arc::clone(&busy);
-            req.extensions_mut().insert(PeerAddr(peer));
+            let answer = handler(req.map(Body::new), peer);
             async move {
                 busy.fetch_add(1, Ordering::SeqCst);
-                let resp = router.oneshot(req.map(Body::new)).await;
+                let resp = answer.await;
                 busy.fetch_sub(1, Ordering::SeqCst);
-                resp
+                Ok::<_, std::convert::Infallible>(resp)
             }
         });
-        let conns = Arc::clone(&conns);
-        let counts = Arc::clone(&counts);
-        let stop = stop_rx.clone();
+        let registry = Arc::clone(&registry);
+        let stop = stop.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let counts = &registry.counts;
             match tls {
                 None => {
                     connection(
@@ -237,7 +379,7 @@ pub async fn serve(
                         limits,
                         close_rx,
                         stop,
-                        &counts,
+                        counts,
                     )
                     .await
                 }
@@ -252,7 +394,7 @@ pub async fn serve(
                                 limits,
                                 close_rx,
                                 stop,
-                                &counts,
+                                counts,
                             )
                             .await
                         }
@@ -262,22 +404,15 @@ pub async fn serve(
                     }
                 }
             }
-            if let Ok(mut c) = conns.lock() {
+            if let Ok(mut c) = registry.conns.lock() {
                 c.remove(&id);
             }
         });
+        // The connections already open on this thread read their requests before the next
+        // one is taken: a flood of new connections cannot starve them (on a full server, a
+        // connection still waiting to be read is one eviction may close).
+        tokio::task::yield_now().await;
     }
-    // Stop: no new connections; each open one finishes its request or closes if idle.
-    drop(listener);
-    let _ = stop_tx.send(true);
-    let deadline = tokio::time::Instant::now() + limits.shutdown_grace + Duration::from_millis(500);
-    while conns.lock().map(|c| !c.is_empty()).unwrap_or(false)
-        && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    reporter.abort();
-    log_counts(&counts);
 }
 
 /// Serves one connection until it ends, is evicted, or the server stops (then the request in
@@ -315,7 +450,7 @@ async fn connection<I, S>(
             }
         }
         _ = close => {}
-        _ = stop.changed() => {
+        _ = async { stop.wait_for(|stopped| *stopped).await.map(|_| ()) } => {
             conn.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(limits.shutdown_grace, conn).await;
         }
@@ -353,12 +488,12 @@ fn evict_one(conns: &Mutex<BTreeMap<u64, Conn>>) -> bool {
     }
 }
 
-async fn report(counts: Arc<Counts>) {
+async fn report(registry: Arc<Registry>) {
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     tick.tick().await;
     loop {
         tick.tick().await;
-        log_counts(&counts);
+        log_counts(&registry.counts);
     }
 }
 

@@ -133,11 +133,9 @@ impl HealthLoop {
             let (mut worst, mut answered) = (Duration::ZERO, 0);
             while flag.load(Ordering::SeqCst) {
                 let t = std::time::Instant::now();
-                let ok = client
-                    .get(&health_url)
-                    .send()
-                    .is_ok_and(|r| r.status().as_u16() == 200);
-                assert!(ok, "GET /health failed");
+                let r = client.get(&health_url).send();
+                let ok = r.as_ref().is_ok_and(|r| r.status().as_u16() == 200);
+                assert!(ok, "GET /health failed: {r:?} after {:?}", t.elapsed());
                 worst = worst.max(t.elapsed());
                 answered += 1;
                 std::thread::sleep(every);
