@@ -260,8 +260,12 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             break
         }
         'jwkit;decode' {
+            [CompletionResult]::new('--decrypt-key-file', '--decrypt-key-file', [CompletionResultType]::ParameterName, 'Decrypt a JWE with this private key or symmetric key (PEM, JWK or JWK set; the JWE''s kid picks from a set). `-` reads stdin')
+            [CompletionResult]::new('--password-file', '--password-file', [CompletionResultType]::ParameterName, 'Decrypt a PBES2 JWE with the password in this file (one trailing newline is dropped)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never')
-            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON document: {header, claims, signature, times}')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON document: {header, claims, signature, times}; for a JWE also jwe_header')
+            [CompletionResult]::new('--plaintext', '--plaintext', [CompletionResultType]::ParameterName, 'Write a JWE''s decrypted plaintext to stdout, byte for byte (for scripts)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Also decrypt RSA1_5 (PKCS#1 v1.5 key transport, open to padding-oracle attacks)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Errors keep every layer of their cause (network errors are otherwise one line)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Errors keep every layer of their cause (network errors are otherwise one line)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')

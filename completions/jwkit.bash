@@ -197,12 +197,20 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__decode)
-            opts="-v -h -V --json --color --verbose --help --version"
+            opts="-v -h -V --json --plaintext --decrypt-key-file --password-file --insecure --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --decrypt-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0

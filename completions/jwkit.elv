@@ -250,8 +250,12 @@ set edit:completion:arg-completer[jwkit] = {|@words|
             cand --version 'Print version'
         }
         &'jwkit;decode'= {
+            cand --decrypt-key-file 'Decrypt a JWE with this private key or symmetric key (PEM, JWK or JWK set; the JWE''s kid picks from a set). `-` reads stdin'
+            cand --password-file 'Decrypt a PBES2 JWE with the password in this file (one trailing newline is dropped)'
             cand --color 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never'
-            cand --json 'One JSON document: {header, claims, signature, times}'
+            cand --json 'One JSON document: {header, claims, signature, times}; for a JWE also jwe_header'
+            cand --plaintext 'Write a JWE''s decrypted plaintext to stdout, byte for byte (for scripts)'
+            cand --insecure 'Also decrypt RSA1_5 (PKCS#1 v1.5 key transport, open to padding-oracle attacks)'
             cand -v 'Errors keep every layer of their cause (network errors are otherwise one line)'
             cand --verbose 'Errors keep every layer of their cause (network errors are otherwise one line)'
             cand -h 'Print help'

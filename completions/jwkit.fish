@@ -326,10 +326,14 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l allow-http -d 'All
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -s V -l version -d 'Print version'
+complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l decrypt-key-file -d 'Decrypt a JWE with this private key or symmetric key (PEM, JWK or JWK set; the JWE\'s kid picks from a set). `-` reads stdin' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l password-file -d 'Decrypt a PBES2 JWE with the password in this file (one trailing newline is dropped)' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l json -d 'One JSON document: {header, claims, signature, times}'
+complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l json -d 'One JSON document: {header, claims, signature, times}; for a JWE also jwe_header'
+complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l plaintext -d 'Write a JWE\'s decrypted plaintext to stdout, byte for byte (for scripts)'
+complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l insecure -d 'Also decrypt RSA1_5 (PKCS#1 v1.5 key transport, open to padding-oracle attacks)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -s h -l help -d 'Print help'
 complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -s V -l version -d 'Print version'

@@ -970,9 +970,26 @@ pub struct DecodeArgs {
     #[arg(value_name = "TOKEN")]
     pub token: Option<String>,
 
-    /// One JSON document: {header, claims, signature, times}.
+    /// One JSON document: {header, claims, signature, times}; for a JWE also jwe_header.
     #[arg(long)]
     pub json: bool,
+
+    /// Write a JWE's decrypted plaintext to stdout, byte for byte (for scripts).
+    #[arg(long, requires = "decrypt")]
+    pub plaintext: bool,
+
+    /// Decrypt a JWE with this private key or symmetric key (PEM, JWK or JWK set; the JWE's
+    /// kid picks from a set). `-` reads stdin.
+    #[arg(long, value_name = "FILE", group = "decrypt")]
+    pub decrypt_key_file: Option<String>,
+
+    /// Decrypt a PBES2 JWE with the password in this file (one trailing newline is dropped).
+    #[arg(long, value_name = "FILE", group = "decrypt")]
+    pub password_file: Option<PathBuf>,
+
+    /// Also decrypt RSA1_5 (PKCS#1 v1.5 key transport, open to padding-oracle attacks).
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,11 +1,13 @@
 //! `jwkit decode`: header and claims of a token, with readable times. Never verifies.
 
-use anyhow::Result;
+use std::path::Path;
+
+use anyhow::{Result, anyhow, bail};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::cli::DecodeArgs;
-use crate::crypto::{b64, jws};
+use crate::crypto::{b64, jwe, jws};
 use crate::exit::ExitStatus;
 use crate::input;
 use crate::output;
@@ -13,6 +15,10 @@ use crate::when;
 
 #[derive(Serialize)]
 struct Decoded {
+    /// A JWE's header (protected, shared and the recipient's members); the other members
+    /// describe its plaintext.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwe_header: Option<Map<String, Value>>,
     header: Map<String, Value>,
     /// The claims, or null when the payload is not a JSON object.
     claims: Option<Map<String, Value>>,
@@ -41,38 +47,139 @@ struct TimeReading {
 
 pub fn run(args: &DecodeArgs) -> Result<ExitStatus> {
     let raw = input::read_token(args.token.as_deref())?;
+    if jwe::is_jwe(&raw) {
+        return run_jwe(args, &raw);
+    }
     let pasted = jws::pasted(&raw);
     let token = jws::Compact::parse(&pasted.token)?;
     output::warn("signature not verified (decode never verifies; use verify-jwt)");
-    let now = when::now();
+    show(args, None, &token)
+}
+
+/// Header, claims and times of a JWS (the plaintext of a JWE when `jwe_header` is given).
+fn show(
+    args: &DecodeArgs,
+    jwe_header: Option<Map<String, Value>>,
+    token: &jws::Compact,
+) -> Result<ExitStatus> {
     let claims = token.claims();
-    let (payload, payload_encoding) = match (&claims, std::str::from_utf8(&token.payload)) {
-        (Some(_), _) => (None, None),
-        (None, Ok(text)) => (Some(text.to_string()), Some("utf-8")),
-        (None, Err(_)) => (Some(b64::encode(&token.payload)), Some("base64url")),
-    };
-    let mut times = Map::new();
-    if let Some(c) = &claims {
-        for name in ["iat", "nbf", "exp"] {
-            if let Some(v) = c.get(name) {
-                times.insert(name.into(), serde_json::to_value(reading(name, v, now))?);
-            }
-        }
-    }
+    let (payload, payload_encoding) = payload_text(&claims, &token.payload);
     let doc = Decoded {
+        jwe_header,
         header: token.header.clone(),
+        times: times(&claims),
         claims,
         payload,
         payload_encoding,
         signature: token.signature_b64.to_string(),
-        times,
     };
+    print(args, &doc)
+}
+
+fn print(args: &DecodeArgs, doc: &Decoded) -> Result<ExitStatus> {
     if args.json {
-        output::json(&doc)?;
+        output::json(doc)?;
     } else {
-        output::data(human(&doc)?)?;
+        output::data(human(doc)?)?;
     }
     Ok(ExitStatus::Success)
+}
+
+fn payload_text(
+    claims: &Option<Map<String, Value>>,
+    payload: &[u8],
+) -> (Option<String>, Option<&'static str>) {
+    match (claims, std::str::from_utf8(payload)) {
+        (Some(_), _) => (None, None),
+        (None, Ok(text)) => (Some(text.to_string()), Some("utf-8")),
+        (None, Err(_)) => (Some(b64::encode(payload)), Some("base64url")),
+    }
+}
+
+fn times(claims: &Option<Map<String, Value>>) -> Map<String, Value> {
+    let now = when::now();
+    let mut times = Map::new();
+    if let Some(c) = claims {
+        for name in ["iat", "nbf", "exp"] {
+            if let Some(v) = c.get(name) {
+                times.insert(
+                    name.into(),
+                    serde_json::to_value(reading(name, v, now)).unwrap_or(Value::Null),
+                );
+            }
+        }
+    }
+    times
+}
+
+/// The decryption keys the flags name.
+pub fn decrypt_keys(
+    key_file: Option<&str>,
+    password_file: Option<&Path>,
+) -> Result<Vec<jwe::DecryptKey>> {
+    if let Some(spec) = key_file {
+        let bytes = input::read(spec, "--decrypt-key-file", 1 << 20)?;
+        return jwe::load_keys(&bytes)
+            .map_err(|e| anyhow!("--decrypt-key-file {}: {e}", output::escape(spec)));
+    }
+    if let Some(path) = password_file {
+        let bytes = input::read_secret_file(path, "--password-file", 64 << 10)?;
+        let pw = bytes
+            .strip_suffix(b"\r\n")
+            .or_else(|| bytes.strip_suffix(b"\n"))
+            .unwrap_or(&bytes);
+        if pw.is_empty() {
+            bail!("--password-file {}: the password is empty", path.display());
+        }
+        return Ok(vec![jwe::DecryptKey::password(pw)]);
+    }
+    Ok(Vec::new())
+}
+
+fn run_jwe(args: &DecodeArgs, raw: &str) -> Result<ExitStatus> {
+    if args.insecure {
+        output::warn(
+            "--insecure: RSA1_5 JWEs are decrypted (PKCS#1 v1.5, open to padding oracles)",
+        );
+    }
+    let keys = decrypt_keys(
+        args.decrypt_key_file.as_deref(),
+        args.password_file.as_deref(),
+    )?;
+    if keys.is_empty() {
+        bail!(
+            "the token is a JWE (encrypted): give --decrypt-key-file FILE or --password-file FILE to read it"
+        );
+    }
+    let opts = jwe::Options {
+        allow_rsa1_5: args.insecure,
+        ..jwe::Options::default()
+    };
+    let done = jwe::decrypt(raw, &keys, &opts).map_err(|e| anyhow!("{e}"))?;
+    if args.plaintext {
+        output::data(done.plaintext.as_slice())?;
+        return Ok(ExitStatus::Success);
+    }
+    // A nested JWT: the plaintext is a JWS, shown as one (its signature not verified).
+    if let Ok(text) = std::str::from_utf8(&done.plaintext)
+        && let Ok(inner) = jws::Compact::parse(text.trim())
+    {
+        output::warn("decrypted; the inner token's signature is not verified (use verify-jwt)");
+        return show(args, Some(done.header), &inner);
+    }
+    output::warn("decrypted; the sender is not authenticated (decode never verifies)");
+    let claims = super::super::crypto::json::parse_object(&done.plaintext).ok();
+    let (payload, payload_encoding) = payload_text(&claims, &done.plaintext);
+    let doc = Decoded {
+        jwe_header: Some(done.header),
+        header: Map::new(),
+        times: times(&claims),
+        claims,
+        payload,
+        payload_encoding,
+        signature: String::new(),
+    };
+    print(args, &doc)
 }
 
 fn reading(name: &str, v: &Value, now: i64) -> TimeReading {
@@ -122,8 +229,17 @@ fn json_text(value: &impl Serialize) -> Result<String> {
 /// cannot clear the screen or forge a line.
 fn human(doc: &Decoded) -> Result<String> {
     let mut out = String::new();
-    out.push_str("Header\n");
-    out.push_str(&json_text(&doc.header)?);
+    if let Some(h) = &doc.jwe_header {
+        out.push_str("JWE header\n");
+        out.push_str(&json_text(h)?);
+    }
+    if doc.jwe_header.is_none() || !doc.header.is_empty() {
+        if doc.jwe_header.is_some() {
+            out.push_str("\n\n");
+        }
+        out.push_str("Header\n");
+        out.push_str(&json_text(&doc.header)?);
+    }
     match (&doc.claims, &doc.payload) {
         (Some(claims), _) => {
             out.push_str("\n\nClaims\n");

@@ -21,7 +21,7 @@ pub enum MalformedToken {
     )]
     Segments(usize),
     #[error(
-        "the token has 5 segments: it is a JWE (an encrypted token), not a signed JWS; jwkit reads and verifies JWS only"
+        "the token has 5 segments: it is a JWE (an encrypted token), not a signed JWS; `jwkit decode --decrypt-key-file FILE` decrypts it"
     )]
     Jwe,
     #[error("the token on stdin is over {MAX_TOKEN_BYTES} bytes; tokens that long are refused")]

@@ -5,6 +5,7 @@
 pub mod alg;
 pub mod b64;
 pub mod json;
+pub mod jwe;
 pub mod jws;
 mod key;
 mod parse;

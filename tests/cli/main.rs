@@ -14,6 +14,7 @@ mod idp;
 mod idp_replicas;
 mod idp_security;
 mod jose;
+mod jwe;
 mod key;
 mod layout;
 mod pg;
