@@ -155,10 +155,13 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l jti -d 'Tok
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l exp -d 'Expiry (exp), as WHEN (default: 1h from now, so the token passes verify-jwt, which requires exp)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l nbf -d 'Not before (nbf), as WHEN' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l iat -d 'Issued at (iat), as WHEN (default: now)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l encrypt-key-file -d 'Sign, then encrypt the token to this key (a nested JWT, cty JWT): a public or private RSA, EC or X25519 key, or a symmetric key (PEM, JWK, or a JWK set: the first key that can encrypt)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l jwe-alg -d 'The JWE key management algorithm (default: the key\'s JWK alg, else RSA-OAEP-256 for RSA, ECDH-ES+A256KW for EC and X25519, A128KW/A192KW/A256KW by a symmetric key\'s size)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l jwe-enc -d 'The JWE content encryption (default A256GCM)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l insecure -d 'Accept an HMAC secret shorter than RFC 7518 §3.2 asks (32 bytes for HS256), such as an app\'s existing secret, with a warning'
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l insecure -d 'Accept an HMAC secret shorter than RFC 7518 §3.2 asks (32 bytes for HS256), such as an app\'s existing secret, with a warning (verify-jwt: also decrypt RSA1_5 JWEs)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l secret-base64 -d 'The --secret-file or --secret-env value is base64 (standard or URL-safe, padded or not, as `kubectl get secret -o yaml` shows it); the decoded bytes are the secret'
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l no-kid -d 'Leave kid out of the header'
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l no-exp -d 'Leave exp out (a token that never expires; verify-jwt then needs --ignore-exp)'
@@ -198,18 +201,21 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l leeway -d 'Cl
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l require -d 'A claim that must be present (repeatable)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l at -d 'Judge exp, nbf and iat as of WHEN instead of now (a capture\'s time, for example)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l threads -d 'Threads for --batch (default: all cores)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l decrypt-key-file -d 'Decrypt JWEs with this private or symmetric key (PEM, JWK or JWK set; the JWE\'s kid picks from a set), then verify the inner token\'s signature and claims' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l password-file -d 'Decrypt PBES2 JWEs with the password in this file (one trailing newline is dropped)' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l timeout -d 'The whole of each HTTP fetch (name resolution, connecting, TLS, headers and body) must finish within this' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l cacert -d 'Extra trusted CA certificates (PEM) for HTTPS, besides the system roots' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l insecure -d 'Accept an HMAC secret shorter than RFC 7518 §3.2 asks (32 bytes for HS256), such as an app\'s existing secret, with a warning'
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l insecure -d 'Accept an HMAC secret shorter than RFC 7518 §3.2 asks (32 bytes for HS256), such as an app\'s existing secret, with a warning (verify-jwt: also decrypt RSA1_5 JWEs)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l secret-base64 -d 'The --secret-file or --secret-env value is base64 (standard or URL-safe, padded or not, as `kubectl get secret -o yaml` shows it); the decoded bytes are the secret'
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l any-aud -d 'Accept a token whatever its aud says (the caller does not identify itself by audience)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l ignore-exp -d 'Accept tokens that have expired or have no exp (warns)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l raw -d 'Verify the signature only: the payload need not be JWT claims (it is printed as is), and no claim is checked'
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l batch -d 'Tokens one per line; one result per line, in input order'
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l json -d 'JSON on stdout: {"valid":true,"kid":..,"alg":..,"claims":{..}} or {"valid":false,"error":{"kind":..,"message":..}}; one object per line with --batch'
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l allow-unsigned -d 'Accept an encrypted-only JWT (no signature inside) under a public-key algorithm (RSA-OAEP, ECDH-ES), which anyone with the public key can make (warns)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l no-cache -d 'Neither read nor write the JWKS cache'
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l allow-http -d 'Allow plain-HTTP key sets off loopback (warns)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
@@ -258,7 +264,7 @@ always\t''
 never\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l force -d 'Overwrite --out if it exists'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l goreplay -d 'Speak GoReplay\'s middleware protocol on stdin and stdout (`gor --middleware "jwkit resign --goreplay --key-file K"`): one hex-encoded message per line; requests come back with their tokens re-signed and Content-Length fixed, each flushed as it is done; other messages come back unchanged'
-complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l insecure -d 'Accept an HMAC secret shorter than RFC 7518 §3.2 asks (32 bytes for HS256), such as an app\'s existing secret, with a warning'
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l insecure -d 'Accept an HMAC secret shorter than RFC 7518 §3.2 asks (32 bytes for HS256), such as an app\'s existing secret, with a warning (verify-jwt: also decrypt RSA1_5 JWEs)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l secret-base64 -d 'The --secret-file or --secret-env value is base64 (standard or URL-safe, padded or not, as `kubectl get secret -o yaml` shows it); the decoded bytes are the secret'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l keep-kid -d 'Keep the token\'s own kid'
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l refresh -d 'Make the token current: iat becomes now, and nbf and exp move by as much, so the lifetime is kept'
@@ -317,7 +323,7 @@ never\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l intercept-self-signed -d 'Forward proxy: terminate CONNECT tunnels with a throwaway CA made at start, written to --intercept-ca-out for clients to trust'
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l insecure-upstream -d 'Do not verify the upstream\'s TLS certificate (warns)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l forwarded -d 'Add Forwarded and X-Forwarded-For headers (by default no header is added)'
-complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l insecure -d 'Accept an HMAC secret shorter than RFC 7518 §3.2 asks (32 bytes for HS256), such as an app\'s existing secret, with a warning'
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l insecure -d 'Accept an HMAC secret shorter than RFC 7518 §3.2 asks (32 bytes for HS256), such as an app\'s existing secret, with a warning (verify-jwt: also decrypt RSA1_5 JWEs)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l secret-base64 -d 'The --secret-file or --secret-env value is base64 (standard or URL-safe, padded or not, as `kubectl get secret -o yaml` shows it); the decoded bytes are the secret'
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l keep-kid -d 'Keep the token\'s own kid'
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l refresh -d 'Make the token current: iat becomes now, and nbf and exp move by as much, so the lifetime is kept'

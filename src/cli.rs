@@ -517,7 +517,7 @@ pub struct SigningKeyArgs {
 #[derive(Debug, Args)]
 pub struct SecretArgs {
     /// Accept an HMAC secret shorter than RFC 7518 §3.2 asks (32 bytes for HS256), such as an
-    /// app's existing secret, with a warning.
+    /// app's existing secret, with a warning (verify-jwt: also decrypt RSA1_5 JWEs).
     #[arg(long)]
     pub insecure: bool,
 
@@ -620,6 +620,21 @@ pub struct GenerateJwtArgs {
     /// A token that expired an hour ago (iat two hours ago), for testing rejections.
     #[arg(long, conflicts_with_all = ["exp", "no_exp", "iat", "no_iat"])]
     pub expired: bool,
+
+    /// Sign, then encrypt the token to this key (a nested JWT, cty JWT): a public or private
+    /// RSA, EC or X25519 key, or a symmetric key (PEM, JWK, or a JWK set: the first key that
+    /// can encrypt).
+    #[arg(long, value_name = "FILE")]
+    pub encrypt_key_file: Option<String>,
+
+    /// The JWE key management algorithm (default: the key's JWK alg, else RSA-OAEP-256 for RSA,
+    /// ECDH-ES+A256KW for EC and X25519, A128KW/A192KW/A256KW by a symmetric key's size).
+    #[arg(long, value_name = "ALG", requires = "encrypt_key_file")]
+    pub jwe_alg: Option<String>,
+
+    /// The JWE content encryption (default A256GCM).
+    #[arg(long, value_name = "ENC", requires = "encrypt_key_file")]
+    pub jwe_enc: Option<String>,
 }
 
 /// Where verification keys come from: exactly one (or $JWKIT_JWKS_URL, then $JWKIT_SERVER).
@@ -735,6 +750,20 @@ pub struct VerifyJwtArgs {
     /// {"valid":false,"error":{"kind":..,"message":..}}; one object per line with --batch.
     #[arg(long)]
     pub json: bool,
+
+    /// Decrypt JWEs with this private or symmetric key (PEM, JWK or JWK set; the JWE's kid
+    /// picks from a set), then verify the inner token's signature and claims.
+    #[arg(long, value_name = "FILE", group = "decrypt")]
+    pub decrypt_key_file: Option<String>,
+
+    /// Decrypt PBES2 JWEs with the password in this file (one trailing newline is dropped).
+    #[arg(long, value_name = "FILE", group = "decrypt")]
+    pub password_file: Option<PathBuf>,
+
+    /// Accept an encrypted-only JWT (no signature inside) under a public-key algorithm
+    /// (RSA-OAEP, ECDH-ES), which anyone with the public key can make (warns).
+    #[arg(long)]
+    pub allow_unsigned: bool,
 
     #[command(flatten)]
     pub fetch: FetchArgs,

@@ -7,7 +7,7 @@ use std::path::Path;
 
 type Entry = fn(&[u8]);
 
-const TARGETS: [(&str, Entry); 8] = [
+const TARGETS: [(&str, Entry); 9] = [
     ("keys", jwkit::fuzz_entry::keys),
     ("jws", jwkit::fuzz_entry::jws),
     ("verify", jwkit::fuzz_entry::verify),
@@ -16,6 +16,7 @@ const TARGETS: [(&str, Entry); 8] = [
     ("when", jwkit::fuzz_entry::when),
     ("jwks_response", jwkit::fuzz_entry::jwks_response),
     ("server", jwkit::fuzz_entry::server),
+    ("jwe", jwkit::fuzz_entry::jwe),
 ];
 
 fn replay(dir: &str, target: &str, entry: Entry) -> usize {

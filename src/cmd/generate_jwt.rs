@@ -54,8 +54,35 @@ pub fn run(args: &GenerateJwtArgs) -> Result<ExitStatus> {
     }
     let payload = serde_json::to_vec(&claims)?;
     let token = jws::encode(&header, &payload, &signer)?;
+    let token = match &args.encrypt_key_file {
+        None => token,
+        Some(spec) => encrypt_nested(
+            &token,
+            spec,
+            args.jwe_alg.as_deref(),
+            args.jwe_enc.as_deref(),
+        )?,
+    };
     output::data_line(&token)?;
     Ok(ExitStatus::Success)
+}
+
+/// A signed token encrypted to the key in `spec` (a nested JWT: `cty: JWT`).
+pub fn encrypt_nested(
+    token: &str,
+    spec: &str,
+    alg: Option<&str>,
+    enc: Option<&str>,
+) -> Result<String> {
+    let bytes = input::read(spec, "--encrypt-key-file", 1 << 20)?;
+    let key = crate::crypto::jwe::load_encrypt_key(&bytes, None)
+        .map_err(|e| anyhow::anyhow!("--encrypt-key-file {}: {e}", output::escape(spec)))?;
+    let alg = alg.map_or_else(|| key.default_alg(), str::to_string);
+    let enc = enc.unwrap_or(crate::crypto::jwe::DEFAULT_ENC);
+    let mut extra = Map::new();
+    extra.insert("cty".into(), "JWT".into());
+    crate::crypto::jwe::encrypt(token.as_bytes(), &key, &alg, enc, extra)
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// The lifetime of a token when neither --exp nor --no-exp is given: verify-jwt requires exp, so

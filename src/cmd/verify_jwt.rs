@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::cli::{FetchArgs, KeySourceArgs, VerifyJwtArgs};
+use crate::crypto::jwe;
 use crate::crypto::verify::{Policy, Rejection, TrustedKeys, Verified, verify_token};
 use crate::crypto::{self, JwkSet, b64, jws};
 use crate::exit::ExitStatus;
@@ -67,10 +68,11 @@ fn run_checked(args: &VerifyJwtArgs) -> Result<ExitStatus, Failure> {
         .kind("usage")?;
     let mut keys = Keys::resolve(&args.source, &args.secret.options(), &args.fetch, &policy)?;
     let clock = Clock(at);
+    let dec = Decryption::from_args(args)?;
     if args.batch {
-        batch(args, &policy, &mut keys, clock)
+        batch(args, &policy, &mut keys, clock, &dec)
     } else {
-        single(args, &policy, &mut keys, clock)
+        single(args, &policy, &mut keys, clock, &dec)
     }
 }
 
@@ -339,11 +341,12 @@ fn verify_with_refetch(
     keys: &mut Keys,
     policy: &Policy,
     now: i64,
+    dec: &Decryption,
 ) -> Result<Result<Verified, Rejection>, Failure> {
-    let first = verify_token(token, &keys.trusted, policy, now);
+    let first = verify_any(token, &keys.trusted, policy, now, dec);
     let result = match &first {
         Err(r) if r.kind == crypto::verify::Kind::UnknownKid && keys.refetch(policy)? => {
-            verify_token(token, &keys.trusted, policy, now)
+            verify_any(token, &keys.trusted, policy, now, dec)
         }
         _ => first,
     };
@@ -353,10 +356,89 @@ fn verify_with_refetch(
     }))
 }
 
+/// How JWEs are opened before their signature is verified.
+pub(crate) struct Decryption {
+    keys: Vec<jwe::DecryptKey>,
+    opts: jwe::Options,
+    allow_unsigned: bool,
+}
+
+impl Decryption {
+    fn from_args(args: &VerifyJwtArgs) -> Result<Decryption, Failure> {
+        let keys = crate::cmd::decode::decrypt_keys(
+            args.decrypt_key_file.as_deref(),
+            args.password_file.as_deref(),
+        )
+        .kind("key_invalid")?;
+        if args.allow_unsigned {
+            output::warn(
+                "--allow-unsigned: encrypted-only tokens under public-key algorithms (which anyone with the public key can make) are accepted",
+            );
+        }
+        Ok(Decryption {
+            keys,
+            opts: jwe::Options {
+                allow_rsa1_5: args.secret.insecure,
+                ..jwe::Options::default()
+            },
+            allow_unsigned: args.allow_unsigned,
+        })
+    }
+}
+
+/// Verifies a JWS; a JWE is first decrypted: a nested JWT's inner token is then verified as
+/// any other, and an encrypted-only one is taken only when its encryption authenticates its
+/// sender (a shared key) or `--allow-unsigned` says so.
+fn verify_any(
+    token: &str,
+    keys: &TrustedKeys,
+    policy: &Policy,
+    now: i64,
+    dec: &Decryption,
+) -> Result<Verified, Rejection> {
+    use crypto::verify::Kind;
+    if !jwe::is_jwe(token) {
+        return verify_token(token, keys, policy, now);
+    }
+    if dec.keys.is_empty() {
+        return Err(Rejection {
+            kind: Kind::Malformed,
+            message: "the token is a JWE (encrypted): give --decrypt-key-file FILE or --password-file FILE".into(),
+        });
+    }
+    let done = jwe::decrypt(token, &dec.keys, &dec.opts).map_err(|e| Rejection {
+        kind: match e {
+            jwe::Error::Failed => Kind::DecryptFailed,
+            jwe::Error::Malformed(_) => Kind::Malformed,
+            jwe::Error::Unsupported(_) => Kind::AlgNotAllowed,
+            jwe::Error::NoKey(_) => Kind::UnknownKid,
+        },
+        message: e.to_string(),
+    })?;
+    if let Ok(text) = std::str::from_utf8(&done.plaintext)
+        && jws::Compact::parse(text.trim()).is_ok()
+    {
+        return verify_token(text.trim(), keys, policy, now);
+    }
+    let alg = done.header.get("alg").and_then(Value::as_str).unwrap_or("");
+    if (alg.starts_with("RSA") || alg.starts_with("ECDH")) && !dec.allow_unsigned {
+        return Err(Rejection {
+            kind: Kind::Unsigned,
+            message: format!(
+                "the token is encrypted ({}) but not signed: anyone with the public key could have made it; --allow-unsigned accepts it",
+                output::escape(alg)
+            ),
+        });
+    }
+    crypto::verify::verify_claims(&done.plaintext, policy, now)
+}
+
 /// The token from the argument or stdin, as pasted; an input that cannot be a token (too long,
 /// not UTF-8) is a rejection like any other malformed token.
 fn read_token(arg: Option<&str>) -> Result<Result<String, Rejection>, Failure> {
     match input::read_token(arg) {
+        // A JWE in its JSON serialization is taken as it is.
+        Ok(raw) if raw.trim_start().starts_with('{') => Ok(Ok(raw.trim().to_string())),
         Ok(raw) => Ok(Ok(jws::pasted(&raw).token.into_owned())),
         Err(e) => match e.downcast_ref::<jws::MalformedToken>() {
             Some(m) => Ok(Err(Rejection {
@@ -373,10 +455,11 @@ fn single(
     policy: &Policy,
     keys: &mut Keys,
     clock: Clock,
+    dec: &Decryption,
 ) -> Result<ExitStatus, Failure> {
     let arg = args.token.as_deref().or(args.token_arg.as_deref());
     let verdict = match read_token(arg)? {
-        Ok(token) => verify_with_refetch(&token, keys, policy, clock.now())?,
+        Ok(token) => verify_with_refetch(&token, keys, policy, clock.now(), dec)?,
         Err(r) => Err(r),
     };
     match verdict {
@@ -409,7 +492,10 @@ fn valid_json(v: &Verified) -> Value {
     let mut doc = Map::new();
     doc.insert("valid".into(), true.into());
     doc.insert("kid".into(), v.kid.clone().map_or(Value::Null, Value::from));
-    doc.insert("alg".into(), v.alg.as_str().into());
+    doc.insert(
+        "alg".into(),
+        v.alg.map_or(Value::Null, |a| a.as_str().into()),
+    );
     match &v.claims {
         Some(c) => {
             doc.insert("claims".into(), Value::Object(c.clone()));
@@ -452,6 +538,7 @@ fn batch(
     policy: &Policy,
     keys: &mut Keys,
     clock: Clock,
+    dec: &Decryption,
 ) -> Result<ExitStatus, Failure> {
     if args.token.is_some() {
         return Err(anyhow!(
@@ -499,17 +586,18 @@ fn batch(
         for chunk in chunk_rx {
             let chunk = chunk?;
             let now = clock.now();
-            let mut results = verify_parallel(&chunk, &keys.trusted, policy, now, threads);
+            let mut results = verify_parallel(&chunk, &keys.trusted, policy, now, threads, dec);
             let unknown =
                 |r: &Outcome| matches!(r, Err(e) if e.kind == crypto::verify::Kind::UnknownKid);
             if results.iter().any(unknown) && keys.refetch(policy)? {
                 for (i, r) in results.iter_mut().enumerate() {
                     if unknown(r) {
-                        *r = outcome(verify_token(
+                        *r = outcome(verify_any(
                             &jws::pasted(&chunk[i].1).token,
                             &keys.trusted,
                             policy,
                             now,
+                            dec,
                         ));
                     }
                 }
@@ -586,7 +674,7 @@ fn read_chunks(
 
 /// What a batch keeps of a verified token: its kid and alg. The claims are dropped in the
 /// worker thread that parsed them (freeing memory in another thread contends in malloc).
-type Outcome = Result<(Option<String>, crypto::Alg), Rejection>;
+type Outcome = Result<(Option<String>, Option<crypto::Alg>), Rejection>;
 
 fn outcome(r: Result<Verified, Rejection>) -> Outcome {
     r.map(|v| (v.kid, v.alg))
@@ -598,6 +686,7 @@ fn verify_parallel(
     policy: &Policy,
     now: i64,
     threads: usize,
+    dec: &Decryption,
 ) -> Vec<Outcome> {
     // Each thread verifies with its own copy of the keys when there is more than one thread.
     let share = threads <= 1;
@@ -606,11 +695,12 @@ fn verify_parallel(
         threads,
         || (!share).then(|| keys.independent_copy()),
         |own, (_, t)| {
-            outcome(verify_token(
+            outcome(verify_any(
                 &jws::pasted(t).token,
                 own.as_ref().unwrap_or(keys),
                 policy,
                 now,
+                dec,
             ))
         },
         || {
@@ -634,7 +724,7 @@ fn write_result(
                 line,
                 valid: true,
                 kid: kid.as_deref(),
-                alg: Some(alg.as_str()),
+                alg: alg.map(|a| a.as_str()),
                 error: None,
             },
             Err(e) => BatchResult {
@@ -655,7 +745,8 @@ fn write_result(
         match r {
             Ok((kid, alg)) => writeln!(
                 out,
-                "{line}\tvalid\t{alg}\t{}",
+                "{line}\tvalid\t{}\t{}",
+                alg.map_or("-", |a| a.as_str()),
                 output::escape(kid.as_deref().unwrap_or("-"))
             ),
             Err(e) => writeln!(

@@ -597,21 +597,7 @@ fn content_key(
             };
             let apu = header_b64(header, "apu")?.unwrap_or_default();
             let apv = header_b64(header, "apv")?.unwrap_or_default();
-            let mut info = Vec::new();
-            for part in [algorithm_id.as_bytes(), &apu, &apv] {
-                info.extend_from_slice(&(part.len() as u32).to_be_bytes());
-                info.extend_from_slice(part);
-            }
-            info.extend_from_slice(&((wrap_len * 8) as u32).to_be_bytes());
-            let mut derived = Zeroizing::new(vec![0u8; wrap_len]);
-            kdf::sskdf_digest(
-                kdf::get_sskdf_digest_algorithm(kdf::SskdfDigestAlgorithmId::Sha256)
-                    .ok_or(Error::Failed)?,
-                &z,
-                &info,
-                &mut derived,
-            )
-            .map_err(|_| Error::Failed)?;
+            let derived = concat_kdf(&z, algorithm_id, &apu, &apv, wrap_len)?;
             if direct {
                 if !ek.is_empty() {
                     return Err(malformed(
@@ -687,6 +673,33 @@ fn content_key(
         }
         _ => Err(Error::Failed),
     }
+}
+
+/// JWA's Concat KDF (RFC 7518 §4.6.2): NIST SP 800-56C's single-step KDF with SHA-256, over
+/// AlgorithmID, PartyUInfo and PartyVInfo (each length-prefixed) and the key length in bits.
+fn concat_kdf(
+    z: &[u8],
+    algorithm_id: &str,
+    apu: &[u8],
+    apv: &[u8],
+    len: usize,
+) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let mut info = Vec::new();
+    for part in [algorithm_id.as_bytes(), apu, apv] {
+        info.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        info.extend_from_slice(part);
+    }
+    info.extend_from_slice(&((len * 8) as u32).to_be_bytes());
+    let mut derived = Zeroizing::new(vec![0u8; len]);
+    kdf::sskdf_digest(
+        kdf::get_sskdf_digest_algorithm(kdf::SskdfDigestAlgorithmId::Sha256)
+            .ok_or(Error::Failed)?,
+        z,
+        &info,
+        &mut derived,
+    )
+    .map_err(|_| Error::Failed)?;
+    Ok(derived)
 }
 
 fn kw_len(alg: &str) -> usize {
@@ -1027,4 +1040,417 @@ fn from_checked(
         Material::Hmac { k } => Secret::Oct(k.clone()),
     };
     Ok(Some(DecryptKey { kid, alg, secret }))
+}
+
+// ---- encryption ------------------------------------------------------------------------------
+
+/// What a JWE may be encrypted to: a public key (or the public half of a private one), or a
+/// shared symmetric key.
+pub enum Target {
+    Rsa(rsa::PublicEncryptingKey),
+    /// An EC point (uncompressed) or an X25519 public key, for ECDH-ES.
+    Agreement {
+        crv: &'static str,
+        public: Vec<u8>,
+    },
+    Oct(Zeroizing<Vec<u8>>),
+}
+
+/// An encryption key and what its JWK says of itself.
+pub struct EncryptKey {
+    pub kid: Option<String>,
+    pub alg: Option<String>,
+    pub target: Target,
+}
+
+impl EncryptKey {
+    /// The key-management algorithm used when none is asked for: the key's own `alg`, else by
+    /// its type: RSA-OAEP-256, ECDH-ES+A256KW, or AES key wrap of the key's size.
+    pub fn default_alg(&self) -> String {
+        if let Some(a) = &self.alg {
+            return a.clone();
+        }
+        match &self.target {
+            Target::Rsa(_) => "RSA-OAEP-256".into(),
+            Target::Agreement { .. } => "ECDH-ES+A256KW".into(),
+            Target::Oct(k) => match k.len() {
+                16 => "A128KW".into(),
+                24 => "A192KW".into(),
+                _ => "A256KW".into(),
+            },
+        }
+    }
+}
+
+/// The content encryption used when none is asked for.
+pub const DEFAULT_ENC: &str = "A256GCM";
+
+/// Encryption keys from a file's bytes: a JWK (public or private), a JWK set (the first key
+/// that can take an encryption, or the one whose kid is `kid`), or a PEM/DER key.
+pub fn load_encrypt_key(bytes: &[u8], kid: Option<&str>) -> Result<EncryptKey, String> {
+    let text = std::str::from_utf8(bytes).unwrap_or("").trim();
+    if text.starts_with('{') {
+        let o: Map<String, Value> =
+            serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
+        if let Some(keys) = o.get("keys") {
+            let list = keys
+                .as_array()
+                .ok_or_else(|| "\"keys\" is not an array".to_string())?;
+            let mut last = "the key set is empty".to_string();
+            for k in list {
+                let Some(obj) = k.as_object() else { continue };
+                if kid.is_some() && obj.get("kid").and_then(Value::as_str) != kid {
+                    continue;
+                }
+                match encrypt_key_from_jwk(obj) {
+                    Ok(key) => return Ok(key),
+                    Err(e) => last = e,
+                }
+            }
+            return Err(match kid {
+                Some(k) => format!(
+                    "no key in the set has kid {}: {last}",
+                    crate::output::escape(k)
+                ),
+                None => format!("no key in the set can encrypt: {last}"),
+            });
+        }
+        return encrypt_key_from_jwk(&o);
+    }
+    let key = super::parse::load_key(bytes, None).map_err(|e| e.to_string())?;
+    from_checked_public(&key, None, None)
+}
+
+/// An encryption key from a JWK. A `use: sig` key, or one whose `key_ops` allow neither
+/// encrypt nor wrapKey, never encrypts.
+pub fn encrypt_key_from_jwk(o: &Map<String, Value>) -> Result<EncryptKey, String> {
+    let kid = str_of(o, "kid")?.map(str::to_string);
+    let alg = str_of(o, "alg")?.map(str::to_string);
+    if str_of(o, "use")? == Some("sig") {
+        return Err("the JWK is a signing key (use: sig): it never encrypts".into());
+    }
+    if let Some(ops) = o.get("key_ops") {
+        let ops = ops
+            .as_array()
+            .ok_or_else(|| "the JWK's key_ops is not an array".to_string())?;
+        if !ops.iter().any(|v| {
+            matches!(
+                v.as_str(),
+                Some("encrypt" | "wrapKey" | "deriveKey" | "deriveBits")
+            )
+        }) {
+            return Err("the JWK's key_ops allow no encryption".into());
+        }
+    }
+    let kty = str_of(o, "kty")?.ok_or_else(|| "the JWK has no \"kty\"".to_string())?;
+    let target = match kty {
+        "oct" => {
+            let k = b64_of(o, "k")?.ok_or_else(|| "the oct JWK has no \"k\"".to_string())?;
+            if k.is_empty() {
+                return Err("the oct JWK's \"k\" is empty".into());
+            }
+            Target::Oct(k)
+        }
+        "OKP" => {
+            if str_of(o, "crv")? != Some("X25519") {
+                return Err("an OKP key encrypts only on X25519".into());
+            }
+            let x = b64_of(o, "x")?.ok_or_else(|| "the X25519 JWK has no \"x\"".to_string())?;
+            if x.len() != 32 {
+                return Err("the X25519 public key is not 32 bytes".into());
+            }
+            Target::Agreement {
+                crv: "X25519",
+                public: x.to_vec(),
+            }
+        }
+        "EC" | "RSA" => {
+            let mut public = o.clone();
+            for m in [
+                "alg", "use", "key_ops", "kid", "d", "p", "q", "dp", "dq", "qi",
+            ] {
+                public.remove(m);
+            }
+            let key = super::parse::from_jwk(&public).map_err(|e| e.to_string())?;
+            return from_checked_public(&key, kid, alg);
+        }
+        other => {
+            return Err(format!(
+                "unsupported kty \"{}\" for encryption",
+                crate::output::escape(other)
+            ));
+        }
+    };
+    Ok(EncryptKey { kid, alg, target })
+}
+
+fn from_checked_public(
+    key: &super::key::Key,
+    kid: Option<String>,
+    alg: Option<String>,
+) -> Result<EncryptKey, String> {
+    use super::key::{Material, PublicMaterial};
+    let kid = kid.or_else(|| key.meta.kid.clone());
+    let target = match &key.material {
+        Material::Hmac { k } => Target::Oct(k.clone()),
+        Material::Asymmetric { public, .. } => match public {
+            PublicMaterial::Rsa { .. } => {
+                let der = key
+                    .public()
+                    .and_then(|p| p.to_spki_der())
+                    .map_err(|e| e.to_string())?;
+                Target::Rsa(
+                    rsa::PublicEncryptingKey::from_der(&der)
+                        .map_err(|_| "the RSA key cannot encrypt".to_string())?,
+                )
+            }
+            PublicMaterial::Ec { curve, x, y } => {
+                let crv = match curve.as_str() {
+                    "P-256" => "P-256",
+                    "P-384" => "P-384",
+                    "P-521" => "P-521",
+                    other => return Err(format!("an EC key on {other} does not encrypt")),
+                };
+                let mut point = vec![4u8];
+                point.extend_from_slice(x);
+                point.extend_from_slice(y);
+                Target::Agreement { crv, public: point }
+            }
+            PublicMaterial::Ed25519 { .. } => {
+                return Err("an Ed25519 key signs; it does not encrypt (X25519 does)".into());
+            }
+        },
+    };
+    Ok(EncryptKey { kid, alg, target })
+}
+
+fn random(len: usize) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let mut out = Zeroizing::new(vec![0u8; len]);
+    aws_lc_rs::rand::fill(&mut out).map_err(|_| Error::Failed)?;
+    Ok(out)
+}
+
+fn agreement_alg(crv: &str) -> Result<&'static agreement::Algorithm, Error> {
+    Ok(match crv {
+        "P-256" => &agreement::ECDH_P256,
+        "P-384" => &agreement::ECDH_P384,
+        "P-521" => &agreement::ECDH_P521,
+        "X25519" => &agreement::X25519,
+        _ => return Err(Error::Failed),
+    })
+}
+
+/// AES key wrap (RFC 3394) with a 128-, 192- or 256-bit key-encryption key.
+fn wrap(kek: &[u8], cek: &[u8]) -> Result<Vec<u8>, Error> {
+    match kek.len() {
+        16 | 32 => {
+            let cipher = if kek.len() == 16 {
+                &key_wrap::AES_128
+            } else {
+                &key_wrap::AES_256
+            };
+            let k = KeyEncryptionKey::new(cipher, kek).map_err(|_| Error::Failed)?;
+            let mut out = vec![0u8; cek.len() + 8];
+            let n = k.wrap(cek, &mut out).map_err(|_| Error::Failed)?.len();
+            out.truncate(n);
+            Ok(out)
+        }
+        24 => {
+            let k = aes_kw::KekAes192::try_from(kek).map_err(|_| Error::Failed)?;
+            k.wrap_vec(cek).map_err(|_| Error::Failed)
+        }
+        _ => Err(Error::Failed),
+    }
+}
+
+/// Encrypts `plaintext` to `key` as a compact JWE, with `extra` header members (`cty`...).
+pub fn encrypt(
+    plaintext: &[u8],
+    key: &EncryptKey,
+    alg: &str,
+    enc_name: &str,
+    extra: Map<String, Value>,
+) -> Result<String, Error> {
+    let enc = Enc::parse(enc_name)?;
+    if alg == "RSA1_5" {
+        return Err(Error::Unsupported(
+            "jwkit never encrypts with RSA1_5 (open to padding-oracle attacks); use RSA-OAEP-256"
+                .into(),
+        ));
+    }
+    check_alg(alg, &Options::default())?;
+    if alg.starts_with("PBES2") {
+        return Err(Error::Unsupported(
+            "jwkit encrypts to keys; PBES2 (a password) decrypts only".into(),
+        ));
+    }
+    let mut header = extra;
+    header.insert("alg".into(), alg.into());
+    header.insert("enc".into(), enc_name.into());
+    if let Some(kid) = &key.kid {
+        header.insert("kid".into(), kid.clone().into());
+    }
+    let mismatch = || {
+        Error::Unsupported(format!(
+            "the key cannot be used with JWE alg {}",
+            crate::output::escape(alg)
+        ))
+    };
+    let (cek, encrypted_key) = match (&key.target, alg) {
+        (Target::Rsa(k), _) if alg.starts_with("RSA-OAEP") => {
+            let oaep = match alg {
+                "RSA-OAEP" => &rsa::OAEP_SHA1_MGF1SHA1,
+                "RSA-OAEP-256" => &rsa::OAEP_SHA256_MGF1SHA256,
+                "RSA-OAEP-384" => &rsa::OAEP_SHA384_MGF1SHA384,
+                "RSA-OAEP-512" => &rsa::OAEP_SHA512_MGF1SHA512,
+                _ => return Err(mismatch()),
+            };
+            let k = rsa::OaepPublicEncryptingKey::new(k.clone()).map_err(|_| Error::Failed)?;
+            let cek = random(enc.key_len())?;
+            let mut out = vec![0u8; k.ciphertext_size()];
+            let n = k
+                .encrypt(oaep, &cek, &mut out, None)
+                .map_err(|_| Error::Failed)?
+                .len();
+            out.truncate(n);
+            (cek, out)
+        }
+        (Target::Agreement { crv, public }, _) if alg.starts_with("ECDH-ES") => {
+            let alg_ = agreement_alg(crv)?;
+            let ephemeral = agreement::PrivateKey::generate(alg_).map_err(|_| Error::Failed)?;
+            let epk_public = ephemeral.compute_public_key().map_err(|_| Error::Failed)?;
+            let epk_bytes = epk_public.as_ref();
+            let mut epk = Map::new();
+            if *crv == "X25519" {
+                epk.insert("kty".into(), "OKP".into());
+                epk.insert("crv".into(), "X25519".into());
+                epk.insert("x".into(), b64::encode(epk_bytes).into());
+            } else {
+                let len = (epk_bytes.len() - 1) / 2;
+                epk.insert("kty".into(), "EC".into());
+                epk.insert("crv".into(), (*crv).into());
+                epk.insert("x".into(), b64::encode(&epk_bytes[1..=len]).into());
+                epk.insert("y".into(), b64::encode(&epk_bytes[1 + len..]).into());
+            }
+            header.insert("epk".into(), Value::Object(epk));
+            let peer = agreement::UnparsedPublicKey::new(alg_, public.clone());
+            let z = agreement::agree(&ephemeral, peer, Error::Failed, |z| {
+                Ok(Zeroizing::new(z.to_vec()))
+            })?;
+            match alg {
+                "ECDH-ES" => (
+                    concat_kdf(&z, enc_name, b"", b"", enc.key_len())?,
+                    Vec::new(),
+                ),
+                "ECDH-ES+A128KW" | "ECDH-ES+A192KW" | "ECDH-ES+A256KW" => {
+                    let kek = concat_kdf(&z, alg, b"", b"", kw_len(&alg["ECDH-ES+".len()..]))?;
+                    let cek = random(enc.key_len())?;
+                    let ek = wrap(&kek, &cek)?;
+                    (cek, ek)
+                }
+                _ => return Err(mismatch()),
+            }
+        }
+        (Target::Oct(k), "dir") => {
+            if k.len() != enc.key_len() {
+                return Err(Error::Unsupported(format!(
+                    "dir with {enc_name} needs a {}-byte key; this one has {}",
+                    enc.key_len(),
+                    k.len()
+                )));
+            }
+            (k.clone(), Vec::new())
+        }
+        (
+            Target::Oct(k),
+            "A128KW" | "A192KW" | "A256KW" | "A128GCMKW" | "A192GCMKW" | "A256GCMKW",
+        ) => {
+            if k.len() != kw_len(alg) {
+                return Err(Error::Unsupported(format!(
+                    "{alg} needs a {}-byte key; this one has {}",
+                    kw_len(alg),
+                    k.len()
+                )));
+            }
+            let cek = random(enc.key_len())?;
+            if alg.ends_with("GCMKW") {
+                let iv = random(12)?;
+                let (ek, tag) = gcm_seal(k, &iv, &cek, b"")?;
+                header.insert("iv".into(), b64::encode(iv.as_slice()).into());
+                header.insert("tag".into(), b64::encode(&tag).into());
+                (cek, ek)
+            } else {
+                let ek = wrap(k, &cek)?;
+                (cek, ek)
+            }
+        }
+        _ => return Err(mismatch()),
+    };
+    let protected = serde_json::to_string(&header).map_err(|_| Error::Failed)?;
+    let protected_b64 = b64::encode(protected.as_bytes());
+    let aad = protected_b64.as_bytes();
+    let (iv, ciphertext, tag) = match enc {
+        Enc::Gcm(_) => {
+            let iv = random(12)?;
+            let (ct, tag) = gcm_seal(&cek, &iv, plaintext, aad)?;
+            (iv.to_vec(), ct, tag)
+        }
+        Enc::CbcHs(n) => {
+            let half = n / 2;
+            let (mac_key, enc_key) = cek.split_at(half);
+            let cipher = match half {
+                16 => &cipher::AES_128,
+                24 => &cipher::AES_192,
+                _ => &cipher::AES_256,
+            };
+            let key = cipher::PaddedBlockEncryptingKey::cbc_pkcs7(
+                UnboundCipherKey::new(cipher, enc_key).map_err(|_| Error::Failed)?,
+            )
+            .map_err(|_| Error::Failed)?;
+            let mut buf = plaintext.to_vec();
+            let context = key.encrypt(&mut buf).map_err(|_| Error::Failed)?;
+            let iv: &[u8] = (&context).try_into().map_err(|_| Error::Failed)?;
+            let iv = iv.to_vec();
+            let hash = match n {
+                32 => hmac::HMAC_SHA256,
+                48 => hmac::HMAC_SHA384,
+                _ => hmac::HMAC_SHA512,
+            };
+            let mut ctx = hmac::Context::with_key(&hmac::Key::new(hash, mac_key));
+            ctx.update(aad);
+            ctx.update(&iv);
+            ctx.update(&buf);
+            ctx.update(&((aad.len() as u64) * 8).to_be_bytes());
+            let tag = ctx.sign().as_ref()[..half].to_vec();
+            (iv, buf, tag)
+        }
+    };
+    Ok(format!(
+        "{protected_b64}.{}.{}.{}.{}",
+        b64::encode(&encrypted_key),
+        b64::encode(&iv),
+        b64::encode(&ciphertext),
+        b64::encode(&tag)
+    ))
+}
+
+fn gcm_seal(
+    key: &[u8],
+    iv: &[u8],
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    let alg = match key.len() {
+        16 => &aead::AES_128_GCM,
+        24 => &aead::AES_192_GCM,
+        32 => &aead::AES_256_GCM,
+        _ => return Err(Error::Failed),
+    };
+    let nonce = Nonce::try_assume_unique_for_key(iv).map_err(|_| Error::Failed)?;
+    let k = LessSafeKey::new(UnboundKey::new(alg, key).map_err(|_| Error::Failed)?);
+    let mut buf = plaintext.to_vec();
+    let tag = k
+        .seal_in_place_separate_tag(nonce, Aad::from(aad), &mut buf)
+        .map_err(|_| Error::Failed)?;
+    Ok((buf, tag.as_ref().to_vec()))
 }

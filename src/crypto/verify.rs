@@ -21,6 +21,10 @@ pub enum Kind {
     ClaimMismatch,
     MissingClaim,
     CritUnsupported,
+    /// A JWE that did not decrypt (one kind, one message, whatever failed).
+    DecryptFailed,
+    /// A JWE with no signature inside under a public-key algorithm: anyone could have made it.
+    Unsigned,
 }
 
 impl Kind {
@@ -36,6 +40,8 @@ impl Kind {
             Kind::ClaimMismatch => "claim_mismatch",
             Kind::MissingClaim => "missing_claim",
             Kind::CritUnsupported => "crit_unsupported",
+            Kind::DecryptFailed => "decrypt_failed",
+            Kind::Unsigned => "unsigned",
         }
     }
 }
@@ -231,7 +237,8 @@ pub struct Policy {
 #[derive(Debug, Clone)]
 pub struct Verified {
     pub kid: Option<String>,
-    pub alg: Alg,
+    /// The signature's algorithm (None for an encrypted-only token taken without one).
+    pub alg: Option<Alg>,
     /// The claims (None with `Policy::raw`).
     pub claims: Option<Map<String, Value>>,
     pub payload: Vec<u8>,
@@ -279,7 +286,7 @@ pub fn verify_token(
     if policy.raw {
         return Ok(Verified {
             kid: key_kid,
-            alg,
+            alg: Some(alg),
             claims: None,
             payload: c.payload,
         });
@@ -294,9 +301,27 @@ pub fn verify_token(
     check_claims(&claims, policy, now)?;
     Ok(Verified {
         kid: key_kid,
-        alg,
+        alg: Some(alg),
         claims: Some(claims),
         payload: c.payload,
+    })
+}
+
+/// The claim checks alone, for the plaintext of an encrypted-only JWT whose encryption the
+/// caller accepts as its authentication.
+pub fn verify_claims(payload: &[u8], policy: &Policy, now: i64) -> Result<Verified, Rejection> {
+    let claims = json::parse_object(payload).map_err(|e| {
+        reject(
+            Kind::Malformed,
+            format!("the decrypted payload is not a JSON claims set ({e})"),
+        )
+    })?;
+    check_claims(&claims, policy, now)?;
+    Ok(Verified {
+        kid: None,
+        alg: None,
+        claims: Some(claims),
+        payload: payload.to_vec(),
     })
 }
 

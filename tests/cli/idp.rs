@@ -23,7 +23,7 @@ pub fn idp_dir() -> PathBuf {
 }
 
 /// node with openid-client installed (`npm ci` in tests/idp), or None (SKIPPED outside CI).
-fn node() -> Option<()> {
+pub(crate) fn node() -> Option<()> {
     let ok = Command::new("node")
         .arg("--version")
         .output()

@@ -132,3 +132,358 @@ fn wycheproof_jwe_suite() {
     }
     assert_eq!(valid + invalid, 139, "the suite has 139 tests");
 }
+
+/// Runs a peer (jwcrypto or jose) over a batch of jobs.
+fn peer(which: &str, jobs: &[Value]) -> Vec<Value> {
+    use std::io::Write;
+    let mut cmd = match which {
+        "jwcrypto" => {
+            let python = crate::generate_jwt::peer_python().expect("python");
+            let mut c = std::process::Command::new(python);
+            c.arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/jwe_peer.py"));
+            c
+        }
+        _ => {
+            let mut c = std::process::Command::new("node");
+            c.arg(crate::idp::idp_dir().join("jwe_peer.mjs"));
+            c
+        }
+    };
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("peer");
+    let input = serde_json::to_vec(jobs).expect("jobs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("peer output");
+    writer.join().expect("writer").expect("write jobs");
+    assert!(
+        out.status.success(),
+        "{which}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("peer results")
+}
+
+/// The public half of a JWK (the private members dropped; an oct key stays as it is).
+fn public(jwk: &Value) -> Value {
+    let mut p = jwk.clone();
+    let o = p.as_object_mut().expect("jwk");
+    if o["kty"] != "oct" {
+        for m in ["d", "p", "q", "dp", "dq", "qi"] {
+            o.remove(m);
+        }
+    }
+    p
+}
+
+const ENCS: [(&str, usize); 6] = [
+    ("A128GCM", 16),
+    ("A192GCM", 24),
+    ("A256GCM", 32),
+    ("A128CBC-HS256", 32),
+    ("A192CBC-HS384", 48),
+    ("A256CBC-HS512", 64),
+];
+
+/// Every (alg, enc) pair jwkit encrypts with, and the key each uses.
+fn pairs() -> Vec<(String, String, &'static str)> {
+    let mut out = Vec::new();
+    for (enc, len) in ENCS {
+        let mut add = |alg: &str, key: String| out.push((alg.to_string(), key, enc));
+        for alg in ["RSA-OAEP", "RSA-OAEP-256", "RSA-OAEP-384", "RSA-OAEP-512"] {
+            add(alg, "rsa".into());
+        }
+        for crv in ["P-256", "P-384", "P-521", "X25519"] {
+            for alg in [
+                "ECDH-ES",
+                "ECDH-ES+A128KW",
+                "ECDH-ES+A192KW",
+                "ECDH-ES+A256KW",
+            ] {
+                add(alg, crv.into());
+            }
+        }
+        for (alg, n) in [
+            ("A128KW", 16),
+            ("A192KW", 24),
+            ("A256KW", 32),
+            ("A128GCMKW", 16),
+            ("A192GCMKW", 24),
+            ("A256GCMKW", 32),
+        ] {
+            add(alg, format!("oct{n}"));
+        }
+        add("dir", format!("oct{len}"));
+    }
+    out
+}
+
+/// What jwcrypto 1.5.6 lacks: RSA-OAEP with SHA-384 and SHA-512.
+fn jwcrypto_lacks(alg: &str) -> bool {
+    matches!(alg, "RSA-OAEP-384" | "RSA-OAEP-512")
+}
+
+/// Interop both ways for every (alg, enc) pair, nested JWTs verified end to end: jwkit signs
+/// and encrypts, jwcrypto and jose decrypt and verify the inner signature; jwcrypto and jose
+/// sign and encrypt, `jwkit verify-jwt --decrypt-key-file` decrypts and verifies (one
+/// `--batch` run per decryption key). Encrypted-only tokens: refused as `unsigned` under a
+/// public-key algorithm, taken with --allow-unsigned, and taken under a shared key.
+#[test]
+fn nested_tokens_interoperate_with_jwcrypto_and_jose_both_ways() {
+    if crate::generate_jwt::peer_python().is_none() || crate::idp::node().is_none() {
+        return;
+    }
+    let env = Env::new();
+    let keys = peer("jwcrypto", &[serde_json::json!({"op": "keys"})]);
+    let keys = keys[0]["keys"].as_object().expect("keys").clone();
+    for (name, jwk) in &keys {
+        std::fs::write(env.path(&format!("{name}.private.json")), jwk.to_string()).expect("w");
+        std::fs::write(
+            env.path(&format!("{name}.public.json")),
+            public(jwk).to_string(),
+        )
+        .expect("w");
+    }
+    env.ok(&[
+        "generate-key",
+        "--type",
+        "ec",
+        "--format",
+        "jwk",
+        "--out",
+        "sig.json",
+    ]);
+    let sig: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("sig.json")).expect("sig"))
+            .expect("sig json");
+    let sig_public = public(&sig);
+    std::fs::write(env.path("sig.public.json"), sig_public.to_string()).expect("w");
+    let pairs = pairs();
+    assert_eq!(pairs.len(), 162);
+
+    // jwkit -> jwcrypto, jose.
+    let mut opens = Vec::new();
+    for (i, (alg, key, enc)) in pairs.iter().enumerate() {
+        let token = env.ok(&[
+            "generate-jwt",
+            "--key-file",
+            "sig.json",
+            "--sub",
+            &format!("pair-{i}"),
+            "--encrypt-key-file",
+            &format!("{key}.public.json"),
+            "--jwe-alg",
+            alg,
+            "--jwe-enc",
+            enc,
+        ]);
+        opens.push(serde_json::json!({
+            "op": "open", "token": token.trim(), "key": keys[key.as_str()], "sig": sig_public,
+        }));
+    }
+    for which in ["jwcrypto", "jose"] {
+        let results = peer(which, &opens);
+        for (i, ((alg, key, enc), r)) in pairs.iter().zip(&results).enumerate() {
+            if which == "jwcrypto" && jwcrypto_lacks(alg) {
+                assert_eq!(r["ok"], false, "{which} {alg} {enc}");
+                continue;
+            }
+            assert_eq!(
+                r["ok"], true,
+                "{which} could not open jwkit's {alg}/{enc} ({key}): {r}"
+            );
+            assert_eq!(
+                r["claims"]["sub"],
+                format!("pair-{i}"),
+                "{which} {alg} {enc}"
+            );
+        }
+    }
+
+    // jwcrypto, jose -> jwkit: one verify-jwt --batch per decryption key.
+    for which in ["jwcrypto", "jose"] {
+        let nests: Vec<Value> = pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (alg, key, enc))| {
+                serde_json::json!({
+                    "op": "nest", "claims": {"sub": format!("{which}-{i}"), "exp": 4102444800u64},
+                    "sig": sig, "key": public(&keys[key.as_str()]), "alg": alg, "enc": enc,
+                })
+            })
+            .collect();
+        let results = peer(which, &nests);
+        let mut by_key: std::collections::BTreeMap<&str, Vec<(usize, String)>> = Default::default();
+        for (i, ((alg, key, enc), r)) in pairs.iter().zip(&results).enumerate() {
+            if which == "jwcrypto" && jwcrypto_lacks(alg) {
+                continue;
+            }
+            assert_eq!(r["ok"], true, "{which} could not make {alg}/{enc}: {r}");
+            by_key
+                .entry(key.as_str())
+                .or_default()
+                .push((i, r["token"].as_str().expect("token").to_string()));
+        }
+        for (key, tokens) in by_key {
+            let lines: String = tokens.iter().map(|(_, t)| format!("{t}\n")).collect();
+            let run = env.run_with_stdin(
+                &[
+                    "verify-jwt",
+                    "--batch",
+                    "--json",
+                    "--key-file",
+                    "sig.public.json",
+                    "--decrypt-key-file",
+                    &format!("{key}.private.json"),
+                    "-",
+                ],
+                lines.as_bytes(),
+            );
+            assert_eq!(run.code, 0, "{which} {key}: {}\n{}", run.stderr, run.stdout);
+            let verdicts: Vec<Value> = run
+                .stdout
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("json line"))
+                .collect();
+            assert_eq!(verdicts.len(), tokens.len(), "{which} {key}");
+            for ((i, _), v) in tokens.iter().zip(&verdicts) {
+                let (alg, _, enc) = &pairs[*i];
+                assert_eq!(v["valid"], true, "{which} {alg}/{enc} ({key}): {v}");
+                assert_eq!(v["alg"], "ES256", "{which} {alg}/{enc}");
+            }
+        }
+        // And one of them through verify-jwt's single mode: the claims as they were made.
+        let (i, (alg, key, _)) = pairs
+            .iter()
+            .enumerate()
+            .find(|(_, (alg, _, _))| alg == "ECDH-ES+A256KW")
+            .expect("pair");
+        let claims = env.ok(&[
+            "verify-jwt",
+            "--key-file",
+            "sig.public.json",
+            "--decrypt-key-file",
+            &format!("{key}.private.json"),
+            results[i]["token"].as_str().expect("token"),
+        ]);
+        assert!(
+            claims.contains(&format!("\"{which}-{i}\"")),
+            "{alg}: {claims}"
+        );
+    }
+
+    // Encrypted only: under RSA-OAEP-256 anyone with the public key could have made it.
+    let seals = peer(
+        "jose",
+        &[
+            serde_json::json!({"op": "seal", "claims": {"sub": "sealed", "exp": 4102444800u64},
+                "key": public(&keys["rsa"]), "alg": "RSA-OAEP-256", "enc": "A256GCM"}),
+            serde_json::json!({"op": "seal", "claims": {"sub": "shared", "exp": 4102444800u64},
+                "key": keys["oct32"], "alg": "A256KW", "enc": "A256GCM"}),
+        ],
+    );
+    let sealed = seals[0]["token"].as_str().expect("sealed");
+    let verify = |key: &str, token: &str, extra: &[&str]| {
+        let mut args = vec![
+            "verify-jwt",
+            "--json",
+            "--key-file",
+            "sig.public.json",
+            "--decrypt-key-file",
+            key,
+        ];
+        args.extend_from_slice(extra);
+        args.push(token);
+        env.run(&args)
+    };
+    let run = verify("rsa.private.json", sealed, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("\"kind\":\"unsigned\""),
+        "{}",
+        run.stdout
+    );
+    let run = verify("rsa.private.json", sealed, &["--allow-unsigned"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("\"sealed\""), "{}", run.stdout);
+    assert!(run.stderr.contains("--allow-unsigned"), "{}", run.stderr);
+    let shared = seals[1]["token"].as_str().expect("shared");
+    let run = verify("oct32.private.json", shared, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("\"shared\""), "{}", run.stdout);
+    // A wrong key: one kind, one message.
+    std::fs::write(
+        env.path("wrong.json"),
+        serde_json::json!({"kty": "oct", "k": format!("{}A", "C".repeat(42))}).to_string(),
+    )
+    .expect("w");
+    let run = verify("wrong.json", shared, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("\"kind\":\"decrypt_failed\""),
+        "{}",
+        run.stdout
+    );
+}
+
+/// RFC 7520 section 6: a JWS nested in a JWE, verified end to end at a time it was valid.
+#[test]
+fn rfc7520_section_6_verifies_at_its_time() {
+    let env = Env::new();
+    let case = vector_json("jwe/rfc7520/6.nesting_signatures_and_encryption.json");
+    std::fs::write(
+        env.path("enc.json"),
+        case["encrypt"]["input"]["key"].to_string(),
+    )
+    .expect("w");
+    std::fs::write(
+        env.path("sig.json"),
+        public(&case["sign"]["input"]["key"]).to_string(),
+    )
+    .expect("w");
+    for form in ["compact", "json", "json_flat"] {
+        let token = match &case["encrypt"]["output"][form] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let run = env.run_with_stdin(
+            &[
+                "verify-jwt",
+                "--json",
+                "--key-file",
+                "sig.json",
+                "--decrypt-key-file",
+                "enc.json",
+                "--at",
+                "@1300819000",
+                "-",
+            ],
+            token.as_bytes(),
+        );
+        assert_eq!(run.code, 0, "{form}: {}", run.stderr);
+        assert!(
+            run.stdout.contains("\"iss\":\"hobbiton.example\""),
+            "{}",
+            run.stdout
+        );
+        assert!(run.stdout.contains("\"alg\":\"PS256\""), "{}", run.stdout);
+        // Now, long after: expired.
+        let run = env.run_with_stdin(
+            &[
+                "verify-jwt",
+                "--key-file",
+                "sig.json",
+                "--decrypt-key-file",
+                "enc.json",
+                "-",
+            ],
+            token.as_bytes(),
+        );
+        assert_eq!(run.code, 1, "{form}");
+        assert!(run.stderr.contains("(expired)"), "{}", run.stderr);
+    }
+}
