@@ -360,7 +360,7 @@ _jwkit() {
                     return 0
                     ;;
                 --use)
-                    COMPREPLY=($(compgen -W "sig" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "sig enc" -- "${cur}"))
                     return 0
                     ;;
                 --format)
@@ -1151,7 +1151,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__resign)
-            opts="-o -v -h -V --scan --out --force --goreplay --threads --format --key-file --key --secret-file --secret-env --insecure --secret-base64 --kid --keep-kid --alg --refresh --lifetime --exp --set --unset --verify-with --key-for --only --match-alg --match-kid --match-iss --no-cache --allow-http --timeout --cacert --color --verbose --help --version"
+            opts="-o -v -h -V --scan --out --force --goreplay --threads --format --decrypt-key-file --password-file --encrypt-key-file --key-file --key --secret-file --secret-env --insecure --secret-base64 --kid --keep-kid --alg --refresh --lifetime --exp --set --unset --verify-with --key-for --only --match-alg --match-kid --match-iss --no-cache --allow-http --timeout --cacert --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1175,6 +1175,18 @@ _jwkit() {
                     ;;
                 --format)
                     COMPREPLY=($(compgen -W "auto text http har" -- "${cur}"))
+                    return 0
+                    ;;
+                --decrypt-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --encrypt-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --key-file)

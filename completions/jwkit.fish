@@ -66,7 +66,8 @@ ES512\t''
 ES256K\t''
 EdDSA\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l kid -d 'Key ID (default: the RFC 7638 SHA-256 thumbprint)' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l use -d 'Public key use recorded in the JWK' -r -f -a "sig\t'Signatures (the only use jwkit handles)'"
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l use -d 'Public key use recorded in the JWK' -r -f -a "sig\t'Signatures: the key never decrypts'
+enc\t'Encryption (JWE): the key never signs or verifies'"
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -s f -l format -d 'Output format of the private key (and of --public-out)' -r -f -a "pem\t'PKCS#8 for private keys, SPKI for public keys'
 jwk\t'One JSON Web Key'
 jwks\t'A JSON Web Key Set holding the key'"
@@ -107,7 +108,8 @@ ES512\t''
 ES256K\t''
 EdDSA\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l kid -d 'Key ID (default: the RFC 7638 SHA-256 thumbprint)' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l use -d 'Public key use recorded in the JWK' -r -f -a "sig\t'Signatures (the only use jwkit handles)'"
+complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l use -d 'Public key use recorded in the JWK' -r -f -a "sig\t'Signatures: the key never decrypts'
+enc\t'Encryption (JWE): the key never signs or verifies'"
 complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -s f -l format -d 'Output format of the private key (and of --public-out)' -r -f -a "pem\t'PKCS#8 for private keys, SPKI for public keys'
 jwk\t'One JSON Web Key'
 jwks\t'A JSON Web Key Set holding the key'"
@@ -228,6 +230,9 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l format -d 'What -
 text\t''
 http\t''
 har\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l decrypt-key-file -d 'A nested token (a JWE holding a JWS) is decrypted with this key, its inner token re-signed, and the result encrypted again (to the same key, or to --encrypt-key-file)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l password-file -d 'Decrypt a PBES2 nested token with the password in this file (it is then encrypted again to --encrypt-key-file, which it needs)' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l encrypt-key-file -d 'Encrypt the re-signed nested token to this key instead of the one it was encrypted to' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l key-file -d 'Signing key file: PEM, DER, JWK or JWKS (pick with --kid), recognised by content; `-` reads stdin' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l key -d 'Sign with the stored key with this kid (see `jwkit key list`)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l secret-file -d 'HMAC secret: the raw bytes of FILE (`-` for stdin)' -r

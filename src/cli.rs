@@ -218,8 +218,10 @@ pub enum Format {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum KeyUse {
-    /// Signatures (the only use jwkit handles).
+    /// Signatures: the key never decrypts.
     Sig,
+    /// Encryption (JWE): the key never signs or verifies.
+    Enc,
 }
 
 impl ValueEnum for Alg {
@@ -823,6 +825,20 @@ pub struct ResignArgs {
     /// messages: Content-Length is fixed) or har (HAR 1.2: bodySize and content.size are fixed).
     #[arg(long, value_enum, default_value_t = ScanFormat::Auto, requires = "scan")]
     pub format: ScanFormat,
+
+    /// A nested token (a JWE holding a JWS) is decrypted with this key, its inner token
+    /// re-signed, and the result encrypted again (to the same key, or to --encrypt-key-file).
+    #[arg(long, value_name = "FILE", group = "resign_decrypt")]
+    pub decrypt_key_file: Option<String>,
+
+    /// Decrypt a PBES2 nested token with the password in this file (it is then encrypted
+    /// again to --encrypt-key-file, which it needs).
+    #[arg(long, value_name = "FILE", group = "resign_decrypt")]
+    pub password_file: Option<PathBuf>,
+
+    /// Encrypt the re-signed nested token to this key instead of the one it was encrypted to.
+    #[arg(long, value_name = "FILE", requires = "resign_decrypt")]
+    pub encrypt_key_file: Option<String>,
 
     #[command(flatten)]
     pub plan: PlanArgs,

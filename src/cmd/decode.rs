@@ -147,9 +147,21 @@ fn run_jwe(args: &DecodeArgs, raw: &str) -> Result<ExitStatus> {
         args.password_file.as_deref(),
     )?;
     if keys.is_empty() {
-        bail!(
-            "the token is a JWE (encrypted): give --decrypt-key-file FILE or --password-file FILE to read it"
+        // The header is all that can be read: shown, and the rest named.
+        let header = jwe::header(raw).map_err(|e| anyhow!("{e}"))?;
+        output::warn(
+            "the token is a JWE (encrypted): its header only; give --decrypt-key-file FILE or --password-file FILE to read the rest",
         );
+        let doc = Decoded {
+            jwe_header: Some(header),
+            header: Map::new(),
+            claims: None,
+            payload: None,
+            payload_encoding: None,
+            signature: String::new(),
+            times: Map::new(),
+        };
+        return print(args, &doc);
     }
     let opts = jwe::Options {
         allow_rsa1_5: args.insecure,

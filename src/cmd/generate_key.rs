@@ -33,7 +33,13 @@ pub fn run(args: &GenerateKeyArgs) -> Result<ExitStatus> {
     let meta = KeyMeta {
         kid: args.kid.clone(),
         alg: args.alg,
-        use_: args.use_.map(|KeyUse::Sig| "sig".to_string()),
+        use_: args.use_.map(|u| {
+            match u {
+                KeyUse::Sig => "sig",
+                KeyUse::Enc => "enc",
+            }
+            .to_string()
+        }),
         key_ops: None,
     };
     let mut key = Key::generate(spec, meta, args.insecure)?;

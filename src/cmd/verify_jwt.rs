@@ -364,6 +364,19 @@ pub(crate) struct Decryption {
 }
 
 impl Decryption {
+    /// A copy for one thread of a batch, sharing no aws-lc key with the others.
+    fn independent_copy(&self) -> Option<Decryption> {
+        Some(Decryption {
+            keys: self
+                .keys
+                .iter()
+                .map(jwe::DecryptKey::independent_copy)
+                .collect::<Option<Vec<_>>>()?,
+            opts: self.opts,
+            allow_unsigned: self.allow_unsigned,
+        })
+    }
+
     fn from_args(args: &VerifyJwtArgs) -> Result<Decryption, Failure> {
         let keys = crate::cmd::decode::decrypt_keys(
             args.decrypt_key_file.as_deref(),
@@ -693,15 +706,13 @@ fn verify_parallel(
     crate::parallel::map_ordered_with(
         chunk,
         threads,
-        || (!share).then(|| keys.independent_copy()),
+        || (!share).then(|| (keys.independent_copy(), dec.independent_copy())),
         |own, (_, t)| {
-            outcome(verify_any(
-                &jws::pasted(t).token,
-                own.as_ref().unwrap_or(keys),
-                policy,
-                now,
-                dec,
-            ))
+            let (keys, dec) = match own {
+                Some((k, d)) => (&*k, d.as_ref().unwrap_or(dec)),
+                None => (keys, dec),
+            };
+            outcome(verify_any(&jws::pasted(t).token, keys, policy, now, dec))
         },
         || {
             Err(Rejection {

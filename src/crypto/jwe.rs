@@ -81,11 +81,16 @@ fn malformed(m: impl Into<String>) -> Error {
 
 /// What may be decrypted with.
 pub enum Secret {
-    Rsa(rsa::PrivateDecryptingKey),
-    /// An EC (P-256/384/521) or X25519 private key, for ECDH-ES.
+    /// The parsed key and its PKCS#8 DER (for independent copies).
+    Rsa {
+        key: rsa::PrivateDecryptingKey,
+        pkcs8: Zeroizing<Vec<u8>>,
+    },
+    /// An EC (P-256/384/521) or X25519 private key, for ECDH-ES, and its raw private bytes.
     Agreement {
         crv: &'static str,
         key: agreement::PrivateKey,
+        d: Zeroizing<Vec<u8>>,
     },
     /// A symmetric key: AES key wrap, AES-GCM key wrap or direct encryption.
     Oct(Zeroizing<Vec<u8>>),
@@ -110,6 +115,49 @@ impl DecryptKey {
         }
     }
 
+    /// A copy that shares no aws-lc object with this one (a batch gives each thread its own:
+    /// an RSA key's blinding state is locked per key, and threads sharing one wait on it).
+    /// None if the key does not parse again (it did once, so it does).
+    pub fn independent_copy(&self) -> Option<DecryptKey> {
+        let secret = match &self.secret {
+            Secret::Rsa { pkcs8, .. } => Secret::Rsa {
+                key: rsa::PrivateDecryptingKey::from_pkcs8(pkcs8).ok()?,
+                pkcs8: pkcs8.clone(),
+            },
+            Secret::Agreement { crv, d, .. } => Secret::Agreement {
+                crv,
+                key: agreement::PrivateKey::from_private_key(agreement_alg(crv).ok()?, d).ok()?,
+                d: d.clone(),
+            },
+            Secret::Oct(k) => Secret::Oct(k.clone()),
+            Secret::Password(p) => Secret::Password(p.clone()),
+        };
+        Some(DecryptKey {
+            kid: self.kid.clone(),
+            alg: self.alg.clone(),
+            secret,
+        })
+    }
+
+    /// The key to encrypt to this key's owner again (its public half; a symmetric key as it
+    /// is). None for a password: jwkit does not encrypt with PBES2.
+    pub fn to_encrypt_key(&self) -> Option<EncryptKey> {
+        let target = match &self.secret {
+            Secret::Rsa { key, .. } => Target::Rsa(key.public_key()),
+            Secret::Agreement { crv, key, .. } => Target::Agreement {
+                crv,
+                public: key.compute_public_key().ok()?.as_ref().to_vec(),
+            },
+            Secret::Oct(k) => Target::Oct(k.clone()),
+            Secret::Password(_) => return None,
+        };
+        Some(EncryptKey {
+            kid: self.kid.clone(),
+            alg: self.alg.clone(),
+            target,
+        })
+    }
+
     /// Whether this key can serve `alg` (by its kind, and by its own `alg` when it has one;
     /// a direct-encryption key's `alg` may name the content encryption, as RFC 7520 §5.6's).
     fn fits(&self, alg: &str, enc: &str) -> bool {
@@ -121,7 +169,7 @@ impl DecryptKey {
             return false;
         }
         match &self.secret {
-            Secret::Rsa(_) => alg.starts_with("RSA"),
+            Secret::Rsa { .. } => alg.starts_with("RSA"),
             Secret::Agreement { .. } => alg.starts_with("ECDH-ES"),
             Secret::Oct(_) => alg == "dir" || (alg.starts_with('A') && (alg.ends_with("KW"))),
             Secret::Password(_) => alg.starts_with("PBES2-"),
@@ -150,6 +198,8 @@ impl Default for Options {
 
 /// A decrypted JWE.
 pub struct Decrypted {
+    /// Which of the keys given decrypted it.
+    pub key_index: usize,
     /// The protected header as sent.
     pub protected: Map<String, Value>,
     /// Every header member that applied: protected, shared unprotected and the recipient's.
@@ -411,6 +461,13 @@ fn header_b64(h: &Map<String, Value>, name: &str) -> Result<Option<Vec<u8>>, Err
     }
 }
 
+/// The header of a JWE (its first recipient's, in the JSON serialization), read without
+/// decrypting anything.
+pub fn header(token: &str) -> Result<Map<String, Value>, Error> {
+    let p = parse(token)?;
+    joint_header(&p, &p.recipients[0])
+}
+
 /// Decrypts `token` with the first of `keys` that fits (by `kid` when the header names one).
 pub fn decrypt(token: &str, keys: &[DecryptKey], opts: &Options) -> Result<Decrypted, Error> {
     let p = parse(token)?;
@@ -425,10 +482,11 @@ pub fn decrypt(token: &str, keys: &[DecryptKey], opts: &Options) -> Result<Decry
             Some(Value::String(k)) => Some(k.as_str()),
             _ => None,
         };
-        let candidates: Vec<&DecryptKey> = keys
+        let candidates: Vec<(usize, &DecryptKey)> = keys
             .iter()
-            .filter(|k| k.fits(alg, enc_name))
-            .filter(|k| kid.is_none() || k.kid.is_none() || k.kid.as_deref() == kid)
+            .enumerate()
+            .filter(|(_, k)| k.fits(alg, enc_name))
+            .filter(|(_, k)| kid.is_none() || k.kid.is_none() || k.kid.as_deref() == kid)
             .collect();
         if candidates.is_empty() {
             last = Some(Error::NoKey(match kid {
@@ -444,10 +502,11 @@ pub fn decrypt(token: &str, keys: &[DecryptKey], opts: &Options) -> Result<Decry
             }));
             continue;
         }
-        for key in candidates {
+        for (key_index, key) in candidates {
             match decrypt_with(&p, r, &header, alg, enc, key, opts) {
                 Ok(plaintext) => {
                     return Ok(Decrypted {
+                        key_index,
                         protected: p.protected.clone(),
                         header,
                         plaintext,
@@ -550,7 +609,7 @@ fn content_key(
 ) -> Result<Zeroizing<Vec<u8>>, Error> {
     let ek = &r.encrypted_key;
     match (&key.secret, alg) {
-        (Secret::Rsa(k), "RSA1_5") => {
+        (Secret::Rsa { key: k, .. }, "RSA1_5") => {
             // RFC 7516 §11.5 / RFC 3218: a random CEK stands in for a failed unwrap, so a
             // padding failure and a tag failure look alike.
             let k = rsa::Pkcs1PrivateDecryptingKey::new(k.clone()).map_err(|_| Error::Failed)?;
@@ -562,7 +621,7 @@ fn content_key(
                 _ => Ok(Zeroizing::new(fake)),
             }
         }
-        (Secret::Rsa(k), _) => {
+        (Secret::Rsa { key: k, .. }, _) => {
             let oaep = match alg {
                 "RSA-OAEP" => &rsa::OAEP_SHA1_MGF1SHA1,
                 "RSA-OAEP-256" => &rsa::OAEP_SHA256_MGF1SHA256,
@@ -577,7 +636,12 @@ fn content_key(
                 .map_err(|_| Error::Failed)?;
             Ok(Zeroizing::new(cek.to_vec()))
         }
-        (Secret::Agreement { crv, key: private }, _) => {
+        (
+            Secret::Agreement {
+                crv, key: private, ..
+            },
+            _,
+        ) => {
             let epk = match header.get("epk") {
                 Some(Value::Object(e)) => e,
                 _ => return Err(malformed("the JWE header has no \"epk\" object")),
@@ -977,6 +1041,7 @@ pub fn from_jwk(o: &Map<String, Value>) -> Result<Option<DecryptKey>, String> {
                 crv: "X25519",
                 key: agreement::PrivateKey::from_private_key(&agreement::X25519, &d)
                     .map_err(|_| "the X25519 private key is not 32 bytes".to_string())?,
+                d,
             }
         }
         "EC" | "RSA" => {
@@ -1013,10 +1078,11 @@ fn from_checked(
             ..
         } => {
             let der = key.to_pkcs8_der().map_err(|e| e.to_string())?;
-            Secret::Rsa(
-                rsa::PrivateDecryptingKey::from_pkcs8(&der)
+            Secret::Rsa {
+                key: rsa::PrivateDecryptingKey::from_pkcs8(&der)
                     .map_err(|_| "the RSA key cannot decrypt".to_string())?,
-            )
+                pkcs8: der,
+            }
         }
         Material::Asymmetric {
             public: PublicMaterial::Ec { curve, .. },
@@ -1032,6 +1098,7 @@ fn from_checked(
                 crv,
                 key: agreement::PrivateKey::from_private_key(alg, d)
                     .map_err(|_| "the EC private key is not valid".to_string())?,
+                d: d.clone(),
             }
         }
         Material::Asymmetric { .. } => {
@@ -1284,11 +1351,14 @@ pub fn encrypt(
             "jwkit encrypts to keys; PBES2 (a password) decrypts only".into(),
         ));
     }
-    let mut header = extra;
+    let mut header = Map::new();
     header.insert("alg".into(), alg.into());
     header.insert("enc".into(), enc_name.into());
     if let Some(kid) = &key.kid {
         header.insert("kid".into(), kid.clone().into());
+    }
+    for (k, v) in extra {
+        header.entry(k).or_insert(v);
     }
     let mismatch = || {
         Error::Unsupported(format!(

@@ -21,6 +21,11 @@
 //! | nested JWS / JWE confusion | CVE-2023-51774 (json-jwt), jose4j/node-jose JWE-as-JWS | `structure::nested_and_jwe_confusion` |
 //! | small-order and weak keys | CVE-2020-36843 class (Ed25519 small order), ROCA CVE-2017-15361 | `keys::weak_keys_are_refused` |
 //! | oversize inputs | CVE-2023-46233 class (DoS by huge tokens), jwt_tool fuzzing | `structure::oversize_inputs` |
+//! | JWE invalid curve (ECDH-ES) | Jager-Schwenk-Somorovsky 2015, CVE-2017-16007 (node-jose) | `jwe::invalid_curve_points_are_refused` |
+//! | JWE PBES2 cost (huge p2c) | CVE-2022-36083 (panva jose) | `jwe::pbes2_iteration_count_is_capped` |
+//! | JWE zip bomb (zip: DEF) | CVE-2024-28180 (go-jose) | `jwe::zip_bombs_are_cut_off` |
+//! | JWE RSA1_5 padding oracle | Bleichenbacher 1998, RFC 7516 §11.5 | `jwe::rsa1_5_is_refused_and_never_an_oracle` |
+//! | JWE alg/enc and key misuse | RFC 7517 §4.2-4.3, key confusion | `jwe::alg_and_key_misuse_is_refused` |
 
 #[allow(dead_code)]
 #[path = "../cli/util.rs"]
@@ -57,6 +62,7 @@ pub(crate) fn openssl_rsa(env: &util::Env, name: &str, bits: u32, e: u32) -> std
 mod alg_confusion;
 mod claims;
 mod header_keys;
+mod jwe;
 mod keys;
 mod signatures;
 mod structure;

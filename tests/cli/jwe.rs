@@ -487,3 +487,279 @@ fn rfc7520_section_6_verifies_at_its_time() {
         assert!(run.stderr.contains("(expired)"), "{}", run.stderr);
     }
 }
+
+/// OIDC Core §10.2: a client registered with id_token_encrypted_response_alg and a JWKS with
+/// its encryption key gets ID tokens signed, then encrypted to that key. panva's openid-client
+/// decrypts and checks one in a code flow; `jwkit verify-jwt --issuer --decrypt-key-file`
+/// verifies it end to end; another client's ID tokens stay signed only.
+#[test]
+fn the_idp_encrypts_id_tokens_for_clients_that_ask() {
+    let Some(()) = crate::idp::node() else { return };
+    let env = Env::new();
+    env.ok(&[
+        "generate-key",
+        "--type",
+        "rsa",
+        "--use",
+        "enc",
+        "--format",
+        "jwk",
+        "--out",
+        "client-enc.jwk",
+    ]);
+    let public = env.ok(&["key", "public", "client-enc.jwk", "-f", "jwk"]);
+    let public: Value = serde_json::from_str(&public).expect("public jwk");
+    let config = format!(
+        r#"
+[[clients]]
+id = "sealed"
+secret = "sealed-secret"
+redirect_uris = ["http://127.0.0.1:9/cb"]
+id_token_encrypted_response_alg = "RSA-OAEP-256"
+id_token_encrypted_response_enc = "A256GCM"
+jwks = {{ keys = [{public}] }}
+
+[[clients]]
+id = "plain"
+secret = "plain-secret"
+redirect_uris = ["http://127.0.0.1:9/cb"]
+
+[[users]]
+name = "alice"
+claims = {{ email = "alice@example.com" }}
+"#,
+        public = toml_inline(&public),
+    );
+    std::fs::write(env.path("idp.toml"), config).expect("config");
+    let server = crate::serve::Server::start(
+        &env,
+        &env.path("data"),
+        &["--idp", "--idp-config", "idp.toml", "--alg", "ES256"],
+    );
+    let url = server.url.clone();
+    let discovery: Value = serde_json::from_slice(
+        &crate::serve::http()
+            .get(format!("{url}/.well-known/openid-configuration"))
+            .send()
+            .expect("discovery")
+            .bytes()
+            .expect("body"),
+    )
+    .expect("json");
+    assert!(
+        discovery["id_token_encryption_alg_values_supported"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| v == "RSA-OAEP-256")),
+        "{discovery}"
+    );
+    let run = |client: &str, secret: &str| -> Value {
+        let out = std::process::Command::new("node")
+            .arg(crate::idp::idp_dir().join("encrypted_id_token.mjs"))
+            .args([
+                url.as_str(),
+                client,
+                secret,
+                "http://127.0.0.1:9/cb",
+                "alice",
+                env.path("client-enc.jwk").to_str().expect("path"),
+            ])
+            .output()
+            .expect("node");
+        assert!(
+            out.status.success(),
+            "openid-client ({client}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("output")
+    };
+    let sealed = run("sealed", "sealed-secret");
+    let id_token = sealed["id_token"].as_str().expect("id_token");
+    assert_eq!(id_token.split('.').count(), 5, "a JWE: {id_token}");
+    assert_eq!(sealed["claims"]["sub"], "alice");
+    assert_eq!(sealed["claims"]["aud"], "sealed");
+    let header: Value = serde_json::from_slice(
+        &jwkit::crypto::b64::decode(id_token.split('.').next().expect("h")).expect("b64"),
+    )
+    .expect("header");
+    assert_eq!(header["alg"], "RSA-OAEP-256");
+    assert_eq!(header["enc"], "A256GCM");
+    assert_eq!(header["cty"], "JWT");
+    // jwkit verifies it end to end against the issuer's own key set.
+    let verified = env.run(&[
+        "verify-jwt",
+        "--issuer",
+        &url,
+        "--no-cache",
+        "--aud",
+        "sealed",
+        "--json",
+        "--decrypt-key-file",
+        "client-enc.jwk",
+        id_token,
+    ]);
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+    assert!(
+        verified.stdout.contains("\"alg\":\"ES256\""),
+        "{}",
+        verified.stdout
+    );
+    // Without the key it is only named.
+    let run_no_key = env.run(&[
+        "verify-jwt",
+        "--issuer",
+        &url,
+        "--no-cache",
+        "--aud",
+        "sealed",
+        id_token,
+    ]);
+    assert_eq!(run_no_key.code, 1);
+    // A client that did not ask gets a signed token only (openid-client takes both).
+    let plain = run("plain", "plain-secret");
+    assert_eq!(
+        plain["id_token"].as_str().expect("id").split('.').count(),
+        3
+    );
+}
+
+/// A JSON value written as TOML (inline tables and arrays), for the test configuration.
+fn toml_inline(v: &Value) -> String {
+    match v {
+        Value::Object(o) => format!(
+            "{{ {} }}",
+            o.iter()
+                .map(|(k, v)| format!("{k} = {}", toml_inline(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(toml_inline).collect::<Vec<_>>().join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// `resign` of a nested token: decrypted, the inner token re-signed with the new key (claims
+/// kept byte for byte), encrypted again with the same algorithms to the same recipient, or to
+/// `--encrypt-key-file`. panva's jose opens the result and verifies the new signature.
+#[test]
+fn nested_tokens_are_resigned_and_encrypted_again() {
+    let Some(()) = crate::idp::node() else { return };
+    let env = Env::new();
+    std::fs::write(
+        env.path("old.secret"),
+        "the-old-secret-of-the-app-0123456789\n",
+    )
+    .expect("w");
+    env.ok(&[
+        "generate-key",
+        "--type",
+        "rsa",
+        "--use",
+        "enc",
+        "--format",
+        "jwk",
+        "--out",
+        "rsa.jwk",
+    ]);
+    env.ok(&[
+        "generate-key",
+        "--type",
+        "ec",
+        "--use",
+        "enc",
+        "--format",
+        "jwk",
+        "--out",
+        "ec.jwk",
+    ]);
+    let old = env.ok(&[
+        "generate-jwt",
+        "--secret-file",
+        "old.secret",
+        "--sub",
+        "alice",
+        "--claim",
+        "role=admin",
+        "--encrypt-key-file",
+        "rsa.jwk",
+        "--jwe-enc",
+        "A128CBC-HS256",
+    ]);
+    let old = old.trim();
+    let inner_of = |key: &str, token: &str| {
+        env.ok(&["decode", "--plaintext", "--decrypt-key-file", key, token])
+    };
+    let old_inner = inner_of("rsa.jwk", old);
+    let signer = crate::jose::key_file("rfc7515-A.3.private.pem");
+    let new = env.ok(&[
+        "resign",
+        "--key-file",
+        &signer,
+        "--decrypt-key-file",
+        "rsa.jwk",
+        old,
+    ]);
+    let new = new.trim();
+    assert_eq!(new.split('.').count(), 5, "{new}");
+    let header: Value = serde_json::from_slice(
+        &jwkit::crypto::b64::decode(new.split('.').next().expect("h")).expect("b64"),
+    )
+    .expect("header");
+    assert_eq!(
+        (
+            header["alg"].as_str(),
+            header["enc"].as_str(),
+            header["cty"].as_str()
+        ),
+        (Some("RSA-OAEP-256"), Some("A128CBC-HS256"), Some("JWT")),
+        "{header}"
+    );
+    // The claims byte for byte.
+    let new_inner = inner_of("rsa.jwk", new);
+    assert_eq!(new_inner.split('.').nth(1), old_inner.split('.').nth(1));
+    // jose opens it and verifies the new ES256 signature.
+    let rsa: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("rsa.jwk")).expect("r"))
+            .expect("jwk");
+    let sig: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::jose::key_file("rfc7515-A.3.public.jwk.json")).expect("s"),
+    )
+    .expect("jwk");
+    let opened = peer(
+        "jose",
+        &[serde_json::json!({"op": "open", "token": new, "key": rsa, "sig": sig})],
+    );
+    assert_eq!(opened[0]["ok"], true, "{}", opened[0]);
+    assert_eq!(opened[0]["claims"]["role"], "admin");
+    // To another recipient.
+    let moved = env.ok(&[
+        "resign",
+        "--key-file",
+        &signer,
+        "--decrypt-key-file",
+        "rsa.jwk",
+        "--encrypt-key-file",
+        "ec.jwk",
+        old,
+    ]);
+    let moved = moved.trim();
+    assert_eq!(
+        inner_of("ec.jwk", moved).split('.').nth(1),
+        old_inner.split('.').nth(1)
+    );
+    let run = env.run(&[
+        "decode",
+        "--plaintext",
+        "--decrypt-key-file",
+        "rsa.jwk",
+        moved,
+    ]);
+    assert_eq!(run.code, 2, "the old recipient cannot read it");
+    // Without the decryption key: refused, nothing on stdout.
+    let run = env.run(&["resign", "--key-file", &signer, old]);
+    assert_eq!(run.code, 2);
+    assert!(run.stdout.is_empty());
+    assert!(run.stderr.contains("--decrypt-key-file"), "{}", run.stderr);
+}

@@ -119,6 +119,46 @@ pub struct Client {
     pub claims: Map<String, Value>,
     #[serde(default)]
     pub fail: Option<Fail>,
+    /// OIDC Core §10.2 (as in OIDC Dynamic Client Registration): its ID tokens are signed,
+    /// then encrypted with this key management algorithm to the encryption key in `jwks`.
+    #[serde(default)]
+    pub id_token_encrypted_response_alg: Option<String>,
+    /// The content encryption of its ID tokens (default A128CBC-HS256, as registration's).
+    #[serde(default)]
+    pub id_token_encrypted_response_enc: Option<String>,
+}
+
+/// How a client's ID tokens are encrypted.
+pub struct IdTokenEncryption {
+    pub key: crate::crypto::jwe::EncryptKey,
+    pub alg: String,
+    pub enc: String,
+}
+
+/// The key ID tokens are encrypted to: the set's key marked `use: enc` (or with the wanted
+/// `alg`), else the first key that can encrypt at all.
+fn encryption_key(
+    jwks: &Value,
+    alg: &str,
+) -> std::result::Result<crate::crypto::jwe::EncryptKey, String> {
+    let keys = jwks
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or_else(|| "jwks has no \"keys\" array".to_string())?;
+    let marked = keys.iter().filter(|k| {
+        k.get("use").and_then(Value::as_str) == Some("enc")
+            || k.get("alg").and_then(Value::as_str) == Some(alg)
+    });
+    let unmarked = keys.iter().filter(|k| k.get("use").is_none());
+    let mut last = "jwks holds no key that can encrypt".to_string();
+    for k in marked.chain(unmarked) {
+        let Some(o) = k.as_object() else { continue };
+        match crate::crypto::jwe::encrypt_key_from_jwk(o) {
+            Ok(key) => return Ok(key),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -165,6 +205,7 @@ pub struct ClientEntry {
     pub grants: Vec<String>,
     pub keys: Option<TrustedKeys>,
     pub delay: Option<std::time::Duration>,
+    pub id_token_encryption: Option<IdTokenEncryption>,
 }
 
 pub struct UserEntry {
@@ -312,10 +353,44 @@ pub fn check(config: Config) -> Result<Loaded> {
                 let set = JwkSet::parse(&serde_json::to_vec(v)?)
                     .map_err(|e| anyhow::anyhow!("{what}: jwks: {e}"))?;
                 let keys = TrustedKeys::from_fetched_set(set, &[]);
-                if keys.is_empty() {
-                    bail!("{what}: jwks holds no usable public signing key");
+                match (keys.is_empty(), &c.id_token_encrypted_response_alg) {
+                    (false, _) => Some(keys),
+                    // A set of encryption keys only, for ID token encryption.
+                    (true, Some(_)) => None,
+                    (true, None) => bail!("{what}: jwks holds no usable public signing key"),
                 }
-                Some(keys)
+            }
+        };
+        let id_token_encryption = match &c.id_token_encrypted_response_alg {
+            None => {
+                if c.id_token_encrypted_response_enc.is_some() {
+                    bail!(
+                        "{what}: id_token_encrypted_response_enc needs id_token_encrypted_response_alg"
+                    );
+                }
+                None
+            }
+            Some(alg) => {
+                let jwks = c.jwks.as_ref().ok_or_else(|| {
+                    anyhow::anyhow!("{what}: id_token_encrypted_response_alg needs jwks with the client's encryption key")
+                })?;
+                let key =
+                    encryption_key(jwks, alg).map_err(|e| anyhow::anyhow!("{what}: jwks: {e}"))?;
+                let enc = c
+                    .id_token_encrypted_response_enc
+                    .clone()
+                    .unwrap_or_else(|| "A128CBC-HS256".to_string());
+                // Refused now, at start, rather than at the first login.
+                crate::crypto::jwe::encrypt(b"{}", &key, alg, &enc, Map::new()).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{what}: id_token_encrypted_response_alg {alg:?} / enc {enc:?}: {e}"
+                    )
+                })?;
+                Some(IdTokenEncryption {
+                    key,
+                    alg: alg.clone(),
+                    enc,
+                })
             }
         };
         let delay = delay(&what, &c.fail)?;
@@ -329,6 +404,7 @@ pub fn check(config: Config) -> Result<Loaded> {
                 grants,
                 keys,
                 delay,
+                id_token_encryption,
             },
         );
     }

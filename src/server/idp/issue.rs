@@ -223,7 +223,21 @@ pub(super) async fn issue(app: &App, idp: &Idp, ip: IssueParams<'_>) -> Result<I
             if let Some(n) = &ip.nonce {
                 id.insert("nonce".into(), n.clone().into());
             }
-            Some(sign(app, "JWT", &id, ip.fault)?)
+            let signed = sign(app, "JWT", &id, ip.fault)?;
+            // OIDC Core §10.2: signed, then encrypted to the client's key (cty JWT).
+            match ip.client.id_token_encryption() {
+                None => Some(signed),
+                Some(e) => {
+                    let mut cty = Map::new();
+                    cty.insert("cty".into(), "JWT".into());
+                    Some(
+                        crate::crypto::jwe::encrypt(signed.as_bytes(), &e.key, &e.alg, &e.enc, cty)
+                            .map_err(|err| {
+                                oauth("server_error", format!("encrypting the ID token: {err}"))
+                            })?,
+                    )
+                }
+            }
         }
         _ => None,
     };

@@ -294,6 +294,12 @@ impl ClientRef<'_> {
             ClientRef::Open(_) => Map::new(),
         }
     }
+    fn id_token_encryption(&self) -> Option<&config::IdTokenEncryption> {
+        match self {
+            ClientRef::Known(c) => c.id_token_encryption.as_ref(),
+            ClientRef::Open(_) => None,
+        }
+    }
 }
 
 /// The failure a client or user is configured with, after its delay.
@@ -392,6 +398,13 @@ pub fn discovery(app: &App, idp: &Idp, doc: &mut Value) {
         "grant_types_supported": grants,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [alg],
+        "id_token_encryption_alg_values_supported": [
+            "RSA-OAEP", "RSA-OAEP-256", "RSA-OAEP-384", "RSA-OAEP-512", "ECDH-ES",
+            "ECDH-ES+A128KW", "ECDH-ES+A192KW", "ECDH-ES+A256KW"
+        ],
+        "id_token_encryption_enc_values_supported": [
+            "A128CBC-HS256", "A192CBC-HS384", "A256CBC-HS512", "A128GCM", "A192GCM", "A256GCM"
+        ],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
         "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256", "ES384", "EdDSA"],
