@@ -336,11 +336,11 @@ _jwkit() {
             fi
             case "${prev}" in
                 --type)
-                    COMPREPLY=($(compgen -W "rsa ec ed25519 hmac" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "rsa ec ed25519 x25519 hmac" -- "${cur}"))
                     return 0
                     ;;
                 -t)
-                    COMPREPLY=($(compgen -W "rsa ec ed25519 hmac" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "rsa ec ed25519 x25519 hmac" -- "${cur}"))
                     return 0
                     ;;
                 --bits)

@@ -408,7 +408,7 @@ set edit:completion:arg-completer[jwkit] = {|@words|
             cand --token-ttl 'Lifetime of /auth tokens (with --issue-tokens) [default: 15m]'
             cand --token-claims 'Server-side claims for /auth tokens (with --issue-tokens): a JSON object, or @FILE holding one, e.g. ''{"iss":"jwks-server","aud":"test-client","sub":"fake-user"}''. Any claim but iat, exp and nbf; iss may be any string. A request''s own claims override them only with --allow-claim-override'
             cand --idp-config 'The identity provider''s clients, users, claim templates, scopes, lifetimes and failure injection (TOML, or JSON; see docs/idp.md)'
-            cand --cors-origin 'An origin (scheme://host[:port]) whose browser apps may call discovery, the key set, /token, /userinfo, /introspect and /revoke (CORS); repeatable. Without it any origin may (a test IdP''s default; said on stderr at start)'
+            cand --cors-origin 'An origin (scheme://host[:port]) whose browser apps may call discovery, the key set, /token, /par, /userinfo, /introspect and /revoke (CORS); repeatable. Without it any origin may (a test IdP''s default; said on stderr at start)'
             cand --max-age 'Cache-Control max-age of the JWKS'
             cand --issuer 'The issuer, used exactly as given (a trailing slash kept) in tokens and discovery; its path is honoured: discovery at {issuer}/.well-known/openid-configuration and the key set under the same prefix (default: http://ADDR as bound)'
             cand --jwks-path 'Also serve the key set at PATH (repeatable), where a real provider keeps it: /oauth2/v1/keys, /realms/NAME/protocol/openid-connect/certs, ...'

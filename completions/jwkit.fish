@@ -45,6 +45,7 @@ complete -c jwkit -n "__fish_jwkit_needs_command" -f -a "help" -d 'Print this me
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -s t -l type -d 'Key type' -r -f -a "rsa\t''
 ec\t''
 ed25519\t''
+x25519\t'An X25519 key for JWE (ECDH-ES), written as a JWK (use: enc)'
 hmac\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l bits -d 'RSA modulus size (2048, 3072, 4096; default 2048), or HMAC secret size in bits (default: the hash size of --alg, 256 for HS256)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l curve -d 'EC curve (default P-256)' -r -f -a "P-256\t''
@@ -87,6 +88,7 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -s V -l versio
 complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -s t -l type -d 'Key type' -r -f -a "rsa\t''
 ec\t''
 ed25519\t''
+x25519\t'An X25519 key for JWE (ECDH-ES), written as a JWK (use: enc)'
 hmac\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l bits -d 'RSA modulus size (2048, 3072, 4096; default 2048), or HMAC secret size in bits (default: the hash size of --alg, 256 for HS256)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l curve -d 'EC curve (default P-256)' -r -f -a "P-256\t''
@@ -458,7 +460,7 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l grace -d 'How long
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l token-ttl -d 'Lifetime of /auth tokens (with --issue-tokens) [default: 15m]' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l token-claims -d 'Server-side claims for /auth tokens (with --issue-tokens): a JSON object, or @FILE holding one, e.g. \'{"iss":"jwks-server","aud":"test-client","sub":"fake-user"}\'. Any claim but iat, exp and nbf; iss may be any string. A request\'s own claims override them only with --allow-claim-override' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l idp-config -d 'The identity provider\'s clients, users, claim templates, scopes, lifetimes and failure injection (TOML, or JSON; see docs/idp.md)' -r -F
-complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l cors-origin -d 'An origin (scheme://host[:port]) whose browser apps may call discovery, the key set, /token, /userinfo, /introspect and /revoke (CORS); repeatable. Without it any origin may (a test IdP\'s default; said on stderr at start)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l cors-origin -d 'An origin (scheme://host[:port]) whose browser apps may call discovery, the key set, /token, /par, /userinfo, /introspect and /revoke (CORS); repeatable. Without it any origin may (a test IdP\'s default; said on stderr at start)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l max-age -d 'Cache-Control max-age of the JWKS' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l issuer -d 'The issuer, used exactly as given (a trailing slash kept) in tokens and discovery; its path is honoured: discovery at {issuer}/.well-known/openid-configuration and the key set under the same prefix (default: http://ADDR as bound)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l jwks-path -d 'Also serve the key set at PATH (repeatable), where a real provider keeps it: /oauth2/v1/keys, /realms/NAME/protocol/openid-connect/certs, ...' -r

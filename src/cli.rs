@@ -202,6 +202,8 @@ pub enum KeyTypeArg {
     Rsa,
     Ec,
     Ed25519,
+    /// An X25519 key for JWE (ECDH-ES), written as a JWK (use: enc).
+    X25519,
     Hmac,
 }
 
@@ -399,7 +401,7 @@ pub struct ServeArgs {
     pub idp_config: Option<PathBuf>,
 
     /// An origin (scheme://host[:port]) whose browser apps may call discovery, the key set,
-    /// /token, /userinfo, /introspect and /revoke (CORS); repeatable. Without it any origin
+    /// /token, /par, /userinfo, /introspect and /revoke (CORS); repeatable. Without it any origin
     /// may (a test IdP's default; said on stderr at start).
     #[arg(long, value_name = "ORIGIN", requires = "idp")]
     pub cors_origin: Vec<String>,

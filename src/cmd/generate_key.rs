@@ -12,6 +12,9 @@ use crate::store::KeyStore;
 use crate::upload;
 
 pub fn run(args: &GenerateKeyArgs) -> Result<ExitStatus> {
+    if args.key_type == KeyTypeArg::X25519 {
+        return x25519(args);
+    }
     let (spec, alg) = spec_and_alg(args)?;
     // Refuse before the (possibly slow) generation when an output is in the way.
     for path in args.out.iter().chain(&args.public_out) {
@@ -140,6 +143,7 @@ fn spec_and_alg(args: &GenerateKeyArgs) -> Result<(KeySpec, Alg)> {
             }
             (KeySpec::Ed25519, alg)
         }
+        KeyTypeArg::X25519 => bail!("an X25519 key is made by its own path"),
         KeyTypeArg::Hmac => {
             let alg = args.alg.unwrap_or(Alg::HS256);
             let Some(hash) = alg.hash().filter(|_| alg.is_hmac()) else {
@@ -161,4 +165,75 @@ fn spec_and_alg(args: &GenerateKeyArgs) -> Result<(KeySpec, Alg)> {
             (KeySpec::Hmac { bytes: bits / 8 }, alg)
         }
     })
+}
+
+/// An X25519 key (RFC 8037) for ECDH-ES: a JWK with `use: enc`, its kid the RFC 7638
+/// thumbprint. It encrypts and decrypts JWEs; the key store keeps signing keys only.
+fn x25519(args: &GenerateKeyArgs) -> Result<ExitStatus> {
+    use aws_lc_rs::agreement;
+    use aws_lc_rs::encoding::{AsBigEndian, Curve25519SeedBin};
+    use serde_json::{Map, Value};
+    if args.bits.is_some() || args.curve.is_some() || args.alg.is_some() {
+        bail!(
+            "an X25519 key takes no --bits, --curve or --alg (its JWE algorithm is ECDH-ES or ECDH-ES+A*KW, chosen when encrypting)"
+        );
+    }
+    if args.save || args.upload.is_some() {
+        bail!(
+            "an X25519 key is for encryption: the key store and --upload keep signing keys; write it with --out"
+        );
+    }
+    if args.use_ == Some(KeyUse::Sig) {
+        bail!("an X25519 key never signs: it is for encryption (use: enc)");
+    }
+    if !matches!(
+        args.format,
+        crate::cli::Format::Jwk | crate::cli::Format::Jwks
+    ) {
+        bail!("an X25519 key is written as a JWK: use --format jwk or --format jwks");
+    }
+    for path in args.out.iter().chain(&args.public_out) {
+        atomic::refuse_existing(path, args.force)?;
+    }
+    let failed = || anyhow::anyhow!("could not generate an X25519 key");
+    let private = agreement::PrivateKey::generate(&agreement::X25519).map_err(|_| failed())?;
+    let public = private.compute_public_key().map_err(|_| failed())?;
+    let d: Curve25519SeedBin = private.as_be_bytes().map_err(|_| failed())?;
+    let x = crate::crypto::b64::encode(public.as_ref());
+    let thumbprint = {
+        let canonical = format!(r#"{{"crv":"X25519","kty":"OKP","x":"{x}"}}"#);
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
+        crate::crypto::b64::encode(digest.as_ref())
+    };
+    let kid = args.kid.clone().unwrap_or(thumbprint);
+    let jwk = |private: bool| -> Value {
+        let mut o = Map::new();
+        o.insert("kty".into(), "OKP".into());
+        o.insert("use".into(), "enc".into());
+        o.insert("kid".into(), kid.clone().into());
+        o.insert("crv".into(), "X25519".into());
+        o.insert("x".into(), x.clone().into());
+        if private {
+            o.insert("d".into(), crate::crypto::b64::encode(d.as_ref()).into());
+        }
+        let one = Value::Object(o);
+        match args.format {
+            crate::cli::Format::Jwks => serde_json::json!({ "keys": [one] }),
+            _ => one,
+        }
+    };
+    let text =
+        |v: Value| -> Result<String> { Ok(format!("{}\n", serde_json::to_string_pretty(&v)?)) };
+    let mut staged = Vec::new();
+    if let Some(path) = &args.out {
+        staged.push(atomic::stage(path, text(jwk(true))?.as_bytes(), 0o600)?);
+    }
+    if let Some(path) = &args.public_out {
+        staged.push(atomic::stage(path, text(jwk(false))?.as_bytes(), 0o644)?);
+    }
+    atomic::commit(staged, args.force)?;
+    if args.out.is_none() {
+        output::data(text(jwk(true))?.as_bytes())?;
+    }
+    Ok(ExitStatus::Success)
 }

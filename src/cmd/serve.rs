@@ -38,7 +38,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
         let cors = server::cors::Origins::parse(&args.cors_origin)?;
         if cors == server::cors::Origins::Any {
             output::warn(
-                "serve --idp: CORS allows any origin on discovery, the key set, /token, /userinfo, /introspect and /revoke (--cors-origin ORIGIN to list the browser apps' origins)",
+                "serve --idp: CORS allows any origin on discovery, the key set, /token, /par, /userinfo, /introspect and /revoke (--cors-origin ORIGIN to list the browser apps' origins)",
             );
         }
         Some(server::idp::Idp::new(

@@ -315,7 +315,7 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 /// The paths a browser app fetches across origins: discovery, the key set, and the IdP's
-/// token, userinfo, introspection and revocation endpoints.
+/// token, pushed authorization, userinfo, introspection and revocation endpoints.
 fn cors_paths(app: &App) -> std::collections::HashSet<String> {
     let mut paths: std::collections::HashSet<String> = app
         .paths

@@ -180,6 +180,24 @@ fn public(jwk: &Value) -> Value {
     p
 }
 
+/// A P-256 signing key made by jwkit: `sig.json` (private) and `sig.public.json`; the JWK.
+fn signing_key(env: &Env) -> Value {
+    env.ok(&[
+        "generate-key",
+        "--type",
+        "ec",
+        "--format",
+        "jwk",
+        "--out",
+        "sig.json",
+    ]);
+    let sig: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("sig.json")).expect("sig"))
+            .expect("sig json");
+    std::fs::write(env.path("sig.public.json"), public(&sig).to_string()).expect("w");
+    sig
+}
+
 const ENCS: [(&str, usize); 6] = [
     ("A128GCM", 16),
     ("A192GCM", 24),
@@ -248,20 +266,8 @@ fn nested_tokens_interoperate_with_jwcrypto_and_jose_both_ways() {
         )
         .expect("w");
     }
-    env.ok(&[
-        "generate-key",
-        "--type",
-        "ec",
-        "--format",
-        "jwk",
-        "--out",
-        "sig.json",
-    ]);
-    let sig: Value =
-        serde_json::from_str(&std::fs::read_to_string(env.path("sig.json")).expect("sig"))
-            .expect("sig json");
+    let sig = signing_key(&env);
     let sig_public = public(&sig);
-    std::fs::write(env.path("sig.public.json"), sig_public.to_string()).expect("w");
     let pairs = pairs();
     assert_eq!(pairs.len(), 162);
 
@@ -356,6 +362,54 @@ fn nested_tokens_interoperate_with_jwcrypto_and_jose_both_ways() {
                 assert_eq!(v["alg"], "ES256", "{which} {alg}/{enc}");
             }
         }
+        // PBES2 (jwkit decrypts it; it encrypts to keys only): the password as an app keeps
+        // it, with a trailing newline in its file.
+        std::fs::write(env.path("password"), "correct horse battery staple\n").expect("w");
+        let password = serde_json::json!({"kty": "oct",
+            "k": jwkit::crypto::b64::encode("correct horse battery staple")});
+        let mut pbes = Vec::new();
+        for alg in [
+            "PBES2-HS256+A128KW",
+            "PBES2-HS384+A192KW",
+            "PBES2-HS512+A256KW",
+        ] {
+            for (enc, _) in ENCS {
+                pbes.push(serde_json::json!({
+                    "op": "nest", "claims": {"sub": format!("{which}-{alg}-{enc}"), "exp": 4102444800u64},
+                    "sig": sig, "key": password, "alg": alg, "enc": enc,
+                }));
+            }
+        }
+        let made = peer(which, &pbes);
+        let lines: String = made
+            .iter()
+            .map(|r| {
+                assert_eq!(r["ok"], true, "{which} PBES2: {r}");
+                format!("{}\n", r["token"].as_str().expect("token"))
+            })
+            .collect();
+        let run = env.run_with_stdin(
+            &[
+                "verify-jwt",
+                "--batch",
+                "--key-file",
+                "sig.public.json",
+                "--password-file",
+                "password",
+                "-",
+            ],
+            lines.as_bytes(),
+        );
+        assert_eq!(run.code, 0, "{which} PBES2: {}\n{}", run.stderr, run.stdout);
+        assert_eq!(
+            run.stdout
+                .lines()
+                .filter(|l| l.contains("\tvalid\t"))
+                .count(),
+            18,
+            "{}",
+            run.stdout
+        );
         // And one of them through verify-jwt's single mode: the claims as they were made.
         let (i, (alg, key, _)) = pairs
             .iter()
@@ -762,4 +816,92 @@ fn nested_tokens_are_resigned_and_encrypted_again() {
     assert_eq!(run.code, 2);
     assert!(run.stdout.is_empty());
     assert!(run.stderr.contains("--decrypt-key-file"), "{}", run.stderr);
+}
+
+/// `generate-key --type x25519`: a JWK (use: enc, the kid its RFC 7638 thumbprint as jwcrypto
+/// computes it) that panva's jose encrypts to and jwkit decrypts, and the other way round.
+#[test]
+fn x25519_keys_are_generated_for_ecdh_es() {
+    if crate::generate_jwt::peer_python().is_none() || crate::idp::node().is_none() {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&[
+        "generate-key",
+        "--type",
+        "x25519",
+        "--format",
+        "jwk",
+        "--out",
+        "x.jwk",
+        "--public-out",
+        "x.pub.jwk",
+    ]);
+    let private: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("x.jwk")).expect("r")).expect("jwk");
+    let x_public: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("x.pub.jwk")).expect("r"))
+            .expect("jwk");
+    assert_eq!(
+        (
+            private["kty"].as_str(),
+            private["crv"].as_str(),
+            private["use"].as_str()
+        ),
+        (Some("OKP"), Some("X25519"), Some("enc"))
+    );
+    assert!(x_public.get("d").is_none(), "{x_public}");
+    let tp = peer(
+        "jwcrypto",
+        &[serde_json::json!({"op": "thumbprint", "key": x_public})],
+    );
+    assert_eq!(
+        tp[0]["thumbprint"], private["kid"],
+        "the kid is the RFC 7638 thumbprint"
+    );
+    // jose -> jwkit.
+    let sig = signing_key(&env);
+    let made = peer(
+        "jose",
+        &[
+            serde_json::json!({"op": "nest", "claims": {"sub": "x", "exp": 4102444800u64},
+        "sig": sig, "key": x_public, "alg": "ECDH-ES+A128KW", "enc": "A128GCM"}),
+        ],
+    );
+    let token = made[0]["token"].as_str().expect("token");
+    let run = env.run(&[
+        "verify-jwt",
+        "--key-file",
+        "sig.public.json",
+        "--decrypt-key-file",
+        "x.jwk",
+        token,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // jwkit -> jose.
+    let ours = env.ok(&[
+        "generate-jwt",
+        "--key-file",
+        "sig.json",
+        "--sub",
+        "y",
+        "--encrypt-key-file",
+        "x.pub.jwk",
+    ]);
+    let opened = peer(
+        "jose",
+        &[
+            serde_json::json!({"op": "open", "token": ours.trim(), "key": private,
+        "sig": public(&sig)}),
+        ],
+    );
+    assert_eq!(opened[0]["claims"]["sub"], "y", "{}", opened[0]);
+    // Never stored, never for signing, JWK only.
+    for bad in [&["--save"][..], &["--use", "sig"], &["--format", "pem"]] {
+        let mut args = vec!["generate-key", "--type", "x25519", "--format", "jwk"];
+        args.extend_from_slice(bad);
+        let run = env.run(&args);
+        assert_eq!(run.code, 2, "{bad:?}");
+        assert!(run.stdout.is_empty());
+    }
 }

@@ -7,7 +7,8 @@ Reads one JSON array of jobs on stdin and prints one JSON array of results, in o
       inner JWS with "sig": {"ok": true, "claims": {...}};
   {"op": "nest", "claims", "sig": private JWK, "key": public JWK, "alg", "enc"}: signs (ES256),
       then encrypts with cty JWT: {"ok": true, "token": "..."};
-  {"op": "seal", "claims", "key": public JWK, "alg", "enc"}: encrypts the claims, unsigned.
+  {"op": "seal", "claims", "key": public JWK, "alg", "enc"}: encrypts the claims, unsigned;
+  {"op": "thumbprint", "key": JWK}: its RFC 7638 SHA-256 thumbprint.
 A job jwcrypto cannot do gives {"ok": false, "error": "..."}.
 """
 import json
@@ -33,6 +34,8 @@ def run(job):
     op = job["op"]
     if op == "keys":
         return {"ok": True, "keys": make_keys()}
+    if op == "thumbprint":
+        return {"ok": True, "thumbprint": jwk.JWK(**job["key"]).thumbprint()}
     if op == "open":
         token = jwe.JWE()
         token.deserialize(job["token"], key=jwk.JWK(**job["key"]))
