@@ -254,6 +254,18 @@ impl Paths {
         })
     }
 
+    /// Where an identity provider's RFC 8414 metadata is served (the same document as OpenID
+    /// discovery): `/.well-known/oauth-authorization-server` with the issuer's path after it
+    /// (RFC 8414 §3.1), and also under the path, where some clients look.
+    pub fn oauth_metadata(&self) -> Vec<String> {
+        let base = "/.well-known/oauth-authorization-server";
+        let mut out = vec![format!("{base}{}", self.prefix)];
+        if !self.prefix.is_empty() {
+            out.push(format!("{}{base}", self.prefix));
+        }
+        out
+    }
+
     /// The key set's URL for discovery: the issuer's origin, its path prefix, the usual name.
     pub fn jwks_uri(&self, issuer: &str) -> String {
         let origin = url::Url::parse(issuer)
@@ -276,6 +288,9 @@ pub fn router(app: Arc<App>) -> Router {
         router = router.route(p, get(discovery));
     }
     if app.idp.is_some() {
+        for p in app.paths.oauth_metadata() {
+            router = router.route(&p, get(discovery));
+        }
         router = idp::routes(router, &app.paths.prefix);
     }
     let router = router
@@ -323,6 +338,7 @@ fn cors_paths(app: &App) -> std::collections::HashSet<String> {
         .iter()
         .chain(&app.paths.jwks)
         .cloned()
+        .chain(app.paths.oauth_metadata())
         .collect();
     for prefix in ["", app.paths.prefix.as_str()] {
         for end in ["/token", "/par", "/userinfo", "/introspect", "/revoke"] {

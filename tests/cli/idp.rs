@@ -987,3 +987,61 @@ pub fn login_csrf(page: reqwest::blocking::Response) -> (String, String) {
     let field = hidden_field(&page.text().expect("html"), "csrf");
     (cookie, field)
 }
+
+/// RFC 8414: the identity provider's metadata at `/.well-known/oauth-authorization-server`
+/// (the issuer's path after it, §3.1, and under the path too, where some clients look): the
+/// same document as OpenID discovery. A plain JWKS server (no `--idp`) has none.
+#[test]
+fn oauth_authorization_server_metadata_is_served_where_rfc_8414_says() {
+    let env = Env::new();
+    let port = crate::util::free_port();
+    let issuer = format!("http://127.0.0.1:{port}/tenant-a");
+    std::fs::write(env.path("idp.toml"), CONFIG.replace("CALLBACK", "9")).expect("config");
+    let _server = Server::start(
+        &env,
+        &env.path("data"),
+        &[
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--issuer",
+            &issuer,
+            "--idp",
+            "--idp-config",
+            "idp.toml",
+        ],
+    );
+    let fetch = |url: &str| -> (u16, Value) {
+        let resp = http().get(url).send().expect("get");
+        let status = resp.status().as_u16();
+        (
+            status,
+            serde_json::from_slice(&resp.bytes().expect("body")).unwrap_or(Value::Null),
+        )
+    };
+    let (status, openid) = fetch(&format!("{issuer}/.well-known/openid-configuration"));
+    assert_eq!(status, 200);
+    for url in [
+        format!("http://127.0.0.1:{port}/.well-known/oauth-authorization-server/tenant-a"),
+        format!("{issuer}/.well-known/oauth-authorization-server"),
+    ] {
+        let (status, doc) = fetch(&url);
+        assert_eq!(status, 200, "{url}");
+        assert_eq!(doc, openid, "{url}");
+        assert_eq!(doc["issuer"], issuer.as_str());
+        for member in [
+            "authorization_endpoint",
+            "token_endpoint",
+            "response_types_supported",
+            "code_challenge_methods_supported",
+        ] {
+            assert!(!doc[member].is_null(), "{url}: {member}");
+        }
+    }
+    // Without --idp: no authorization server, no metadata.
+    let plain = Server::start(&env, &env.path("data2"), &[]);
+    let (status, _) = fetch(&format!(
+        "{}/.well-known/oauth-authorization-server",
+        plain.url
+    ));
+    assert_eq!(status, 404);
+}

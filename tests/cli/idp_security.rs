@@ -896,3 +896,153 @@ fn pushed_authorization_requests_are_checked_then_used_once() {
         format!("{url}/par")
     );
 }
+
+/// The JWT bearer grant (RFC 7523 §2.1), for service accounts: Authlib's AssertionSession signs
+/// an assertion with the client's key and posts it without client authentication; the access
+/// token is for the assertion's `sub` and verifies with `jwkit verify-jwt --issuer`. Refused
+/// with invalid_grant: a replayed jti, another audience, an expired assertion, another key,
+/// an unknown issuer, and another client's assertion under a client's own credentials.
+#[test]
+fn service_accounts_get_tokens_with_a_jwt_bearer_grant() {
+    let Some(python) = crate::generate_jwt::peer_python() else {
+        return;
+    };
+    let env = Env::new();
+    let jwk =
+        std::fs::read_to_string(crate::jose::key_file("rfc7515-A.3.public.jwk.json")).expect("jwk");
+    let jwk: Value = serde_json::from_str(&jwk).expect("jwk json");
+    let inline = |v: &Value| -> String {
+        let o = v.as_object().expect("jwk");
+        let members: Vec<String> = o.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+        format!("{{ {} }}", members.join(", "))
+    };
+    std::fs::write(
+        env.path("idp.toml"),
+        format!(
+            r#"
+[[clients]]
+id = "svc"
+jwks = {{ keys = [{}] }}
+scopes = ["api:read"]
+
+[[clients]]
+id = "web"
+secret = "web-secret"
+redirect_uris = ["http://127.0.0.1:9/cb"]
+"#,
+            inline(&jwk)
+        ),
+    )
+    .expect("config");
+    let server = Server::start(
+        &env,
+        &env.path("data"),
+        &["--idp", "--idp-config", "idp.toml", "--alg", "ES256"],
+    );
+    let url = server.url.clone();
+    let token_url = format!("{url}/token");
+    let private = crate::jose::key_file("rfc7515-A.3.private.pem");
+    let out = std::process::Command::new(&python)
+        .arg(crate::idp::idp_dir().join("service_account.py"))
+        .args([&token_url, "svc", "robot-7", &private, "ES256"])
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "Authlib: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).expect("token json");
+    let access = answer["access_token"].as_str().expect("access_token");
+    let run = crate::idp::verify(&env, &url, access, &["--aud", "svc", "--sub", "robot-7"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    // Assertions made by jwkit for the refusals.
+    let assertion = |iss: &str, aud: &str, exp: &str, key: &str, jti: &str| -> String {
+        env.ok(&[
+            "generate-jwt",
+            "--no-kid",
+            "--key-file",
+            key,
+            "--iss",
+            iss,
+            "--sub",
+            "robot-7",
+            "--aud",
+            aud,
+            "--exp",
+            exp,
+            "--jti",
+            jti,
+        ])
+        .trim()
+        .to_string()
+    };
+    let grant = |assertion: &str, auth: Option<(&str, &str)>| {
+        form(
+            &token_url,
+            auth,
+            &[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", assertion),
+            ],
+        )
+    };
+    let good = assertion("svc", &token_url, "5m", &private, "once");
+    let (s, t, _) = grant(&good, None);
+    assert_eq!(s, 200, "{t}");
+    refused(grant(&good, None), 400, "invalid_grant");
+    refused(
+        grant(
+            &assertion(
+                "svc",
+                "https://elsewhere.example/token",
+                "5m",
+                &private,
+                "a",
+            ),
+            None,
+        ),
+        400,
+        "invalid_grant",
+    );
+    refused(
+        grant(&assertion("svc", &token_url, "-1m", &private, "b"), None),
+        400,
+        "invalid_grant",
+    );
+    let other = crate::jose::key_file("rfc7515-A.4.private.pem");
+    refused(
+        grant(&assertion("svc", &token_url, "5m", &other, "c"), None),
+        400,
+        "invalid_grant",
+    );
+    refused(
+        grant(&assertion("nobody", &token_url, "5m", &private, "d"), None),
+        400,
+        "invalid_grant",
+    );
+    refused(
+        grant(
+            &assertion("svc", &token_url, "5m", &private, "e"),
+            Some(("web", "web-secret")),
+        ),
+        400,
+        "invalid_grant",
+    );
+    // In discovery.
+    let disc: Value = serde_json::from_slice(
+        &crate::serve::http()
+            .get(format!("{url}/.well-known/openid-configuration"))
+            .send()
+            .expect("discovery")
+            .bytes()
+            .expect("body"),
+    )
+    .expect("json");
+    assert!(
+        disc["grant_types_supported"].as_array().is_some_and(|g| g
+            .iter()
+            .any(|v| v == "urn:ietf:params:oauth:grant-type:jwt-bearer")),
+        "{disc}"
+    );
+}

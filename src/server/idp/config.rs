@@ -10,20 +10,33 @@ use serde_json::{Map, Value};
 use crate::crypto::{JwkSet, verify::TrustedKeys};
 
 /// The grants a client may use when its entry names none.
-pub const DEFAULT_GRANTS: [&str; 4] = [
+pub const DEFAULT_GRANTS: [&str; 5] = [
     "authorization_code",
     "refresh_token",
     "client_credentials",
     TOKEN_EXCHANGE,
+    JWT_BEARER_GRANT,
 ];
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-const KNOWN_GRANTS: [&str; 5] = [
+/// RFC 7523 §2.1: a JWT as an authorization grant (service accounts).
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+const KNOWN_GRANTS: [&str; 6] = [
     "authorization_code",
     "refresh_token",
     "client_credentials",
     "password",
     TOKEN_EXCHANGE,
+    JWT_BEARER_GRANT,
 ];
+
+/// The grant's full name for a short one a configuration may use.
+fn grant_name(g: &str) -> &str {
+    match g {
+        "token-exchange" => TOKEN_EXCHANGE,
+        "jwt-bearer" => JWT_BEARER_GRANT,
+        other => other,
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -318,11 +331,7 @@ pub fn check(config: Config) -> Result<Loaded> {
             .clone()
             .unwrap_or_else(|| DEFAULT_GRANTS.iter().map(|g| g.to_string()).collect());
         for g in &grants {
-            let g = if g == "token-exchange" {
-                TOKEN_EXCHANGE
-            } else {
-                g.as_str()
-            };
+            let g = grant_name(g);
             if !KNOWN_GRANTS.contains(&g) {
                 bail!(
                     "{what}: unknown grant {g:?} (one of {})",
@@ -330,16 +339,7 @@ pub fn check(config: Config) -> Result<Loaded> {
                 );
             }
         }
-        let grants = grants
-            .into_iter()
-            .map(|g| {
-                if g == "token-exchange" {
-                    TOKEN_EXCHANGE.to_string()
-                } else {
-                    g
-                }
-            })
-            .collect();
+        let grants = grants.iter().map(|g| grant_name(g).to_string()).collect();
         for uri in c.redirect_uris.iter().chain(&c.post_logout_redirect_uris) {
             let url = url::Url::parse(uri)
                 .map_err(|e| anyhow::anyhow!("{what}: redirect URI {uri:?}: {e}"))?;

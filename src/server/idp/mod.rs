@@ -39,7 +39,7 @@ use crate::server::store::records::Kind;
 use crate::when;
 use authorize::*;
 use client_auth::*;
-use config::{ClientEntry, Fail, Loaded, TOKEN_EXCHANGE, TokenFault};
+use config::{ClientEntry, Fail, JWT_BEARER_GRANT, Loaded, TOKEN_EXCHANGE, TokenFault};
 use issue::*;
 use resource::*;
 use state::{AccessInfo, CodeGrant, Grant, Login};
@@ -357,6 +357,7 @@ pub fn discovery(app: &App, idp: &Idp, doc: &mut Value) {
         "refresh_token",
         "client_credentials",
         TOKEN_EXCHANGE,
+        JWT_BEARER_GRANT,
     ];
     if idp.config.password_grant {
         grants.push("password");

@@ -35,7 +35,18 @@ pub(super) async fn token_inner(
     body: &[u8],
 ) -> Result<Response, OAuthError> {
     let p = params(body)?;
-    let client = authenticate(app, idp, headers, &p).await?;
+    // RFC 7523 §2.1: a JWT bearer grant needs no client authentication; its assertion's
+    // issuer is the client, checked with the client's keys by the grant.
+    let unauthenticated_bearer = p.get("grant_type").map(String::as_str) == Some(JWT_BEARER_GRANT)
+        && !headers.contains_key(header::AUTHORIZATION)
+        && !["client_id", "client_secret", "client_assertion"]
+            .iter()
+            .any(|k| p.contains_key(*k));
+    let client = if unauthenticated_bearer {
+        bearer_issuer(idp, &p)?
+    } else {
+        authenticate(app, idp, headers, &p).await?
+    };
     if let Some(e) = injected(client.fail(), client.delay()).await {
         return Err(e);
     }
@@ -50,6 +61,7 @@ pub(super) async fn token_inner(
         "client_credentials",
         "password",
         TOKEN_EXCHANGE,
+        JWT_BEARER_GRANT,
     ];
     if !known.contains(&grant) || (grant == "password" && !idp.config.password_grant) {
         return Err(oauth(
@@ -76,9 +88,109 @@ pub(super) async fn token_inner(
         "authorization_code" => authorization_code(&r).await?,
         "refresh_token" => refresh_token(&r).await?,
         "password" => password(&r).await?,
+        JWT_BEARER_GRANT => jwt_bearer(&r).await?,
         _ => token_exchange(&r).await?,
     };
     Ok(issued.response())
+}
+
+/// The client a JWT bearer grant comes from when it did not authenticate: the assertion's
+/// `iss` (read here only to find the client; the grant verifies the assertion).
+fn bearer_issuer<'a>(
+    idp: &'a Idp,
+    p: &BTreeMap<String, String>,
+) -> Result<ClientRef<'a>, OAuthError> {
+    let assertion = p
+        .get("assertion")
+        .ok_or_else(|| oauth("invalid_request", "assertion is missing"))?;
+    let iss = jws::Compact::parse(assertion)
+        .ok()
+        .and_then(|c| c.claims())
+        .and_then(|c| c.get("iss").and_then(Value::as_str).map(str::to_string))
+        .ok_or_else(|| {
+            oauth(
+                "invalid_grant",
+                "the assertion is not a JWT with an iss claim",
+            )
+        })?;
+    match idp.client(&iss) {
+        Some(c @ ClientRef::Known(_)) => Ok(c),
+        _ => Err(oauth(
+            "invalid_grant",
+            format!("the assertion's iss {iss:?} is no registered client with keys"),
+        )),
+    }
+}
+
+/// JWT bearer (RFC 7523 §2.1), for service accounts: an assertion signed by the client's
+/// registered key (`jwks`), `iss` the client, `sub` the subject the tokens are for, `aud` the
+/// token endpoint or the issuer, `exp` required, each `jti` once across replicas.
+async fn jwt_bearer(r: &GrantRequest<'_>) -> Result<Issued, OAuthError> {
+    let GrantRequest {
+        app,
+        idp,
+        p,
+        client,
+        fault,
+        now,
+    } = *r;
+    let bad = |d: String| oauth("invalid_grant", d);
+    let assertion = p
+        .get("assertion")
+        .ok_or_else(|| oauth("invalid_request", "assertion is missing"))?;
+    let ClientRef::Known(entry) = client else {
+        return Err(bad(
+            "the JWT bearer grant needs a registered client with keys".into(),
+        ));
+    };
+    let Some(keys) = &entry.keys else {
+        return Err(bad(format!(
+            "client {:?} has no jwks to check its assertions with",
+            entry.client.id
+        )));
+    };
+    let b = base(app);
+    let policy = Policy {
+        iss: Some(entry.client.id.clone()),
+        aud: vec![format!("{b}/token"), app.issuer.clone(), b.clone()],
+        require: vec!["exp".into(), "sub".into()],
+        leeway: 5,
+        ..Policy::default()
+    };
+    let verified = verify_token(assertion, keys, &policy, now)
+        .map_err(|e| bad(format!("the assertion: {}", e.message)))?;
+    let claims = verified.claims.unwrap_or_default();
+    let sub = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad("the assertion's sub is not a non-empty string".into()))?
+        .to_string();
+    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
+    if let Some(jti) = claims.get("jti").and_then(Value::as_str) {
+        let seen = state::key(&format!("bearer\u{0}{}\u{0}{jti}", entry.client.id));
+        if !state::add(app, Kind::Assertion, &seen, exp.max(now + 1)).await? {
+            return Err(bad("the assertion's jti was used already".into()));
+        }
+    }
+    // A configured user gets its claims; any other subject (a service account) its name.
+    let login = user_login(idp, &sub, Map::new(), now).unwrap_or(Login {
+        sub,
+        claims: Map::new(),
+        typed: Map::new(),
+        auth_time: now,
+    });
+    let scope = p.get("scope").cloned().unwrap_or_default();
+    client.scopes_ok(&scope)?;
+    issue(
+        app,
+        idp,
+        IssueParams {
+            audience: p.get("audience").or(p.get("resource")).cloned(),
+            ..IssueParams::new(client, Some(&login), scope, fault)
+        },
+    )
+    .await
 }
 
 /// client_credentials (RFC 6749 §4.4): tokens for the client itself.
