@@ -1046,3 +1046,161 @@ redirect_uris = ["http://127.0.0.1:9/cb"]
         "{disc}"
     );
 }
+
+/// The device authorization grant (RFC 8628): openid-client starts it against an IdP run with
+/// nothing beyond `--idp`, a script approves the user code with the documented POST, and the
+/// polling client gets tokens that `jwkit verify-jwt --issuer` verifies. The RFC's answers:
+/// authorization_pending, slow_down (a poll within the interval), access_denied, expired_token,
+/// invalid_grant for another client's device code; a user code answered once.
+#[test]
+fn the_device_grant_answers_as_rfc_8628_says() {
+    use std::io::BufRead;
+    let Some(()) = crate::idp::node() else { return };
+    let env = Env::new();
+    std::fs::write(
+        env.path("idp.toml"),
+        "[tokens]\ndevice = \"6s\"\ndevice_interval = \"2s\"\n\n[[clients]]\nid = \"tv\"\n\n[[clients]]\nid = \"other\"\n\n[[users]]\nname = \"alice\"\n",
+    )
+    .expect("config");
+    let configured = Server::start(
+        &env,
+        &env.path("data"),
+        &["--idp", "--idp-config", "idp.toml", "--alg", "ES256"],
+    );
+    let open = Server::start(&env, &env.path("data2"), &["--idp"]);
+    // openid-client against the open IdP.
+    let mut node = std::process::Command::new("node")
+        .arg(crate::idp::idp_dir().join("device.mjs"))
+        .args([open.url.as_str(), "tv-app"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node");
+    let mut lines = std::io::BufReader::new(node.stdout.take().expect("stdout")).lines();
+    let first: Value =
+        serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("json");
+    let user_code = first["user_code"].as_str().expect("user_code").to_string();
+    assert_eq!(first["verification_uri"], format!("{}/device", open.url));
+    let approve = |url: &str, pairs: &[(&str, &str)]| -> (u16, String) {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        let resp = crate::serve::http()
+            .post(format!("{url}/device"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .expect("post");
+        (resp.status().as_u16(), resp.text().expect("text"))
+    };
+    // Typed as a person would: lower case, no dash.
+    let typed = user_code.replace('-', "").to_lowercase();
+    let (s, page) = approve(&open.url, &[("user_code", &typed), ("username", "dana")]);
+    assert_eq!(s, 200, "{page}");
+    let second: Value =
+        serde_json::from_str(&lines.next().expect("tokens").expect("read")).expect("json");
+    let status = node.wait().expect("node");
+    assert!(status.success(), "openid-client failed");
+    let access = second["access_token"].as_str().expect("access");
+    assert_eq!(second["claims"]["sub"], "dana");
+    assert!(second["refresh_token"].is_string());
+    let run = crate::idp::verify(
+        &env,
+        &open.url,
+        access,
+        &["--aud", "tv-app", "--sub", "dana"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let (s, _) = approve(
+        &open.url,
+        &[("user_code", &user_code), ("username", "dana")],
+    );
+    assert_eq!(s, 400, "a user code is answered once");
+
+    // The RFC's answers, one by one, on the configured IdP.
+    let url = configured.url.clone();
+    let start = |client: &str| -> Value {
+        let (s, v, _) = form(
+            &format!("{url}/device_authorization"),
+            None,
+            &[("client_id", client)],
+        );
+        assert_eq!(s, 200, "{v}");
+        v
+    };
+    let poll = |client: &str, device_code: &str| {
+        form(
+            &format!("{url}/token"),
+            None,
+            &[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("client_id", client),
+                ("device_code", device_code),
+            ],
+        )
+    };
+    let d = start("tv");
+    assert_eq!(d["interval"], 2);
+    let code = d["device_code"].as_str().expect("device_code");
+    refused(poll("tv", code), 400, "authorization_pending");
+    refused(poll("tv", code), 400, "slow_down");
+    refused(poll("other", code), 400, "invalid_grant");
+    std::thread::sleep(Duration::from_millis(2100));
+    refused(poll("tv", code), 400, "authorization_pending");
+    let (s, page) = approve(
+        &url,
+        &[
+            ("user_code", d["user_code"].as_str().expect("uc")),
+            ("username", "mallory"),
+        ],
+    );
+    assert_eq!(s, 400, "not a configured user: {page}");
+    let (s, _) = approve(
+        &url,
+        &[
+            ("user_code", d["user_code"].as_str().expect("uc")),
+            ("action", "deny"),
+        ],
+    );
+    assert_eq!(s, 200);
+    // The answer is read before the interval is: no wait.
+    refused(poll("tv", code), 400, "access_denied");
+    // A cross-site form cannot approve.
+    let d = start("tv");
+    let resp = crate::serve::http()
+        .post(format!("{url}/device"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", "https://evil.example")
+        .body(format!(
+            "user_code={}&username=alice",
+            d["user_code"].as_str().expect("uc")
+        ))
+        .send()
+        .expect("post");
+    assert_eq!(resp.status().as_u16(), 403);
+    // Too late: expired_token.
+    std::thread::sleep(Duration::from_millis(6200));
+    refused(
+        poll("tv", d["device_code"].as_str().expect("dc")),
+        400,
+        "expired_token",
+    );
+    refused(poll("tv", "no-such-code"), 400, "invalid_grant");
+    // Approved in time: tokens once.
+    let d = start("tv");
+    let (s, _) = approve(
+        &url,
+        &[
+            ("user_code", d["user_code"].as_str().expect("uc")),
+            ("username", "alice"),
+        ],
+    );
+    assert_eq!(s, 200);
+    let (s, t, _) = poll("tv", d["device_code"].as_str().expect("dc"));
+    assert_eq!(s, 200, "{t}");
+    refused(
+        poll("tv", d["device_code"].as_str().expect("dc")),
+        400,
+        "invalid_grant",
+    );
+}

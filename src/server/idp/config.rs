@@ -10,23 +10,27 @@ use serde_json::{Map, Value};
 use crate::crypto::{JwkSet, verify::TrustedKeys};
 
 /// The grants a client may use when its entry names none.
-pub const DEFAULT_GRANTS: [&str; 5] = [
+pub const DEFAULT_GRANTS: [&str; 6] = [
     "authorization_code",
     "refresh_token",
     "client_credentials",
     TOKEN_EXCHANGE,
     JWT_BEARER_GRANT,
+    DEVICE_GRANT,
 ];
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 /// RFC 7523 §2.1: a JWT as an authorization grant (service accounts).
 pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
-const KNOWN_GRANTS: [&str; 6] = [
+/// RFC 8628: the device authorization grant.
+pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+const KNOWN_GRANTS: [&str; 7] = [
     "authorization_code",
     "refresh_token",
     "client_credentials",
     "password",
     TOKEN_EXCHANGE,
     JWT_BEARER_GRANT,
+    DEVICE_GRANT,
 ];
 
 /// The grant's full name for a short one a configuration may use.
@@ -34,6 +38,7 @@ fn grant_name(g: &str) -> &str {
     match g {
         "token-exchange" => TOKEN_EXCHANGE,
         "jwt-bearer" => JWT_BEARER_GRANT,
+        "device_code" | "device-code" => DEVICE_GRANT,
         other => other,
     }
 }
@@ -73,6 +78,12 @@ pub struct Lifetimes {
     /// A login session (the cookie that signs the user in again without the page).
     #[serde(default = "default_session")]
     pub session: String,
+    /// A device authorization's lifetime (RFC 8628: its device and user codes).
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// How often a device may poll the token endpoint (RFC 8628 `interval`).
+    #[serde(default = "default_device_interval")]
+    pub device_interval: String,
 }
 
 impl Default for Lifetimes {
@@ -83,6 +94,8 @@ impl Default for Lifetimes {
             refresh: default_refresh(),
             code: default_code(),
             session: default_session(),
+            device: default_device(),
+            device_interval: default_device_interval(),
         }
     }
 }
@@ -98,6 +111,12 @@ fn default_code() -> String {
 }
 fn default_session() -> String {
     "1h".into()
+}
+fn default_device() -> String {
+    "10m".into()
+}
+fn default_device_interval() -> String {
+    "5s".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -236,6 +255,8 @@ pub struct Loaded {
     pub refresh_ttl: i64,
     pub code_ttl: i64,
     pub session_ttl: i64,
+    pub device_ttl: i64,
+    pub device_interval: i64,
     pub password_grant: bool,
     pub claims: Map<String, Value>,
 }
@@ -431,6 +452,8 @@ pub fn check(config: Config) -> Result<Loaded> {
         refresh_ttl: duration("tokens.refresh", &config.tokens.refresh)?,
         code_ttl: duration("tokens.code", &config.tokens.code)?,
         session_ttl: duration("tokens.session", &config.tokens.session)?,
+        device_ttl: duration("tokens.device", &config.tokens.device)?,
+        device_interval: duration("tokens.device_interval", &config.tokens.device_interval)?,
         password_grant: config.password_grant,
         claims: config.claims,
     })

@@ -15,6 +15,7 @@
 mod authorize;
 mod client_auth;
 pub mod config;
+mod device;
 mod issue;
 mod resource;
 mod state;
@@ -39,7 +40,9 @@ use crate::server::store::records::Kind;
 use crate::when;
 use authorize::*;
 use client_auth::*;
-use config::{ClientEntry, Fail, JWT_BEARER_GRANT, Loaded, TOKEN_EXCHANGE, TokenFault};
+use config::{
+    ClientEntry, DEVICE_GRANT, Fail, JWT_BEARER_GRANT, Loaded, TOKEN_EXCHANGE, TokenFault,
+};
 use issue::*;
 use resource::*;
 use state::{AccessInfo, CodeGrant, Grant, Login};
@@ -335,6 +338,14 @@ pub fn routes(router: Router<Arc<App>>, prefix: &str) -> Router<Arc<App>> {
             )
             .route(&format!("{p}/token"), axum::routing::post(token))
             .route(&format!("{p}/par"), axum::routing::post(par))
+            .route(
+                &format!("{p}/device_authorization"),
+                axum::routing::post(device::authorization),
+            )
+            .route(
+                &format!("{p}/device"),
+                get(device::page).post(device::decide),
+            )
             .route(&format!("{p}/userinfo"), get(userinfo).post(userinfo))
             .route(&format!("{p}/introspect"), axum::routing::post(introspect))
             .route(&format!("{p}/revoke"), axum::routing::post(revoke))
@@ -358,6 +369,7 @@ pub fn discovery(app: &App, idp: &Idp, doc: &mut Value) {
         "client_credentials",
         TOKEN_EXCHANGE,
         JWT_BEARER_GRANT,
+        DEVICE_GRANT,
     ];
     if idp.config.password_grant {
         grants.push("password");
@@ -392,6 +404,7 @@ pub fn discovery(app: &App, idp: &Idp, doc: &mut Value) {
         "introspection_endpoint": format!("{b}/introspect"),
         "revocation_endpoint": format!("{b}/revoke"),
         "pushed_authorization_request_endpoint": format!("{b}/par"),
+        "device_authorization_endpoint": format!("{b}/device_authorization"),
         "require_pushed_authorization_requests": false,
         "end_session_endpoint": format!("{b}/logout"),
         "response_types_supported": ["code"],

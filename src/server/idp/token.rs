@@ -62,6 +62,7 @@ pub(super) async fn token_inner(
         "password",
         TOKEN_EXCHANGE,
         JWT_BEARER_GRANT,
+        DEVICE_GRANT,
     ];
     if !known.contains(&grant) || (grant == "password" && !idp.config.password_grant) {
         return Err(oauth(
@@ -89,6 +90,7 @@ pub(super) async fn token_inner(
         "refresh_token" => refresh_token(&r).await?,
         "password" => password(&r).await?,
         JWT_BEARER_GRANT => jwt_bearer(&r).await?,
+        DEVICE_GRANT => super::device::grant(app, idp, &p, &client, fault, r.now).await?,
         _ => token_exchange(&r).await?,
     };
     Ok(issued.response())

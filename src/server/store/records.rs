@@ -37,6 +37,14 @@ pub enum Kind {
     Used,
     /// A pushed authorization request (RFC 9126), until used.
     Par,
+    /// A device authorization (RFC 8628) by its device code.
+    Device,
+    /// A device authorization's user code: the device code's key.
+    DeviceUser,
+    /// The user's decision on a device authorization, until the device takes it.
+    DeviceDecision,
+    /// A device's last poll, live for the polling interval (a poll within it: slow_down).
+    DevicePoll,
 }
 
 impl Kind {
@@ -50,6 +58,10 @@ impl Kind {
             Kind::Assertion => "assertion",
             Kind::Used => "used",
             Kind::Par => "par",
+            Kind::Device => "device",
+            Kind::DeviceUser => "device_user",
+            Kind::DeviceDecision => "device_decision",
+            Kind::DevicePoll => "device_poll",
         }
     }
 }
