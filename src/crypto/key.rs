@@ -537,6 +537,12 @@ impl Key {
 
     /// The algorithm used when none is asked for (DESIGN.md §1).
     pub fn default_alg(&self) -> Result<Alg, Error> {
+        if self.is_encryption_key() {
+            return Err(Error::key(format!(
+                "the {} key is an encryption key (use: enc): it never signs or verifies; use it with --encrypt-key-file or --decrypt-key-file",
+                self.key_type()
+            )));
+        }
         self.algs()
             .first()
             .copied()
