@@ -305,9 +305,7 @@ fn parse_json(text: &str) -> Result<Parsed, Error> {
     };
     let recipients = match o.get("recipients") {
         Some(Value::Array(list)) => {
-            if o.contains_key("header") && !o.contains_key("unprotected")
-                || o.contains_key("encrypted_key")
-            {
+            if o.contains_key("header") || o.contains_key("encrypted_key") {
                 return Err(malformed(
                     "a general JSON JWE has its header and encrypted_key inside recipients",
                 ));
@@ -1523,4 +1521,68 @@ fn gcm_seal(
         .seal_in_place_separate_tag(nonce, Aad::from(aad), &mut buf)
         .map_err(|_| Error::Failed)?;
     Ok((buf, tag.as_ref().to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oct(k: &[u8]) -> (EncryptKey, DecryptKey) {
+        let jwk = serde_json::json!({"kty": "oct", "k": b64::encode(k)});
+        let o = jwk.as_object().expect("object");
+        (
+            encrypt_key_from_jwk(o).expect("encrypt key"),
+            from_jwk(o).expect("key").expect("private"),
+        )
+    }
+
+    #[test]
+    fn a_general_json_jwe_keeps_per_recipient_members_inside_recipients() {
+        let (e, d) = oct(&[7u8; 32]);
+        let compact = encrypt(b"hello", &e, "A256KW", "A256GCM", Map::new()).expect("encrypt");
+        let p: Vec<&str> = compact.split('.').collect();
+        let general = |extra: (&str, Value)| {
+            let mut o = serde_json::json!({
+                "protected": p[0],
+                "recipients": [{"encrypted_key": p[1]}],
+                "iv": p[2], "ciphertext": p[3], "tag": p[4],
+            });
+            o[extra.0] = extra.1;
+            o.to_string()
+        };
+        let opts = Options::default();
+        let ok = general(("unprotected", serde_json::json!({"kid": "k"})));
+        assert_eq!(
+            decrypt(&ok, std::slice::from_ref(&d), &opts)
+                .expect("decrypts")
+                .plaintext
+                .as_slice(),
+            b"hello"
+        );
+        for bad in [
+            general(("header", serde_json::json!({"kid": "k"}))),
+            general(("encrypted_key", Value::from(p[1]))),
+        ] {
+            assert!(matches!(
+                decrypt(&bad, std::slice::from_ref(&d), &opts),
+                Err(Error::Malformed(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn every_failure_with_a_key_at_work_is_one_error() {
+        let (e, _) = oct(&[7u8; 32]);
+        let (_, wrong) = oct(&[8u8; 32]);
+        let token = encrypt(b"x", &e, "A256KW", "A128CBC-HS256", Map::new()).expect("encrypt");
+        let opts = Options::default();
+        assert_eq!(decrypt(&token, &[wrong], &opts).err(), Some(Error::Failed));
+        let (_, right) = oct(&[7u8; 32]);
+        let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+        parts[4] = b64::encode([0u8; 16]);
+        assert_eq!(
+            decrypt(&parts.join("."), &[right], &opts).err(),
+            Some(Error::Failed)
+        );
+    }
 }
