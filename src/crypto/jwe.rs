@@ -620,13 +620,7 @@ fn content_key(
             }
         }
         (Secret::Rsa { key: k, .. }, _) => {
-            let oaep = match alg {
-                "RSA-OAEP" => &rsa::OAEP_SHA1_MGF1SHA1,
-                "RSA-OAEP-256" => &rsa::OAEP_SHA256_MGF1SHA256,
-                "RSA-OAEP-384" => &rsa::OAEP_SHA384_MGF1SHA384,
-                "RSA-OAEP-512" => &rsa::OAEP_SHA512_MGF1SHA512,
-                _ => return Err(Error::Failed),
-            };
+            let oaep = oaep(alg).ok_or(Error::Failed)?;
             let k = rsa::OaepPrivateDecryptingKey::new(k.clone()).map_err(|_| Error::Failed)?;
             let mut out = vec![0u8; k.min_output_size()];
             let cek = k
@@ -805,6 +799,46 @@ fn unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
     Ok(out)
 }
 
+/// The OAEP parameters of an RSA-OAEP algorithm name.
+fn oaep(alg: &str) -> Option<&'static rsa::OaepAlgorithm> {
+    Some(match alg {
+        "RSA-OAEP" => &rsa::OAEP_SHA1_MGF1SHA1,
+        "RSA-OAEP-256" => &rsa::OAEP_SHA256_MGF1SHA256,
+        "RSA-OAEP-384" => &rsa::OAEP_SHA384_MGF1SHA384,
+        "RSA-OAEP-512" => &rsa::OAEP_SHA512_MGF1SHA512,
+        _ => return None,
+    })
+}
+
+/// An AES-GCM key of 128, 192 or 256 bits.
+fn gcm_key(key: &[u8]) -> Result<LessSafeKey, Error> {
+    let alg = match key.len() {
+        16 => &aead::AES_128_GCM,
+        24 => &aead::AES_192_GCM,
+        32 => &aead::AES_256_GCM,
+        _ => return Err(Error::Failed),
+    };
+    Ok(LessSafeKey::new(
+        UnboundKey::new(alg, key).map_err(|_| Error::Failed)?,
+    ))
+}
+
+/// The AES-CBC-HMAC-SHA2 tag (RFC 7518 §5.2.2.1): HMAC over AAD, IV, ciphertext and the AAD's
+/// length in bits, truncated to the MAC key's length (the hash follows from it).
+fn cbc_hs_tag(mac_key: &[u8], aad: &[u8], iv: &[u8], ciphertext: &[u8]) -> Vec<u8> {
+    let hash = match mac_key.len() {
+        16 => hmac::HMAC_SHA256,
+        24 => hmac::HMAC_SHA384,
+        _ => hmac::HMAC_SHA512,
+    };
+    let mut ctx = hmac::Context::with_key(&hmac::Key::new(hash, mac_key));
+    ctx.update(aad);
+    ctx.update(iv);
+    ctx.update(ciphertext);
+    ctx.update(&((aad.len() as u64) * 8).to_be_bytes());
+    ctx.sign().as_ref()[..mac_key.len()].to_vec()
+}
+
 fn gcm_open(
     key: &[u8],
     iv: &[u8],
@@ -812,17 +846,11 @@ fn gcm_open(
     tag: &[u8],
     aad: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, Error> {
-    let alg = match key.len() {
-        16 => &aead::AES_128_GCM,
-        24 => &aead::AES_192_GCM,
-        32 => &aead::AES_256_GCM,
-        _ => return Err(Error::Failed),
-    };
     if tag.len() != 16 {
         return Err(Error::Failed);
     }
     let nonce = Nonce::try_assume_unique_for_key(iv).map_err(|_| Error::Failed)?;
-    let k = LessSafeKey::new(UnboundKey::new(alg, key).map_err(|_| Error::Failed)?);
+    let k = gcm_key(key)?;
     let mut in_out = Zeroizing::new(Vec::with_capacity(ciphertext.len() + 16));
     in_out.extend_from_slice(ciphertext);
     in_out.extend_from_slice(tag);
@@ -852,21 +880,11 @@ fn decrypt_content(
         Enc::CbcHs(n) => {
             let half = n / 2;
             let (mac_key, enc_key) = cek.split_at(half);
-            let hash = match n {
-                32 => hmac::HMAC_SHA256,
-                48 => hmac::HMAC_SHA384,
-                _ => hmac::HMAC_SHA512,
-            };
             if iv.len() != 16 || tag.len() != half {
                 return Err(Error::Failed);
             }
-            let mut ctx = hmac::Context::with_key(&hmac::Key::new(hash, mac_key));
-            ctx.update(aad);
-            ctx.update(iv);
-            ctx.update(ciphertext);
-            ctx.update(&((aad.len() as u64) * 8).to_be_bytes());
-            let mac = ctx.sign();
-            if constant_time::verify_slices_are_equal(&mac.as_ref()[..half], tag).is_err() {
+            let mac = cbc_hs_tag(mac_key, aad, iv, ciphertext);
+            if constant_time::verify_slices_are_equal(&mac, tag).is_err() {
                 return Err(Error::Failed);
             }
             let cipher = match half {
@@ -994,36 +1012,49 @@ fn b64_of(o: &Map<String, Value>, name: &str) -> Result<Option<Zeroizing<Vec<u8>
         .transpose()
 }
 
-/// A decryption key from a JWK; None for a public key. A key marked `use: sig`, or whose
-/// `key_ops` allow neither decrypt nor unwrapKey, never decrypts.
-pub fn from_jwk(o: &Map<String, Value>) -> Result<Option<DecryptKey>, String> {
+/// What every JWE key reads from its JWK first: kid, alg and kty, after refusing a key kept
+/// for signatures (`use: sig`) or whose `key_ops` name neither of `ops` nor deriveKey/Bits.
+/// `verb` ("decrypt", "encrypt") names the use in the messages.
+fn jwk_for<'a>(
+    o: &'a Map<String, Value>,
+    verb: &str,
+    ops: [&str; 2],
+) -> Result<(Option<String>, Option<String>, &'a str), String> {
     let kid = str_of(o, "kid")?.map(str::to_string);
     let alg = str_of(o, "alg")?.map(str::to_string);
     if str_of(o, "use")? == Some("sig") {
-        return Err("the JWK is a signing key (use: sig): it never decrypts".into());
+        return Err(format!(
+            "the JWK is a signing key (use: sig): it never {verb}s"
+        ));
     }
-    if let Some(ops) = o.get("key_ops") {
-        let ops = ops
+    if let Some(list) = o.get("key_ops") {
+        let list = list
             .as_array()
             .ok_or_else(|| "the JWK's key_ops is not an array".to_string())?;
-        if !ops.iter().any(|v| {
-            matches!(
-                v.as_str(),
-                Some("decrypt" | "unwrapKey" | "deriveKey" | "deriveBits")
-            )
-        }) {
-            return Err("the JWK's key_ops allow no decryption".into());
+        let allowed = |op: &str| ops.contains(&op) || matches!(op, "deriveKey" | "deriveBits");
+        if !list.iter().any(|v| v.as_str().is_some_and(allowed)) {
+            return Err(format!("the JWK's key_ops allow no {verb}ion"));
         }
     }
     let kty = str_of(o, "kty")?.ok_or_else(|| "the JWK has no \"kty\"".to_string())?;
+    Ok((kid, alg, kty))
+}
+
+/// An oct JWK's key, which may not be empty.
+fn oct_k(o: &Map<String, Value>) -> Result<Zeroizing<Vec<u8>>, String> {
+    let k = b64_of(o, "k")?.ok_or_else(|| "the oct JWK has no \"k\"".to_string())?;
+    if k.is_empty() {
+        return Err("the oct JWK's \"k\" is empty".into());
+    }
+    Ok(k)
+}
+
+/// A decryption key from a JWK; None for a public key. A key marked `use: sig`, or whose
+/// `key_ops` allow neither decrypt nor unwrapKey, never decrypts.
+pub fn from_jwk(o: &Map<String, Value>) -> Result<Option<DecryptKey>, String> {
+    let (kid, alg, kty) = jwk_for(o, "decrypt", ["decrypt", "unwrapKey"])?;
     let secret = match kty {
-        "oct" => {
-            let k = b64_of(o, "k")?.ok_or_else(|| "the oct JWK has no \"k\"".to_string())?;
-            if k.is_empty() {
-                return Err("the oct JWK's \"k\" is empty".into());
-            }
-            Secret::Oct(k)
-        }
+        "oct" => Secret::Oct(oct_k(o)?),
         "OKP" => {
             let crv = str_of(o, "crv")?.unwrap_or("");
             if crv != "X25519" {
@@ -1189,33 +1220,9 @@ pub fn load_encrypt_key(bytes: &[u8], kid: Option<&str>) -> Result<EncryptKey, S
 /// An encryption key from a JWK. A `use: sig` key, or one whose `key_ops` allow neither
 /// encrypt nor wrapKey, never encrypts.
 pub fn encrypt_key_from_jwk(o: &Map<String, Value>) -> Result<EncryptKey, String> {
-    let kid = str_of(o, "kid")?.map(str::to_string);
-    let alg = str_of(o, "alg")?.map(str::to_string);
-    if str_of(o, "use")? == Some("sig") {
-        return Err("the JWK is a signing key (use: sig): it never encrypts".into());
-    }
-    if let Some(ops) = o.get("key_ops") {
-        let ops = ops
-            .as_array()
-            .ok_or_else(|| "the JWK's key_ops is not an array".to_string())?;
-        if !ops.iter().any(|v| {
-            matches!(
-                v.as_str(),
-                Some("encrypt" | "wrapKey" | "deriveKey" | "deriveBits")
-            )
-        }) {
-            return Err("the JWK's key_ops allow no encryption".into());
-        }
-    }
-    let kty = str_of(o, "kty")?.ok_or_else(|| "the JWK has no \"kty\"".to_string())?;
+    let (kid, alg, kty) = jwk_for(o, "encrypt", ["encrypt", "wrapKey"])?;
     let target = match kty {
-        "oct" => {
-            let k = b64_of(o, "k")?.ok_or_else(|| "the oct JWK has no \"k\"".to_string())?;
-            if k.is_empty() {
-                return Err("the oct JWK's \"k\" is empty".into());
-            }
-            Target::Oct(k)
-        }
+        "oct" => Target::Oct(oct_k(o)?),
         "OKP" => {
             if str_of(o, "crv")? != Some("X25519") {
                 return Err("an OKP key encrypts only on X25519".into());
@@ -1366,13 +1373,7 @@ pub fn encrypt(
     };
     let (cek, encrypted_key) = match (&key.target, alg) {
         (Target::Rsa(k), _) if alg.starts_with("RSA-OAEP") => {
-            let oaep = match alg {
-                "RSA-OAEP" => &rsa::OAEP_SHA1_MGF1SHA1,
-                "RSA-OAEP-256" => &rsa::OAEP_SHA256_MGF1SHA256,
-                "RSA-OAEP-384" => &rsa::OAEP_SHA384_MGF1SHA384,
-                "RSA-OAEP-512" => &rsa::OAEP_SHA512_MGF1SHA512,
-                _ => return Err(mismatch()),
-            };
+            let oaep = oaep(alg).ok_or_else(mismatch)?;
             let k = rsa::OaepPublicEncryptingKey::new(k.clone()).map_err(|_| Error::Failed)?;
             let cek = random(enc.key_len())?;
             let mut out = vec![0u8; k.ciphertext_size()];
@@ -1479,17 +1480,7 @@ pub fn encrypt(
             let context = key.encrypt(&mut buf).map_err(|_| Error::Failed)?;
             let iv: &[u8] = (&context).try_into().map_err(|_| Error::Failed)?;
             let iv = iv.to_vec();
-            let hash = match n {
-                32 => hmac::HMAC_SHA256,
-                48 => hmac::HMAC_SHA384,
-                _ => hmac::HMAC_SHA512,
-            };
-            let mut ctx = hmac::Context::with_key(&hmac::Key::new(hash, mac_key));
-            ctx.update(aad);
-            ctx.update(&iv);
-            ctx.update(&buf);
-            ctx.update(&((aad.len() as u64) * 8).to_be_bytes());
-            let tag = ctx.sign().as_ref()[..half].to_vec();
+            let tag = cbc_hs_tag(mac_key, aad, &iv, &buf);
             (iv, buf, tag)
         }
     };
@@ -1508,14 +1499,8 @@ fn gcm_seal(
     plaintext: &[u8],
     aad: &[u8],
 ) -> Result<(Vec<u8>, Vec<u8>), Error> {
-    let alg = match key.len() {
-        16 => &aead::AES_128_GCM,
-        24 => &aead::AES_192_GCM,
-        32 => &aead::AES_256_GCM,
-        _ => return Err(Error::Failed),
-    };
     let nonce = Nonce::try_assume_unique_for_key(iv).map_err(|_| Error::Failed)?;
-    let k = LessSafeKey::new(UnboundKey::new(alg, key).map_err(|_| Error::Failed)?);
+    let k = gcm_key(key)?;
     let mut buf = plaintext.to_vec();
     let tag = k
         .seal_in_place_separate_tag(nonce, Aad::from(aad), &mut buf)
