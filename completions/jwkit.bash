@@ -197,13 +197,17 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__decode)
-            opts="-v -h -V --json --plaintext --decrypt-key-file --password-file --insecure --color --verbose --help --version"
+            opts="-v -h -V --json --plaintext --decrypt-key-file --decrypt-key --password-file --insecure --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --decrypt-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --decrypt-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -223,7 +227,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__generate__subcmd__jwt)
-            opts="-c -v -h -V --key-file --key --secret-file --secret-env --insecure --secret-base64 --kid --no-kid --alg --typ --header --claim --claim-str --claims --iss --sub --aud --jti --exp --no-exp --nbf --iat --no-iat --expired --encrypt-key-file --jwe-alg --jwe-enc --color --verbose --help --version"
+            opts="-c -v -h -V --key-file --key --secret-file --secret-env --insecure --secret-base64 --kid --no-kid --alg --typ --header --claim --claim-str --claims --iss --sub --aud --jti --exp --no-exp --nbf --iat --no-iat --expired --encrypt-key-file --encrypt-key --jwe-alg --jwe-enc --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -309,6 +313,10 @@ _jwkit() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --encrypt-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --jwe-alg)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -352,7 +360,7 @@ _jwkit() {
                     return 0
                     ;;
                 --alg)
-                    COMPREPLY=($(compgen -W "HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 ES256K EdDSA" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 ES256K EdDSA RSA-OAEP RSA-OAEP-256 RSA-OAEP-384 RSA-OAEP-512 ECDH-ES ECDH-ES+A128KW ECDH-ES+A192KW ECDH-ES+A256KW A128KW A192KW A256KW A128GCMKW A192GCMKW A256GCMKW dir" -- "${cur}"))
                     return 0
                     ;;
                 --kid)
@@ -1151,7 +1159,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__resign)
-            opts="-o -v -h -V --scan --out --force --goreplay --threads --format --decrypt-key-file --password-file --encrypt-key-file --key-file --key --secret-file --secret-env --insecure --secret-base64 --kid --keep-kid --alg --refresh --lifetime --exp --set --unset --verify-with --key-for --only --match-alg --match-kid --match-iss --no-cache --allow-http --timeout --cacert --color --verbose --help --version"
+            opts="-o -v -h -V --scan --out --force --goreplay --threads --format --decrypt-key-file --decrypt-key --password-file --encrypt-key-file --encrypt-key --key-file --key --secret-file --secret-env --insecure --secret-base64 --kid --keep-kid --alg --refresh --lifetime --exp --set --unset --verify-with --key-for --only --match-alg --match-kid --match-iss --no-cache --allow-http --timeout --cacert --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1181,11 +1189,19 @@ _jwkit() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --decrypt-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --password-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --encrypt-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --encrypt-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1379,7 +1395,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__verify__subcmd__jwt)
-            opts="-v -h -V --token --key-file --key --jwks-file --jwks-url --issuer --server --secret-file --secret-env --insecure --secret-base64 --alg --iss --aud --any-aud --sub --typ --leeway --require --ignore-exp --at --raw --batch --threads --json --decrypt-key-file --password-file --allow-unsigned --no-cache --allow-http --timeout --cacert --color --verbose --help --version"
+            opts="-v -h -V --token --key-file --key --jwks-file --jwks-url --issuer --server --secret-file --secret-env --insecure --secret-base64 --alg --iss --aud --any-aud --sub --typ --leeway --require --ignore-exp --at --raw --batch --threads --json --decrypt-key-file --decrypt-key --password-file --allow-unsigned --no-cache --allow-http --timeout --cacert --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1458,6 +1474,10 @@ _jwkit() {
                     return 0
                     ;;
                 --decrypt-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --decrypt-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -52,7 +52,7 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l curve -d 'E
 P-384\t''
 P-521\t''
 secp256k1\t''"
-complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l alg -d 'Algorithm to record in the JWK, restricting the key to it (default: none recorded; the key type\'s default RS256, ES256, ES384, ES512, ES256K, EdDSA or HS256 applies)' -r -f -a "HS256\t''
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l alg -d 'Algorithm to record in the JWK, restricting the key to it (default: none recorded; the key type\'s default RS256, ES256, ES384, ES512, ES256K, EdDSA or HS256 applies). A JWE key-management algorithm (RSA-OAEP-256, ECDH-ES+A256KW, A128KW, dir, ...) makes an encryption key (use: enc); for --type hmac it sets the key\'s size' -r -f -a "HS256\t''
 HS384\t''
 HS512\t''
 RS256\t''
@@ -65,7 +65,22 @@ ES256\t''
 ES384\t''
 ES512\t''
 ES256K\t''
-EdDSA\t''"
+EdDSA\t''
+RSA-OAEP\t''
+RSA-OAEP-256\t''
+RSA-OAEP-384\t''
+RSA-OAEP-512\t''
+ECDH-ES\t''
+ECDH-ES+A128KW\t''
+ECDH-ES+A192KW\t''
+ECDH-ES+A256KW\t''
+A128KW\t''
+A192KW\t''
+A256KW\t''
+A128GCMKW\t''
+A192GCMKW\t''
+A256GCMKW\t''
+dir\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l kid -d 'Key ID (default: the RFC 7638 SHA-256 thumbprint)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-key" -l use -d 'Public key use recorded in the JWK' -r -f -a "sig\t'Signatures: the key never decrypts'
 enc\t'Encryption (JWE): the key never signs or verifies'"
@@ -95,7 +110,7 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l curve -d 'EC curv
 P-384\t''
 P-521\t''
 secp256k1\t''"
-complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l alg -d 'Algorithm to record in the JWK, restricting the key to it (default: none recorded; the key type\'s default RS256, ES256, ES384, ES512, ES256K, EdDSA or HS256 applies)' -r -f -a "HS256\t''
+complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l alg -d 'Algorithm to record in the JWK, restricting the key to it (default: none recorded; the key type\'s default RS256, ES256, ES384, ES512, ES256K, EdDSA or HS256 applies). A JWE key-management algorithm (RSA-OAEP-256, ECDH-ES+A256KW, A128KW, dir, ...) makes an encryption key (use: enc); for --type hmac it sets the key\'s size' -r -f -a "HS256\t''
 HS384\t''
 HS512\t''
 RS256\t''
@@ -108,7 +123,22 @@ ES256\t''
 ES384\t''
 ES512\t''
 ES256K\t''
-EdDSA\t''"
+EdDSA\t''
+RSA-OAEP\t''
+RSA-OAEP-256\t''
+RSA-OAEP-384\t''
+RSA-OAEP-512\t''
+ECDH-ES\t''
+ECDH-ES+A128KW\t''
+ECDH-ES+A192KW\t''
+ECDH-ES+A256KW\t''
+A128KW\t''
+A192KW\t''
+A256KW\t''
+A128GCMKW\t''
+A192GCMKW\t''
+A256GCMKW\t''
+dir\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l kid -d 'Key ID (default: the RFC 7638 SHA-256 thumbprint)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand genkey" -l use -d 'Public key use recorded in the JWK' -r -f -a "sig\t'Signatures: the key never decrypts'
 enc\t'Encryption (JWE): the key never signs or verifies'"
@@ -160,6 +190,7 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l exp -d 'Exp
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l nbf -d 'Not before (nbf), as WHEN' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l iat -d 'Issued at (iat), as WHEN (default: now)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l encrypt-key-file -d 'Sign, then encrypt the token to this key (a nested JWT, cty JWT): a public or private RSA, EC or X25519 key, or a symmetric key (PEM, JWK, or a JWK set: the first key that can encrypt)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l encrypt-key -d 'Sign, then encrypt the token to this encryption key in the key store (by kid or thumbprint; made with generate-key --use enc --save)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l jwe-alg -d 'The JWE key management algorithm (default: the key\'s JWK alg, else RSA-OAEP-256 for RSA, ECDH-ES+A256KW for EC and X25519, A128KW/A192KW/A256KW by a symmetric key\'s size)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l jwe-enc -d 'The JWE content encryption (default A256GCM)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
@@ -206,6 +237,7 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l require -d 'A
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l at -d 'Judge exp, nbf and iat as of WHEN instead of now (a capture\'s time, for example)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l threads -d 'Threads for --batch (default: all cores)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l decrypt-key-file -d 'Decrypt JWEs with this private or symmetric key (PEM, JWK or JWK set; the JWE\'s kid picks from a set), then verify the inner token\'s signature and claims' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l decrypt-key -d 'Decrypt JWEs with this encryption key from the key store (by kid or thumbprint)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l password-file -d 'Decrypt PBES2 JWEs with the password in this file (one trailing newline is dropped)' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l timeout -d 'The whole of each HTTP fetch (name resolution, connecting, TLS, headers and body) must finish within this' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l cacert -d 'Extra trusted CA certificates (PEM) for HTTPS, besides the system roots' -r -F
@@ -233,8 +265,10 @@ text\t''
 http\t''
 har\t''"
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l decrypt-key-file -d 'A nested token (a JWE holding a JWS) is decrypted with this key, its inner token re-signed, and the result encrypted again (to the same key, or to --encrypt-key-file)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l decrypt-key -d 'Decrypt a nested token with this encryption key from the key store (by kid)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l password-file -d 'Decrypt a PBES2 nested token with the password in this file (it is then encrypted again to --encrypt-key-file, which it needs)' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l encrypt-key-file -d 'Encrypt the re-signed nested token to this key instead of the one it was encrypted to' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l encrypt-key -d 'Encrypt the re-signed nested token to this stored encryption key (by kid) instead' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l key-file -d 'Signing key file: PEM, DER, JWK or JWKS (pick with --kid), recognised by content; `-` reads stdin' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l key -d 'Sign with the stored key with this kid (see `jwkit key list`)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l secret-file -d 'HMAC secret: the raw bytes of FILE (`-` for stdin)' -r
@@ -340,6 +374,7 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -s v -l verbose -d 'E
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -s V -l version -d 'Print version'
 complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l decrypt-key-file -d 'Decrypt a JWE with this private key or symmetric key (PEM, JWK or JWK set; the JWE\'s kid picks from a set). `-` reads stdin' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l decrypt-key -d 'Decrypt a JWE with this encryption key from the key store (by kid or thumbprint)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l password-file -d 'Decrypt a PBES2 JWE with the password in this file (one trailing newline is dropped)' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''

@@ -235,6 +235,61 @@ impl ValueEnum for Alg {
     }
 }
 
+/// `generate-key --alg`: a JWS algorithm (a signing key) or a JWE key-management algorithm
+/// (an encryption key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAlg {
+    Sig(Alg),
+    Enc(&'static str),
+}
+
+/// The JWE key-management algorithms a generated key may be restricted to (RSA1_5 is absent:
+/// jwkit never encrypts with it, and PBES2 takes a password, not a key).
+pub const JWE_KEY_ALGS: [&str; 15] = [
+    "RSA-OAEP",
+    "RSA-OAEP-256",
+    "RSA-OAEP-384",
+    "RSA-OAEP-512",
+    "ECDH-ES",
+    "ECDH-ES+A128KW",
+    "ECDH-ES+A192KW",
+    "ECDH-ES+A256KW",
+    "A128KW",
+    "A192KW",
+    "A256KW",
+    "A128GCMKW",
+    "A192GCMKW",
+    "A256GCMKW",
+    "dir",
+];
+
+const KEY_ALGS: [KeyAlg; 29] = {
+    let mut out = [KeyAlg::Enc(""); 29];
+    let mut i = 0;
+    while i < Alg::ALL.len() {
+        out[i] = KeyAlg::Sig(Alg::ALL[i]);
+        i += 1;
+    }
+    let mut j = 0;
+    while j < JWE_KEY_ALGS.len() {
+        out[i + j] = KeyAlg::Enc(JWE_KEY_ALGS[j]);
+        j += 1;
+    }
+    out
+};
+
+impl ValueEnum for KeyAlg {
+    fn value_variants<'a>() -> &'a [Self] {
+        &KEY_ALGS
+    }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(match self {
+            KeyAlg::Sig(a) => a.as_str(),
+            KeyAlg::Enc(a) => a,
+        }))
+    }
+}
+
 impl ValueEnum for Curve {
     fn value_variants<'a>() -> &'a [Self] {
         &Curve::ALL
@@ -277,9 +332,11 @@ pub struct GenerateKeyArgs {
     pub curve: Option<Curve>,
 
     /// Algorithm to record in the JWK, restricting the key to it (default: none recorded; the key
-    /// type's default RS256, ES256, ES384, ES512, ES256K, EdDSA or HS256 applies).
+    /// type's default RS256, ES256, ES384, ES512, ES256K, EdDSA or HS256 applies). A JWE
+    /// key-management algorithm (RSA-OAEP-256, ECDH-ES+A256KW, A128KW, dir, ...) makes an
+    /// encryption key (use: enc); for --type hmac it sets the key's size.
     #[arg(long, value_enum)]
-    pub alg: Option<Alg>,
+    pub alg: Option<KeyAlg>,
 
     /// Key ID (default: the RFC 7638 SHA-256 thumbprint).
     #[arg(long, allow_hyphen_values = true)]
@@ -628,16 +685,26 @@ pub struct GenerateJwtArgs {
     /// Sign, then encrypt the token to this key (a nested JWT, cty JWT): a public or private
     /// RSA, EC or X25519 key, or a symmetric key (PEM, JWK, or a JWK set: the first key that
     /// can encrypt).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", group = "encrypt")]
     pub encrypt_key_file: Option<String>,
+
+    /// Sign, then encrypt the token to this encryption key in the key store (by kid or
+    /// thumbprint; made with generate-key --use enc --save).
+    #[arg(
+        long,
+        value_name = "KID",
+        group = "encrypt",
+        allow_hyphen_values = true
+    )]
+    pub encrypt_key: Option<String>,
 
     /// The JWE key management algorithm (default: the key's JWK alg, else RSA-OAEP-256 for RSA,
     /// ECDH-ES+A256KW for EC and X25519, A128KW/A192KW/A256KW by a symmetric key's size).
-    #[arg(long, value_name = "ALG", requires = "encrypt_key_file")]
+    #[arg(long, value_name = "ALG", requires = "encrypt")]
     pub jwe_alg: Option<String>,
 
     /// The JWE content encryption (default A256GCM).
-    #[arg(long, value_name = "ENC", requires = "encrypt_key_file")]
+    #[arg(long, value_name = "ENC", requires = "encrypt")]
     pub jwe_enc: Option<String>,
 }
 
@@ -760,6 +827,15 @@ pub struct VerifyJwtArgs {
     #[arg(long, value_name = "FILE", group = "decrypt")]
     pub decrypt_key_file: Option<String>,
 
+    /// Decrypt JWEs with this encryption key from the key store (by kid or thumbprint).
+    #[arg(
+        long,
+        value_name = "KID",
+        group = "decrypt",
+        allow_hyphen_values = true
+    )]
+    pub decrypt_key: Option<String>,
+
     /// Decrypt PBES2 JWEs with the password in this file (one trailing newline is dropped).
     #[arg(long, value_name = "FILE", group = "decrypt")]
     pub password_file: Option<PathBuf>,
@@ -833,6 +909,15 @@ pub struct ResignArgs {
     #[arg(long, value_name = "FILE", group = "resign_decrypt")]
     pub decrypt_key_file: Option<String>,
 
+    /// Decrypt a nested token with this encryption key from the key store (by kid).
+    #[arg(
+        long,
+        value_name = "KID",
+        group = "resign_decrypt",
+        allow_hyphen_values = true
+    )]
+    pub decrypt_key: Option<String>,
+
     /// Decrypt a PBES2 nested token with the password in this file (it is then encrypted
     /// again to --encrypt-key-file, which it needs).
     #[arg(long, value_name = "FILE", group = "resign_decrypt")]
@@ -841,6 +926,16 @@ pub struct ResignArgs {
     /// Encrypt the re-signed nested token to this key instead of the one it was encrypted to.
     #[arg(long, value_name = "FILE", requires = "resign_decrypt")]
     pub encrypt_key_file: Option<String>,
+
+    /// Encrypt the re-signed nested token to this stored encryption key (by kid) instead.
+    #[arg(
+        long,
+        value_name = "KID",
+        requires = "resign_decrypt",
+        conflicts_with = "encrypt_key_file",
+        allow_hyphen_values = true
+    )]
+    pub encrypt_key: Option<String>,
 
     #[command(flatten)]
     pub plan: PlanArgs,
@@ -1029,6 +1124,15 @@ pub struct DecodeArgs {
     /// kid picks from a set). `-` reads stdin.
     #[arg(long, value_name = "FILE", group = "decrypt")]
     pub decrypt_key_file: Option<String>,
+
+    /// Decrypt a JWE with this encryption key from the key store (by kid or thumbprint).
+    #[arg(
+        long,
+        value_name = "KID",
+        group = "decrypt",
+        allow_hyphen_values = true
+    )]
+    pub decrypt_key: Option<String>,
 
     /// Decrypt a PBES2 JWE with the password in this file (one trailing newline is dropped).
     #[arg(long, value_name = "FILE", group = "decrypt")]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::atomic;
-use crate::crypto::{self, Alg, Hash, Key};
+use crate::crypto::{self, Hash, Key};
 
 /// What one store file holds.
 #[derive(Debug, Serialize, Deserialize)]
@@ -67,7 +67,7 @@ impl KeyStore {
 
     /// Saves a private key under its thumbprint; refuses to replace a key, or to reuse a kid
     /// another stored key has, unless `force`.
-    pub fn save(&self, key: &Key, alg: Alg, force: bool) -> Result<PathBuf> {
+    pub fn save(&self, key: &Key, alg: &str, force: bool) -> Result<PathBuf> {
         if !key.is_private() {
             bail!("only private keys and HMAC secrets go in the key store");
         }
@@ -164,6 +164,49 @@ impl KeyStore {
             ),
             n => bail!("{n} stored keys answer to \"{kid}\"; use the thumbprint instead"),
         }
+    }
+}
+
+impl StoredKey {
+    /// True when the store keeps this key for encryption (its recorded alg is a JWE one).
+    fn for_encryption(&self) -> bool {
+        self.key.is_encryption_key() || crypto::jwe::key_kind(&self.record.alg).is_some()
+    }
+
+    /// The stored key as a JWE decryption key (`--decrypt-key KID`). A signing key never
+    /// decrypts.
+    pub fn decrypt_key(&self) -> Result<crypto::jwe::DecryptKey> {
+        if !self.for_encryption() {
+            bail!(
+                "the stored key \"{}\" is a signing key ({}): it never decrypts; make one with generate-key --use enc --save",
+                crate::output::escape(&self.record.kid),
+                crate::output::escape(&self.record.alg)
+            );
+        }
+        let mut key = crypto::jwe::from_jwk(&self.record.jwk)
+            .map_err(|e| anyhow!("{e}"))?
+            .ok_or_else(|| anyhow!("the stored key holds no private key"))?;
+        key.kid = Some(self.record.kid.clone());
+        Ok(key)
+    }
+
+    /// The stored key as a JWE encryption key (`--encrypt-key KID`): its public half, or
+    /// the symmetric key; the alg the store records is its default.
+    pub fn encrypt_key(&self) -> Result<crypto::jwe::EncryptKey> {
+        if !self.for_encryption() {
+            bail!(
+                "the stored key \"{}\" is a signing key ({}): it never encrypts; make one with generate-key --use enc --save",
+                crate::output::escape(&self.record.kid),
+                crate::output::escape(&self.record.alg)
+            );
+        }
+        let mut key =
+            crypto::jwe::encrypt_key_from_jwk(&self.record.jwk).map_err(|e| anyhow!("{e}"))?;
+        key.kid = Some(self.record.kid.clone());
+        if key.alg.is_none() {
+            key.alg = Some(self.record.alg.clone());
+        }
+        Ok(key)
     }
 }
 

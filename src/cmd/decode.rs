@@ -115,8 +115,16 @@ fn times(claims: &Option<Map<String, Value>>) -> Map<String, Value> {
 /// The decryption keys the flags name.
 pub fn decrypt_keys(
     key_file: Option<&str>,
+    stored: Option<&str>,
     password_file: Option<&Path>,
 ) -> Result<Vec<jwe::DecryptKey>> {
+    if let Some(kid) = stored {
+        let key = crate::store::KeyStore::open()?
+            .find(kid)?
+            .decrypt_key()
+            .map_err(|e| anyhow!("--decrypt-key {}: {e:#}", output::escape(kid)))?;
+        return Ok(vec![key]);
+    }
     if let Some(spec) = key_file {
         let bytes = input::read(spec, "--decrypt-key-file", 1 << 20)?;
         return jwe::load_keys(&bytes)
@@ -144,13 +152,14 @@ fn run_jwe(args: &DecodeArgs, raw: &str) -> Result<ExitStatus> {
     }
     let keys = decrypt_keys(
         args.decrypt_key_file.as_deref(),
+        args.decrypt_key.as_deref(),
         args.password_file.as_deref(),
     )?;
     if keys.is_empty() {
         // The header is all that can be read: shown, and the rest named.
         let header = jwe::header(raw).map_err(|e| anyhow!("{e}"))?;
         output::warn(
-            "the token is a JWE (encrypted): its header only; give --decrypt-key-file FILE or --password-file FILE to read the rest",
+            "the token is a JWE (encrypted): its header only; give --decrypt-key-file FILE, --decrypt-key KID or --password-file FILE to read the rest",
         );
         let doc = Decoded {
             jwe_header: Some(header),

@@ -54,11 +54,14 @@ pub fn run(args: &GenerateJwtArgs) -> Result<ExitStatus> {
     }
     let payload = serde_json::to_vec(&claims)?;
     let token = jws::encode(&header, &payload, &signer)?;
-    let token = match &args.encrypt_key_file {
+    let token = match load_encrypt_key(
+        args.encrypt_key_file.as_deref(),
+        args.encrypt_key.as_deref(),
+    )? {
         None => token,
-        Some(spec) => encrypt_nested(
+        Some(key) => encrypt_nested(
             &token,
-            spec,
+            &key,
             args.jwe_alg.as_deref(),
             args.jwe_enc.as_deref(),
         )?,
@@ -67,21 +70,39 @@ pub fn run(args: &GenerateJwtArgs) -> Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-/// A signed token encrypted to the key in `spec` (a nested JWT: `cty: JWT`).
+/// The encryption key `--encrypt-key-file FILE` or `--encrypt-key KID` (the store) names.
+pub fn load_encrypt_key(
+    file: Option<&str>,
+    stored: Option<&str>,
+) -> Result<Option<crate::crypto::jwe::EncryptKey>> {
+    if let Some(spec) = file {
+        let bytes = input::read(spec, "--encrypt-key-file", 1 << 20)?;
+        let key = crate::crypto::jwe::load_encrypt_key(&bytes, None)
+            .map_err(|e| anyhow::anyhow!("--encrypt-key-file {}: {e}", output::escape(spec)))?;
+        return Ok(Some(key));
+    }
+    if let Some(kid) = stored {
+        let key = KeyStore::open()?
+            .find(kid)?
+            .encrypt_key()
+            .map_err(|e| anyhow::anyhow!("--encrypt-key {}: {e:#}", output::escape(kid)))?;
+        return Ok(Some(key));
+    }
+    Ok(None)
+}
+
+/// A signed token encrypted to `key` (a nested JWT: `cty: JWT`).
 pub fn encrypt_nested(
     token: &str,
-    spec: &str,
+    key: &crate::crypto::jwe::EncryptKey,
     alg: Option<&str>,
     enc: Option<&str>,
 ) -> Result<String> {
-    let bytes = input::read(spec, "--encrypt-key-file", 1 << 20)?;
-    let key = crate::crypto::jwe::load_encrypt_key(&bytes, None)
-        .map_err(|e| anyhow::anyhow!("--encrypt-key-file {}: {e}", output::escape(spec)))?;
     let alg = alg.map_or_else(|| key.default_alg(), str::to_string);
     let enc = enc.unwrap_or(crate::crypto::jwe::DEFAULT_ENC);
     let mut extra = Map::new();
     extra.insert("cty".into(), "JWT".into());
-    crate::crypto::jwe::encrypt(token.as_bytes(), &key, &alg, enc, extra)
+    crate::crypto::jwe::encrypt(token.as_bytes(), key, &alg, enc, extra)
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 

@@ -3,8 +3,9 @@
 use anyhow::{Result, bail};
 
 use crate::atomic;
-use crate::cli::{GenerateKeyArgs, KeyTypeArg, KeyUse};
+use crate::cli::{GenerateKeyArgs, KeyAlg, KeyTypeArg, KeyUse};
 use crate::cmd::key::{render_private, render_public};
+use crate::crypto::jwe::{self, KeyKind};
 use crate::crypto::{Alg, Curve, Hash, Key, KeyMeta, KeySpec};
 use crate::exit::ExitStatus;
 use crate::output;
@@ -12,18 +13,16 @@ use crate::store::KeyStore;
 use crate::upload;
 
 pub fn run(args: &GenerateKeyArgs) -> Result<ExitStatus> {
-    if args.key_type == KeyTypeArg::X25519 {
-        return x25519(args);
-    }
-    let (spec, alg) = spec_and_alg(args)?;
+    let plan = plan(args)?;
+    let spec = plan.spec;
     // Refuse before the (possibly slow) generation when an output is in the way.
     for path in args.out.iter().chain(&args.public_out) {
         atomic::refuse_existing(path, args.force)?;
     }
     if args.public_out.is_some() && matches!(spec, KeySpec::Hmac { .. }) {
-        bail!("an HMAC secret has no public half; --public-out does not apply");
+        bail!("a symmetric key has no public half; --public-out does not apply");
     }
-    if let KeySpec::Hmac { bytes } = spec
+    if let (KeySpec::Hmac { bytes }, Some(alg)) = (spec, plan.alg)
         && bytes < alg.hash().map_or(32, Hash::output_len)
     {
         output::warn(&format!(
@@ -35,15 +34,20 @@ pub fn run(args: &GenerateKeyArgs) -> Result<ExitStatus> {
     // secret for every HS* its length allows. The store records the default alg either way.
     let meta = KeyMeta {
         kid: args.kid.clone(),
-        alg: args.alg,
-        use_: args.use_.map(|u| {
-            match u {
-                KeyUse::Sig => "sig",
-                KeyUse::Enc => "enc",
-            }
-            .to_string()
-        }),
+        alg: match args.alg {
+            Some(KeyAlg::Sig(a)) => Some(a),
+            _ => None,
+        },
+        use_: match (plan.encrypting, args.use_) {
+            (true, _) => Some("enc".into()),
+            (false, Some(KeyUse::Sig)) => Some("sig".into()),
+            (false, _) => None,
+        },
         key_ops: None,
+        enc_alg: match args.alg {
+            Some(KeyAlg::Enc(a)) => Some(a.to_string()),
+            _ => None,
+        },
     };
     let mut key = Key::generate(spec, meta, args.insecure)?;
     key.meta.kid = Some(key.kid_or_thumbprint());
@@ -70,7 +74,7 @@ pub fn run(args: &GenerateKeyArgs) -> Result<ExitStatus> {
                 })?;
             let public = key.public().map_err(|_| {
                 anyhow::anyhow!(
-                    "an HMAC secret is never uploaded: a JWKS server publishes public keys"
+                    "a symmetric key is never uploaded: a JWKS server publishes public keys"
                 )
             })?;
             let kid = upload::upload(&server, &public, &token)?;
@@ -83,18 +87,144 @@ pub fn run(args: &GenerateKeyArgs) -> Result<ExitStatus> {
     atomic::commit(staged, args.force)?;
     if let Some(kid) = uploaded {
         if args.save {
-            let path = KeyStore::open()?.save(&key, alg, args.force)?;
+            let path = KeyStore::open()?.save(&key, &plan.store_alg, args.force)?;
             output::note(&format!("saved key {kid} to {}", path.display()));
         }
         output::data_line(&kid)?;
     } else if args.save {
-        let path = KeyStore::open()?.save(&key, alg, args.force)?;
+        let path = KeyStore::open()?.save(&key, &plan.store_alg, args.force)?;
         output::note(&format!("saved key {kid} to {}", path.display()));
         output::data_line(&kid)?;
     } else if args.out.is_none() {
         output::data(render_private(&key, args.format)?.as_bytes())?;
     }
     Ok(ExitStatus::Success)
+}
+
+/// What `generate-key` makes: the key, the algorithm the store records for it (a JWS alg for
+/// a signing key, a JWE key-management alg for an encryption key), and the JWS alg asked for.
+struct Plan {
+    spec: KeySpec,
+    store_alg: String,
+    alg: Option<Alg>,
+    encrypting: bool,
+}
+
+fn plan(args: &GenerateKeyArgs) -> Result<Plan> {
+    let encrypting = args.use_ == Some(KeyUse::Enc)
+        || matches!(args.alg, Some(KeyAlg::Enc(_)))
+        || args.key_type == KeyTypeArg::X25519;
+    if !encrypting {
+        let (spec, alg) = spec_and_alg(args)?;
+        return Ok(Plan {
+            spec,
+            store_alg: alg.to_string(),
+            alg: Some(alg),
+            encrypting,
+        });
+    }
+    if args.use_ == Some(KeyUse::Sig) {
+        bail!("--use sig does not fit an encryption key (an X25519 key, or a JWE --alg)");
+    }
+    let asked = match args.alg {
+        Some(KeyAlg::Sig(a)) => bail!(
+            "--alg {a} is a signature algorithm; an encryption key takes a JWE algorithm (RSA-OAEP-256, ECDH-ES+A256KW, A256KW, dir, ...)"
+        ),
+        Some(KeyAlg::Enc(a)) => Some(a),
+        None => None,
+    };
+    if args.curve.is_some() && args.key_type != KeyTypeArg::Ec {
+        bail!("--curve applies to --type ec only");
+    }
+    if args.bits.is_some() && !matches!(args.key_type, KeyTypeArg::Rsa | KeyTypeArg::Hmac) {
+        bail!("--bits applies to RSA and symmetric keys");
+    }
+    let want = |kind: KeyKind, default: &'static str, what: &str| -> Result<String> {
+        let alg = asked.unwrap_or(default);
+        match jwe::key_kind(alg) {
+            Some(k) if std::mem::discriminant(&k) == std::mem::discriminant(&kind) => {
+                Ok(alg.to_string())
+            }
+            _ => bail!("--alg {alg} does not fit {what}"),
+        }
+    };
+    let (spec, store_alg) = match args.key_type {
+        KeyTypeArg::Rsa => (
+            KeySpec::Rsa {
+                bits: args.bits.unwrap_or(2048),
+            },
+            want(
+                KeyKind::Rsa,
+                "RSA-OAEP-256",
+                "an RSA key (it takes RSA-OAEP, RSA-OAEP-256/384/512)",
+            )?,
+        ),
+        KeyTypeArg::Ec => {
+            let curve = args.curve.unwrap_or(Curve::P256);
+            if curve == Curve::Secp256k1 {
+                bail!("JWE's ECDH-ES takes P-256, P-384, P-521 or X25519, not secp256k1");
+            }
+            (
+                KeySpec::Ec(curve),
+                want(
+                    KeyKind::Agreement,
+                    "ECDH-ES+A256KW",
+                    "an EC key (it takes ECDH-ES, ECDH-ES+A128KW/A192KW/A256KW)",
+                )?,
+            )
+        }
+        KeyTypeArg::X25519 => (
+            KeySpec::X25519,
+            want(
+                KeyKind::Agreement,
+                "ECDH-ES+A256KW",
+                "an X25519 key (it takes ECDH-ES, ECDH-ES+A128KW/A192KW/A256KW)",
+            )?,
+        ),
+        KeyTypeArg::Ed25519 => {
+            bail!("an Ed25519 key signs; it never encrypts (--type x25519 makes an ECDH-ES key)")
+        }
+        KeyTypeArg::Hmac => {
+            // The size follows the algorithm (A128KW: 128 bits), or the algorithm the size.
+            let alg = match (asked, args.bits) {
+                (Some(a), _) => a,
+                (None, None | Some(256)) => "A256KW",
+                (None, Some(128)) => "A128KW",
+                (None, Some(192)) => "A192KW",
+                (None, Some(384 | 512)) => "dir",
+                (None, Some(b)) => bail!(
+                    "a {b}-bit key fits no JWE algorithm: AES key wrap takes 128, 192 or 256 bits, dir 128 to 512"
+                ),
+            };
+            let bits = match jwe::key_kind(alg) {
+                Some(KeyKind::Oct(Some(len))) => {
+                    if args.bits.is_some_and(|b| b != len * 8) {
+                        bail!("--alg {alg} takes a {}-bit key", len * 8);
+                    }
+                    len * 8
+                }
+                Some(KeyKind::Oct(None)) => {
+                    let bits = args.bits.unwrap_or(256);
+                    if !jwe::DIR_KEY_LENGTHS.contains(&(bits / 8)) || !bits.is_multiple_of(8) {
+                        bail!(
+                            "--alg dir takes a content encryption key: 128, 192, 256, 384 or 512 bits"
+                        );
+                    }
+                    bits
+                }
+                _ => bail!(
+                    "--alg {alg} does not fit a symmetric key (it takes A128KW, A192KW, A256KW, A128GCMKW, A192GCMKW, A256GCMKW or dir)"
+                ),
+            };
+            (KeySpec::Hmac { bytes: bits / 8 }, alg.to_string())
+        }
+    };
+    Ok(Plan {
+        spec,
+        store_alg,
+        alg: None,
+        encrypting,
+    })
 }
 
 /// Works out what to generate and its algorithm from --type, --bits, --curve and --alg.
@@ -105,6 +235,11 @@ fn spec_and_alg(args: &GenerateKeyArgs) -> Result<(KeySpec, Alg)> {
     if args.bits.is_some() && matches!(args.key_type, KeyTypeArg::Ec | KeyTypeArg::Ed25519) {
         bail!("--bits applies to RSA and HMAC keys; EC keys take --curve");
     }
+    let asked_alg = match args.alg {
+        Some(KeyAlg::Sig(a)) => Some(a),
+        Some(KeyAlg::Enc(_)) => bail!("a JWE --alg makes an encryption key"),
+        None => None,
+    };
     let wrong_alg = |alg: Alg, fits: &str| -> anyhow::Error {
         anyhow::anyhow!(
             "--alg {alg} does not fit a {:?} key; it takes {fits}",
@@ -113,7 +248,7 @@ fn spec_and_alg(args: &GenerateKeyArgs) -> Result<(KeySpec, Alg)> {
     };
     Ok(match args.key_type {
         KeyTypeArg::Rsa => {
-            let alg = args.alg.unwrap_or(Alg::RS256);
+            let alg = asked_alg.unwrap_or(Alg::RS256);
             if !alg.is_rsa() {
                 return Err(wrong_alg(alg, "RS256/384/512 or PS256/384/512"));
             }
@@ -125,27 +260,27 @@ fn spec_and_alg(args: &GenerateKeyArgs) -> Result<(KeySpec, Alg)> {
             )
         }
         KeyTypeArg::Ec => {
-            let curve = match (args.curve, args.alg.and_then(Alg::curve)) {
+            let curve = match (args.curve, asked_alg.and_then(Alg::curve)) {
                 (Some(c), _) => c,
                 (None, Some(c)) => c,
                 (None, None) => Curve::P256,
             };
-            let alg = args.alg.unwrap_or(curve.alg());
+            let alg = asked_alg.unwrap_or(curve.alg());
             if alg.curve() != Some(curve) {
                 return Err(wrong_alg(alg, &format!("{} on {curve}", curve.alg())));
             }
             (KeySpec::Ec(curve), alg)
         }
         KeyTypeArg::Ed25519 => {
-            let alg = args.alg.unwrap_or(Alg::EdDSA);
+            let alg = asked_alg.unwrap_or(Alg::EdDSA);
             if alg != Alg::EdDSA {
                 return Err(wrong_alg(alg, "EdDSA"));
             }
             (KeySpec::Ed25519, alg)
         }
-        KeyTypeArg::X25519 => bail!("an X25519 key is made by its own path"),
+        KeyTypeArg::X25519 => bail!("an X25519 key is for encryption (ECDH-ES); it never signs"),
         KeyTypeArg::Hmac => {
-            let alg = args.alg.unwrap_or(Alg::HS256);
+            let alg = asked_alg.unwrap_or(Alg::HS256);
             let Some(hash) = alg.hash().filter(|_| alg.is_hmac()) else {
                 return Err(wrong_alg(alg, "HS256, HS384 or HS512"));
             };
@@ -165,75 +300,4 @@ fn spec_and_alg(args: &GenerateKeyArgs) -> Result<(KeySpec, Alg)> {
             (KeySpec::Hmac { bytes: bits / 8 }, alg)
         }
     })
-}
-
-/// An X25519 key (RFC 8037) for ECDH-ES: a JWK with `use: enc`, its kid the RFC 7638
-/// thumbprint. It encrypts and decrypts JWEs; the key store keeps signing keys only.
-fn x25519(args: &GenerateKeyArgs) -> Result<ExitStatus> {
-    use aws_lc_rs::agreement;
-    use aws_lc_rs::encoding::{AsBigEndian, Curve25519SeedBin};
-    use serde_json::{Map, Value};
-    if args.bits.is_some() || args.curve.is_some() || args.alg.is_some() {
-        bail!(
-            "an X25519 key takes no --bits, --curve or --alg (its JWE algorithm is ECDH-ES or ECDH-ES+A*KW, chosen when encrypting)"
-        );
-    }
-    if args.save || args.upload.is_some() {
-        bail!(
-            "an X25519 key is for encryption: the key store and --upload keep signing keys; write it with --out"
-        );
-    }
-    if args.use_ == Some(KeyUse::Sig) {
-        bail!("an X25519 key never signs: it is for encryption (use: enc)");
-    }
-    if !matches!(
-        args.format,
-        crate::cli::Format::Jwk | crate::cli::Format::Jwks
-    ) {
-        bail!("an X25519 key is written as a JWK: use --format jwk or --format jwks");
-    }
-    for path in args.out.iter().chain(&args.public_out) {
-        atomic::refuse_existing(path, args.force)?;
-    }
-    let failed = || anyhow::anyhow!("could not generate an X25519 key");
-    let private = agreement::PrivateKey::generate(&agreement::X25519).map_err(|_| failed())?;
-    let public = private.compute_public_key().map_err(|_| failed())?;
-    let d: Curve25519SeedBin = private.as_be_bytes().map_err(|_| failed())?;
-    let x = crate::crypto::b64::encode(public.as_ref());
-    let thumbprint = {
-        let canonical = format!(r#"{{"crv":"X25519","kty":"OKP","x":"{x}"}}"#);
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
-        crate::crypto::b64::encode(digest.as_ref())
-    };
-    let kid = args.kid.clone().unwrap_or(thumbprint);
-    let jwk = |private: bool| -> Value {
-        let mut o = Map::new();
-        o.insert("kty".into(), "OKP".into());
-        o.insert("use".into(), "enc".into());
-        o.insert("kid".into(), kid.clone().into());
-        o.insert("crv".into(), "X25519".into());
-        o.insert("x".into(), x.clone().into());
-        if private {
-            o.insert("d".into(), crate::crypto::b64::encode(d.as_ref()).into());
-        }
-        let one = Value::Object(o);
-        match args.format {
-            crate::cli::Format::Jwks => serde_json::json!({ "keys": [one] }),
-            _ => one,
-        }
-    };
-    let text =
-        |v: Value| -> Result<String> { Ok(format!("{}\n", serde_json::to_string_pretty(&v)?)) };
-    let mut staged = Vec::new();
-    if let Some(path) = &args.out {
-        staged.push(atomic::stage(path, text(jwk(true))?.as_bytes(), 0o600)?);
-    }
-    if let Some(path) = &args.public_out {
-        staged.push(atomic::stage(path, text(jwk(false))?.as_bytes(), 0o644)?);
-    }
-    atomic::commit(staged, args.force)?;
-    if args.out.is_none() {
-        output::data(text(jwk(true))?.as_bytes())?;
-    }
-    Ok(ExitStatus::Success)
 }

@@ -86,6 +86,9 @@ struct ListedKey {
     kid: String,
     #[serde(rename = "type")]
     key_type: String,
+    /// `sig` or `enc` (an encryption key: it never signs or verifies).
+    #[serde(rename = "use")]
+    use_: &'static str,
     alg: String,
     created: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,6 +105,7 @@ fn list(args: &KeyListArgs) -> Result<()> {
             Ok(s) => rows.push(ListedKey {
                 kid: s.record.kid,
                 key_type: s.key.key_type().to_string(),
+                use_: use_of(&s.key),
                 alg: s.record.alg,
                 created: s.record.created,
                 expires: s.record.expires,
@@ -128,14 +132,31 @@ fn list(args: &KeyListArgs) -> Result<()> {
         .max()
         .unwrap_or(4)
         .max(4);
-    let mut out = format!("{:<w$}  {:<tw$}  {:<6}  CREATED\n", "KID", "TYPE", "ALG");
+    let aw = rows.iter().map(|r| r.alg.len()).max().unwrap_or(3).max(3);
+    let mut out = format!(
+        "{:<w$}  {:<tw$}  USE  {:<aw$}  CREATED\n",
+        "KID", "TYPE", "ALG"
+    );
     for r in &rows {
         out.push_str(&format!(
-            "{:<w$}  {:<tw$}  {:<6}  {}\n",
-            r.kid, r.key_type, r.alg, r.created
+            "{:<w$}  {:<tw$}  {:<3}  {:<aw$}  {}\n",
+            output::escape(&r.kid),
+            r.key_type,
+            r.use_,
+            output::escape(&r.alg),
+            r.created
         ));
     }
     Ok(output::data(out)?)
+}
+
+/// `enc` for an encryption key, else `sig`.
+fn use_of(key: &Key) -> &'static str {
+    if key.is_encryption_key() {
+        "enc"
+    } else {
+        "sig"
+    }
 }
 
 fn show(args: &KeyShowArgs) -> Result<()> {
@@ -144,6 +165,7 @@ fn show(args: &KeyShowArgs) -> Result<()> {
     let mut doc = Map::new();
     doc.insert("kid".into(), stored.record.kid.clone().into());
     doc.insert("type".into(), key.key_type().to_string().into());
+    doc.insert("use".into(), use_of(key).into());
     doc.insert("alg".into(), stored.record.alg.clone().into());
     doc.insert("created".into(), stored.record.created.clone().into());
     if let Some(e) = &stored.record.expires {

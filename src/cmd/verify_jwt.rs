@@ -380,6 +380,7 @@ impl Decryption {
     fn from_args(args: &VerifyJwtArgs) -> Result<Decryption, Failure> {
         let keys = crate::cmd::decode::decrypt_keys(
             args.decrypt_key_file.as_deref(),
+            args.decrypt_key.as_deref(),
             args.password_file.as_deref(),
         )
         .kind("key_invalid")?;

@@ -758,6 +758,35 @@ fn concat_kdf(
     Ok(derived)
 }
 
+/// The kind of key a JWE key-management algorithm takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    /// RSA1_5, RSA-OAEP, RSA-OAEP-256/384/512.
+    Rsa,
+    /// ECDH-ES and ECDH-ES+A*KW: P-256, P-384, P-521 or X25519.
+    Agreement,
+    /// A symmetric key: of this many bytes (A*KW, A*GCMKW), or for `dir` any content
+    /// encryption's key length (`DIR_KEY_LENGTHS`).
+    Oct(Option<usize>),
+}
+
+/// The key lengths of the content encryptions, which a `dir` key must have one of.
+pub const DIR_KEY_LENGTHS: [usize; 5] = [16, 24, 32, 48, 64];
+
+/// The kind of key `alg` takes; None for PBES2 (a password) and for a name that is no JWE
+/// key-management algorithm.
+pub fn key_kind(alg: &str) -> Option<KeyKind> {
+    Some(match alg {
+        "RSA1_5" | "RSA-OAEP" | "RSA-OAEP-256" | "RSA-OAEP-384" | "RSA-OAEP-512" => KeyKind::Rsa,
+        "ECDH-ES" | "ECDH-ES+A128KW" | "ECDH-ES+A192KW" | "ECDH-ES+A256KW" => KeyKind::Agreement,
+        "A128KW" | "A192KW" | "A256KW" | "A128GCMKW" | "A192GCMKW" | "A256GCMKW" => {
+            KeyKind::Oct(Some(kw_len(alg)))
+        }
+        "dir" => KeyKind::Oct(None),
+        _ => return None,
+    })
+}
+
 fn kw_len(alg: &str) -> usize {
     if alg.starts_with("A128") {
         16
@@ -1100,7 +1129,17 @@ fn from_checked(
 ) -> Result<Option<DecryptKey>, String> {
     use super::key::{Material, PublicMaterial, SecretMaterial};
     let kid = kid.or_else(|| key.meta.kid.clone());
+    let alg = alg.or_else(|| key.meta.enc_alg.clone());
     let secret = match &key.material {
+        Material::Asymmetric {
+            public: PublicMaterial::X25519 { .. },
+            secret: Some(SecretMaterial::X25519 { d }),
+        } => Secret::Agreement {
+            crv: "X25519",
+            key: agreement::PrivateKey::from_private_key(&agreement::X25519, d)
+                .map_err(|_| "the X25519 private key is not 32 bytes".to_string())?,
+            d: d.clone(),
+        },
         Material::Asymmetric { secret: None, .. } => return Ok(None),
         Material::Asymmetric {
             public: PublicMaterial::Rsa { .. },
@@ -1263,6 +1302,7 @@ fn from_checked_public(
 ) -> Result<EncryptKey, String> {
     use super::key::{Material, PublicMaterial};
     let kid = kid.or_else(|| key.meta.kid.clone());
+    let alg = alg.or_else(|| key.meta.enc_alg.clone());
     let target = match &key.material {
         Material::Hmac { k } => Target::Oct(k.clone()),
         Material::Asymmetric { public, .. } => match public {
@@ -1288,6 +1328,10 @@ fn from_checked_public(
                 point.extend_from_slice(y);
                 Target::Agreement { crv, public: point }
             }
+            PublicMaterial::X25519 { x } => Target::Agreement {
+                crv: "X25519",
+                public: x.clone(),
+            },
             PublicMaterial::Ed25519 { .. } => {
                 return Err("an Ed25519 key signs; it does not encrypt (X25519 does)".into());
             }

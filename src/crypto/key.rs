@@ -26,6 +26,9 @@ pub struct KeyMeta {
     /// RFC 7517 §4.3 `key_ops`, when the JWK has it: the key signs only with "sign" in it and
     /// verifies only with "verify".
     pub key_ops: Option<Vec<String>>,
+    /// A JWE key-management algorithm (RFC 7518 §4) named by the JWK's `alg`, such as
+    /// RSA-OAEP-256 or A128KW: the key is then an encryption key.
+    pub enc_alg: Option<String>,
 }
 
 /// The public members of an asymmetric key. No private member fits in here.
@@ -45,6 +48,10 @@ pub enum PublicMaterial {
     Ed25519 {
         x: Vec<u8>,
     },
+    /// An X25519 public key (RFC 8037), for ECDH-ES only.
+    X25519 {
+        x: Vec<u8>,
+    },
 }
 
 /// The private members of an asymmetric key, wiped from memory when dropped.
@@ -62,6 +69,8 @@ pub(crate) enum SecretMaterial {
     Ec { d: Zeroizing<Vec<u8>> },
     /// The 32-byte seed.
     Ed25519 { d: Zeroizing<Vec<u8>> },
+    /// The 32-byte X25519 private key.
+    X25519 { d: Zeroizing<Vec<u8>> },
 }
 
 #[derive(Clone)]
@@ -81,6 +90,7 @@ pub enum KeyType {
     Rsa { bits: usize },
     Ec(Curve),
     Ed25519,
+    X25519,
     Hmac { bytes: usize },
 }
 
@@ -90,6 +100,7 @@ impl std::fmt::Display for KeyType {
             KeyType::Rsa { bits } => write!(f, "RSA-{bits}"),
             KeyType::Ec(c) => write!(f, "EC {c}"),
             KeyType::Ed25519 => f.write_str("Ed25519"),
+            KeyType::X25519 => f.write_str("X25519"),
             KeyType::Hmac { bytes } => write!(f, "HMAC ({} bits)", bytes * 8),
         }
     }
@@ -161,6 +172,7 @@ impl PublicMaterial {
             PublicMaterial::Rsa { n, .. } => KeyType::Rsa { bits: bit_len(n) },
             PublicMaterial::Ec { curve, .. } => KeyType::Ec(*curve),
             PublicMaterial::Ed25519 { .. } => KeyType::Ed25519,
+            PublicMaterial::X25519 { .. } => KeyType::X25519,
         }
     }
 
@@ -197,6 +209,9 @@ impl PublicMaterial {
                 }
                 ParsedPublicKey::new(&sig::ED25519, x).map_err(|e| rejected("the Ed25519 key", e))
             }
+            PublicMaterial::X25519 { .. } => Err(Error::key(
+                "an X25519 key is for encryption (ECDH-ES): it never signs or verifies",
+            )),
         }
     }
 
@@ -214,6 +229,7 @@ impl PublicMaterial {
             PublicMaterial::Rsa { .. } => Alg::ALL.into_iter().filter(|a| a.is_rsa()).collect(),
             PublicMaterial::Ec { curve, .. } => vec![curve.alg()],
             PublicMaterial::Ed25519 { .. } => vec![Alg::EdDSA],
+            PublicMaterial::X25519 { .. } => vec![],
         }
     }
 
@@ -271,9 +287,20 @@ impl PublicMaterial {
                     return Err(Error::key(why));
                 }
             }
+            PublicMaterial::X25519 { x } => {
+                if x.len() != 32 {
+                    return Err(Error::key(format!(
+                        "an X25519 public key is 32 bytes, not {}",
+                        x.len()
+                    )));
+                }
+                return Ok(());
+            }
         }
-        let probe = self.algs()[0];
-        self.parse_for(probe).map(drop)
+        match self.algs().first() {
+            Some(&probe) => self.parse_for(probe).map(drop),
+            None => Ok(()),
+        }
     }
 
     /// RFC 7638 required members, in lexicographic order.
@@ -294,6 +321,10 @@ impl PublicMaterial {
                 "OKP",
                 vec![("crv", "Ed25519".to_string()), ("x", b64::encode(x))],
             ),
+            PublicMaterial::X25519 { x } => (
+                "OKP",
+                vec![("crv", "X25519".to_string()), ("x", b64::encode(x))],
+            ),
         };
         canonical_json(kty, members)
     }
@@ -313,6 +344,10 @@ impl PublicMaterial {
                 out.insert("crv".into(), "Ed25519".into());
                 out.insert("x".into(), b64::encode(x).into());
             }
+            PublicMaterial::X25519 { x } => {
+                out.insert("crv".into(), "X25519".into());
+                out.insert("x".into(), b64::encode(x).into());
+            }
         }
     }
 
@@ -320,7 +355,7 @@ impl PublicMaterial {
         match self {
             PublicMaterial::Rsa { .. } => "RSA",
             PublicMaterial::Ec { .. } => "EC",
-            PublicMaterial::Ed25519 { .. } => "OKP",
+            PublicMaterial::Ed25519 { .. } | PublicMaterial::X25519 { .. } => "OKP",
         }
     }
 }
@@ -355,12 +390,32 @@ pub(crate) fn join_algs(algs: &[Alg]) -> String {
         .join(", ")
 }
 
-fn meta_members(meta: &KeyMeta, out: &mut Map<String, Value>) {
+/// The JWK members a key's metadata gives. A public JWK's `key_ops` keeps only the public
+/// operations (verify, encrypt, wrapKey; a private key's sign, decrypt and unwrapKey become
+/// them), so a published key never claims an operation only its private half performs.
+fn meta_members(meta: &KeyMeta, public: bool, out: &mut Map<String, Value>) {
     if let Some(u) = &meta.use_ {
         out.insert("use".into(), u.clone().into());
     }
+    if let Some(ops) = &meta.key_ops {
+        let mut list: Vec<&str> = Vec::new();
+        for op in ops {
+            let op = match (public, op.as_str()) {
+                (true, "sign") => "verify",
+                (true, "decrypt") => "encrypt",
+                (true, "unwrapKey") => "wrapKey",
+                (_, other) => other,
+            };
+            if !list.contains(&op) {
+                list.push(op);
+            }
+        }
+        out.insert("key_ops".into(), list.into());
+    }
     if let Some(a) = meta.alg {
         out.insert("alg".into(), a.as_str().into());
+    } else if let Some(a) = &meta.enc_alg {
+        out.insert("alg".into(), a.clone().into());
     }
     if let Some(k) = &meta.kid {
         out.insert("kid".into(), k.clone().into());
@@ -377,14 +432,17 @@ impl PublicKey {
     pub fn to_jwk(&self) -> Map<String, Value> {
         let mut out = Map::new();
         out.insert("kty".into(), self.material.kty().into());
-        meta_members(&self.meta, &mut out);
+        meta_members(&self.meta, true, &mut out);
         self.material.jwk_members(&mut out);
         out
     }
 
     /// SubjectPublicKeyInfo DER, as serialised by aws-lc.
     pub fn to_spki_der(&self) -> Result<Vec<u8>, Error> {
-        let parsed = self.material.parse_for(self.material.algs()[0])?;
+        let probe = self.material.algs().first().copied().ok_or_else(|| {
+            Error::key("jwkit writes an X25519 key as a JWK only; use --format jwk or jwks")
+        })?;
+        let parsed = self.material.parse_for(probe)?;
         parsed
             .as_der()
             .map(|d| d.as_ref().to_vec())
@@ -403,6 +461,11 @@ impl PublicKey {
             .unwrap_or_else(|| self.thumbprint(Hash::Sha256))
     }
 
+    /// True for an encryption key (see `Key::is_encryption_key`).
+    pub fn is_encryption_key(&self) -> bool {
+        is_encryption(&self.meta, Some(&self.material))
+    }
+
     /// Algorithms this key may be used with: its JWK `alg` if set, else all its type fits.
     pub fn algs(&self) -> Vec<Alg> {
         match self.meta.alg {
@@ -412,7 +475,69 @@ impl PublicKey {
     }
 }
 
+/// An encryption key: `use: enc`, a JWE `alg`, `key_ops` with no signature operation, or an
+/// X25519 key (which only agrees keys).
+fn is_encryption(meta: &KeyMeta, material: Option<&PublicMaterial>) -> bool {
+    meta.use_.as_deref() == Some("enc")
+        || meta.enc_alg.is_some()
+        || matches!(material, Some(PublicMaterial::X25519 { .. }))
+        || meta
+            .key_ops
+            .as_ref()
+            .is_some_and(|ops| !ops.iter().any(|o| o == "sign" || o == "verify"))
+}
+
+/// Checks a JWE `alg` (and `use: enc`) against the key it is on: RSA-OAEP takes RSA, ECDH-ES
+/// takes P-256/384/521 or X25519, AES key wrap a secret of its size, `dir` a secret of a
+/// content encryption's size. An Ed25519 or secp256k1 key never encrypts.
+fn check_enc(meta: &KeyMeta, kt: &KeyType) -> Result<(), Error> {
+    use super::jwe::KeyKind;
+    let encrypting = meta.use_.as_deref() == Some("enc") || meta.enc_alg.is_some();
+    if meta.use_.as_deref() == Some("sig")
+        && let Some(a) = &meta.enc_alg
+    {
+        return Err(Error::key(format!(
+            "the key's use is \"sig\" but its alg {a} is an encryption algorithm"
+        )));
+    }
+    if encrypting {
+        match kt {
+            KeyType::Ed25519 => {
+                return Err(Error::key(
+                    "an Ed25519 key signs; it never encrypts (X25519 does)",
+                ));
+            }
+            KeyType::Ec(Curve::Secp256k1) => {
+                return Err(Error::key(
+                    "an EC key on secp256k1 signs; JWE's ECDH-ES takes P-256, P-384, P-521 or X25519",
+                ));
+            }
+            _ => {}
+        }
+    }
+    let Some(alg) = &meta.enc_alg else {
+        return Ok(());
+    };
+    let fits = match (super::jwe::key_kind(alg), kt) {
+        (Some(KeyKind::Rsa), KeyType::Rsa { .. }) => true,
+        (Some(KeyKind::Agreement), KeyType::Ec(_) | KeyType::X25519) => true,
+        (Some(KeyKind::Oct(Some(len))), KeyType::Hmac { bytes }) => *bytes == len,
+        (Some(KeyKind::Oct(None)), KeyType::Hmac { bytes }) => {
+            super::jwe::DIR_KEY_LENGTHS.contains(bytes)
+        }
+        _ => false,
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(Error::key(format!(
+            "the JWE alg {alg} does not fit a {kt} key"
+        )))
+    }
+}
+
 fn check_meta(meta: &KeyMeta, fits: &[Alg], kt: &KeyType) -> Result<(), Error> {
+    check_enc(meta, kt)?;
     match (meta.use_.as_deref(), meta.alg) {
         (None | Some("sig"), _) => {}
         // An encryption key loads (to inspect or convert it) but never signs or verifies.
@@ -549,9 +674,13 @@ impl Key {
             .ok_or_else(|| Error::key(format!("the {} key fits no algorithm", self.key_type())))
     }
 
-    /// True for a key marked `use: enc`.
+    /// True for an encryption key: `use: enc`, a JWE `alg`, `key_ops` without a signature
+    /// operation, or an X25519 key. It never signs or verifies.
     pub fn is_encryption_key(&self) -> bool {
-        self.meta.use_.as_deref() == Some("enc")
+        match &self.material {
+            Material::Asymmetric { public, .. } => is_encryption(&self.meta, Some(public)),
+            Material::Hmac { .. } => is_encryption(&self.meta, None),
+        }
     }
 
     /// `Ok` when the key's `key_ops` (if it has them) allow `op` ("sign" or "verify").
@@ -586,7 +715,9 @@ impl Key {
 
     /// Checks the key; for an asymmetric private key, returns the aws-lc pair it built.
     fn check(&self) -> Result<Option<SigningPair>, Error> {
-        if let Material::Hmac { k } = &self.material {
+        if let Material::Hmac { k } = &self.material
+            && !self.is_encryption_key()
+        {
             // Length first: "too short for HS512" says more than "HS512 does not fit".
             let min = self
                 .meta
@@ -604,6 +735,25 @@ impl Key {
         check_meta(&self.meta, &self.material_algs(), &self.key_type())?;
         match &self.material {
             Material::Hmac { .. } => Ok(None),
+            Material::Asymmetric {
+                public: PublicMaterial::X25519 { x },
+                secret,
+            } => {
+                if x.len() != 32 {
+                    return Err(Error::key("an X25519 public key is 32 bytes"));
+                }
+                if let Some(SecretMaterial::X25519 { d }) = secret {
+                    let derived = x25519_public(d)?;
+                    if derived != *x {
+                        return Err(Error::key(
+                            "the X25519 private key does not match its public key",
+                        ));
+                    }
+                } else if secret.is_some() {
+                    return Err(Error::key("private and public members disagree in type"));
+                }
+                Ok(None)
+            }
             Material::Asymmetric { public, secret } => {
                 public.check()?;
                 match secret {
@@ -740,12 +890,12 @@ impl Key {
         match &self.material {
             Material::Hmac { k } => {
                 out.insert("kty".into(), "oct".into());
-                meta_members(&self.meta, &mut out);
+                meta_members(&self.meta, false, &mut out);
                 out.insert("k".into(), b64::encode(k.as_slice()).into());
             }
             Material::Asymmetric { public, secret } => {
                 out.insert("kty".into(), public.kty().into());
-                meta_members(&self.meta, &mut out);
+                meta_members(&self.meta, false, &mut out);
                 public.jwk_members(&mut out);
                 match secret {
                     None => {}
@@ -768,7 +918,11 @@ impl Key {
                             out.insert(name.into(), b64::encode(v.as_slice()).into());
                         }
                     }
-                    Some(SecretMaterial::Ec { d } | SecretMaterial::Ed25519 { d }) => {
+                    Some(
+                        SecretMaterial::Ec { d }
+                        | SecretMaterial::Ed25519 { d }
+                        | SecretMaterial::X25519 { d },
+                    ) => {
                         out.insert("d".into(), b64::encode(d.as_slice()).into());
                     }
                 }
@@ -779,6 +933,11 @@ impl Key {
 
     /// PKCS#8 DER of a private key, as serialised by aws-lc.
     pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, Error> {
+        if self.key_type() == KeyType::X25519 {
+            return Err(Error::key(
+                "jwkit writes an X25519 key as a JWK only; use --format jwk or jwks",
+            ));
+        }
         let failed = || Error::key("could not encode the private key as PKCS#8");
         let der: Vec<u8> = match &*self.signing_pair()? {
             SigningPair::Rsa(kp) => {
@@ -831,6 +990,19 @@ pub(crate) fn ec_material(kp: &EcdsaKeyPair, curve: Curve) -> Result<Material, E
             d: Zeroizing::new(d.as_ref().to_vec()),
         }),
     })
+}
+
+/// The X25519 public key of a private key (RFC 7748), computed by aws-lc.
+pub(crate) fn x25519_public(d: &[u8]) -> Result<Vec<u8>, Error> {
+    use aws_lc_rs::agreement;
+    let bad = || Error::key("the X25519 private key is not a 32-byte key");
+    if d.len() != 32 {
+        return Err(bad());
+    }
+    let private =
+        agreement::PrivateKey::from_private_key(&agreement::X25519, d).map_err(|_| bad())?;
+    let public = private.compute_public_key().map_err(|_| bad())?;
+    Ok(public.as_ref().to_vec())
 }
 
 pub(crate) fn ed25519_material(kp: &Ed25519KeyPair) -> Result<Material, Error> {

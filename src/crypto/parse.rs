@@ -294,19 +294,39 @@ pub(crate) fn from_jwk(obj: &Map<String, Value>) -> Result<Key, Error> {
                 .iter()
                 .filter_map(|o| o.as_str().map(str::to_string))
                 .collect();
-            if !ops.iter().any(|o| o == "sign" || o == "verify") {
+            const KNOWN: [&str; 8] = [
+                "sign",
+                "verify",
+                "encrypt",
+                "decrypt",
+                "wrapKey",
+                "unwrapKey",
+                "deriveKey",
+                "deriveBits",
+            ];
+            if !ops.iter().any(|o| KNOWN.contains(&o.as_str())) {
                 return Err(Error::key(
-                    "the JWK's key_ops allow neither \"sign\" nor \"verify\"",
+                    "the JWK's key_ops name no operation jwkit performs (sign, verify, encrypt, decrypt, wrapKey, unwrapKey, deriveKey, deriveBits)",
                 ));
             }
             Some(ops)
         }
     };
+    // A JWE key-management alg (RSA-OAEP-256, A128KW, ...) makes the key an encryption key.
+    let (alg, enc_alg) = match str_member(obj, "alg")? {
+        None => (None, None),
+        Some(name) => match name.parse::<Alg>() {
+            Ok(alg) => (Some(alg), None),
+            Err(_) if super::jwe::key_kind(name).is_some() => (None, Some(name.to_string())),
+            Err(e) => return Err(e),
+        },
+    };
     let meta = KeyMeta {
         kid: str_member(obj, "kid")?.map(str::to_string),
-        alg: str_member(obj, "alg")?.map(str::parse::<Alg>).transpose()?,
+        alg,
         use_: str_member(obj, "use")?.map(str::to_string),
         key_ops,
+        enc_alg,
     };
     let foreign: &[&str] = match kty {
         "RSA" => &["crv", "x", "y", "k"],
@@ -390,9 +410,22 @@ pub(crate) fn from_jwk(obj: &Map<String, Value>) -> Result<Key, Error> {
         "OKP" => {
             let crv =
                 str_member(obj, "crv")?.ok_or_else(|| Error::key("OKP JWK has no \"crv\""))?;
+            if crv == "X25519" {
+                return Key::new(
+                    meta,
+                    Material::Asymmetric {
+                        public: PublicMaterial::X25519 {
+                            x: required(obj, "x", kty)?,
+                        },
+                        secret: b64_member(obj, "d")?.map(|d| SecretMaterial::X25519 {
+                            d: Zeroizing::new(d),
+                        }),
+                    },
+                );
+            }
             if crv != "Ed25519" {
                 return Err(Error::key(format!(
-                    "unsupported OKP crv \"{crv}\" (jwkit signs with Ed25519 only)"
+                    "unsupported OKP crv \"{crv}\" (jwkit handles Ed25519, and X25519 for encryption)"
                 )));
             }
             Material::Asymmetric {

@@ -135,10 +135,16 @@ pub fn verify(alg: Alg, key: &Key, input: &[u8], signature: &[u8]) -> Result<boo
 /// What to generate.
 #[derive(Clone, Copy, Debug)]
 pub enum KeySpec {
-    Rsa { bits: usize },
+    Rsa {
+        bits: usize,
+    },
     Ec(Curve),
     Ed25519,
-    Hmac { bytes: usize },
+    /// An X25519 key (RFC 8037), for ECDH-ES encryption only.
+    X25519,
+    Hmac {
+        bytes: usize,
+    },
 }
 
 impl Key {
@@ -179,6 +185,17 @@ impl Key {
             KeySpec::Ed25519 => {
                 let kp = Ed25519KeyPair::generate().map_err(|_| failed("Ed25519"))?;
                 ed25519_material(&kp)?
+            }
+            KeySpec::X25519 => {
+                let mut d = Zeroizing::new(vec![0u8; 32]);
+                SystemRandom::new()
+                    .fill(&mut d)
+                    .map_err(|_| failed("X25519"))?;
+                let x = super::key::x25519_public(&d)?;
+                Material::Asymmetric {
+                    public: super::key::PublicMaterial::X25519 { x },
+                    secret: Some(super::key::SecretMaterial::X25519 { d }),
+                }
             }
             KeySpec::Hmac { bytes } => {
                 let mut k = Zeroizing::new(vec![0u8; bytes]);

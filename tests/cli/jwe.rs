@@ -896,12 +896,235 @@ fn x25519_keys_are_generated_for_ecdh_es() {
         ],
     );
     assert_eq!(opened[0]["claims"]["sub"], "y", "{}", opened[0]);
-    // Never stored, never for signing, JWK only.
-    for bad in [&["--save"][..], &["--use", "sig"], &["--format", "pem"]] {
+    // Never for signing, never RSA-OAEP, JWK only.
+    for bad in [
+        &["--alg", "RSA-OAEP"][..],
+        &["--use", "sig"],
+        &["--alg", "EdDSA"],
+    ] {
         let mut args = vec!["generate-key", "--type", "x25519", "--format", "jwk"];
         args.extend_from_slice(bad);
         let run = env.run(&args);
         assert_eq!(run.code, 2, "{bad:?}");
         assert!(run.stdout.is_empty());
     }
+}
+
+/// Encryption keys kept as signing keys are: `generate-key --use enc --save` (RSA, EC, X25519,
+/// AES key wrap, dir), listed as `enc` with their JWE alg, used by kid (`--encrypt-key`,
+/// `--decrypt-key`), opened by jwcrypto from `key show --private`, published by `serve`
+/// after `--upload`, and never used for signatures (nor a signing key for encryption).
+#[test]
+fn encryption_keys_live_in_the_store_and_on_the_jwks_server() {
+    let env = Env::new();
+    let sig = signing_key(&env);
+    let made: [(&[&str], &str, &str); 6] = [
+        (&["--use", "enc"], "RSA-OAEP-256", "RSA-2048"),
+        (
+            &["--type", "ec", "--curve", "P-384", "--alg", "ECDH-ES"],
+            "ECDH-ES",
+            "EC P-384",
+        ),
+        (&["--type", "x25519"], "ECDH-ES+A256KW", "X25519"),
+        (
+            &["--type", "hmac", "--alg", "A128KW"],
+            "A128KW",
+            "HMAC (128 bits)",
+        ),
+        (
+            &["--type", "hmac", "--alg", "A192GCMKW"],
+            "A192GCMKW",
+            "HMAC (192 bits)",
+        ),
+        (
+            &["--type", "hmac", "--alg", "dir", "--bits", "512"],
+            "dir",
+            "HMAC (512 bits)",
+        ),
+    ];
+    let mut kids = Vec::new();
+    for (args, _, _) in made {
+        let mut a = vec!["generate-key", "--save"];
+        a.extend_from_slice(args);
+        kids.push(env.ok(&a).trim().to_string());
+    }
+    let listed: Value = serde_json::from_str(&env.ok(&["key", "list", "--json"])).expect("json");
+    for (kid, (_, alg, kind)) in kids.iter().zip(made) {
+        let row = listed["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .find(|k| k["kid"] == kid.as_str())
+            .expect("listed");
+        assert_eq!(
+            (
+                row["use"].as_str(),
+                row["alg"].as_str(),
+                row["type"].as_str()
+            ),
+            (Some("enc"), Some(alg), Some(kind)),
+            "{row}"
+        );
+        // Sign with the signing key, encrypt to the stored key by kid, decrypt by kid.
+        let mut g = vec!["generate-jwt", "--key-file", "sig.json", "--sub", "stored"];
+        g.extend(["--encrypt-key", kid]);
+        if alg == "dir" {
+            g.extend(["--jwe-enc", "A256CBC-HS512"]);
+        }
+        let token = env.ok(&g);
+        let header: Value = serde_json::from_str(&env.ok(&["decode", "--json", token.trim()]))
+            .expect("decode json");
+        assert_eq!(
+            header["jwe_header"]["alg"], alg,
+            "the stored alg is the default"
+        );
+        assert_eq!(header["jwe_header"]["kid"], kid.as_str());
+        let run = env.run(&[
+            "verify-jwt",
+            "--key-file",
+            "sig.public.json",
+            "--decrypt-key",
+            kid,
+            "--json",
+            token.trim(),
+        ]);
+        assert_eq!(run.code, 0, "{alg}: {}", run.stderr);
+        let v: Value = serde_json::from_str(&run.stdout).expect("json");
+        assert_eq!(v["claims"]["sub"], "stored");
+        // An independent implementation opens it with the stored private JWK.
+        if crate::generate_jwt::peer_python().is_some() && !jwcrypto_lacks(alg) {
+            let shown: Value =
+                serde_json::from_str(&env.ok(&["key", "show", kid, "--private"])).expect("show");
+            assert_eq!(shown["use"], "enc");
+            let opened = peer(
+                "jwcrypto",
+                &[serde_json::json!({"op": "open", "token": token.trim(),
+                    "key": shown["private_jwk"], "sig": public(&sig)})],
+            );
+            assert_eq!(opened[0]["claims"]["sub"], "stored", "{alg}: {}", opened[0]);
+        }
+        // An encryption key never signs nor verifies.
+        let run = env.run(&["generate-jwt", "--key", kid, "--sub", "x"]);
+        assert_eq!(run.code, 2, "{alg}: an enc key signed");
+        assert!(run.stdout.is_empty());
+        assert!(run.stderr.contains("encryption key"), "{}", run.stderr);
+    }
+    // The public JWK of an X25519 key: use enc, no d; it has no PEM form.
+    let x = &kids[2];
+    let pubjwk: Value =
+        serde_json::from_str(&env.ok(&["key", "public", "--key", x, "-f", "jwk"])).expect("public");
+    assert_eq!(
+        (pubjwk["crv"].as_str(), pubjwk["use"].as_str()),
+        (Some("X25519"), Some("enc"))
+    );
+    assert!(pubjwk.get("d").is_none(), "{pubjwk}");
+    env.run(&["key", "public", "--key", x, "-f", "pem"])
+        .fails_with("JWK only");
+    // A stored signing key never decrypts or encrypts; an Ed25519 key is never made for enc.
+    let signer = env.ok(&["generate-key", "--type", "ec", "--save"]);
+    let token = env.ok(&[
+        "generate-jwt",
+        "--key-file",
+        "sig.json",
+        "--encrypt-key",
+        &kids[0],
+    ]);
+    for args in [
+        vec!["decode", "--decrypt-key", signer.trim(), token.trim()],
+        vec![
+            "generate-jwt",
+            "--key-file",
+            "sig.json",
+            "--encrypt-key",
+            signer.trim(),
+        ],
+        vec!["generate-key", "--type", "ed25519", "--use", "enc"],
+        vec!["generate-key", "--type", "ec", "--alg", "RSA-OAEP"],
+        vec![
+            "generate-key",
+            "--type",
+            "hmac",
+            "--alg",
+            "A128KW",
+            "--bits",
+            "256",
+        ],
+        vec!["generate-key", "--type", "x25519", "--use", "sig"],
+    ] {
+        let run = env.run(&args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "{args:?}");
+    }
+    // key_ops: a JWK kept for decrypt/unwrapKey loads as an encryption key, and its public
+    // half claims only the public operations.
+    let mut ops = serde_json::from_str::<Value>(&env.ok(&["key", "show", &kids[0], "--private"]))
+        .expect("show")["private_jwk"]
+        .clone();
+    ops.as_object_mut().expect("o").remove("use");
+    ops["key_ops"] = serde_json::json!(["decrypt", "unwrapKey"]);
+    std::fs::write(env.path("ops.json"), ops.to_string()).expect("w");
+    let pubops: Value =
+        serde_json::from_str(&env.ok(&["key", "public", "ops.json", "-f", "jwk"])).expect("public");
+    assert_eq!(pubops["key_ops"], serde_json::json!(["encrypt", "wrapKey"]));
+    let run = env.run(&["verify-jwt", "--key-file", "ops.json", token.trim()]);
+    assert_ne!(run.code, 0);
+    env.ok(&[
+        "decode",
+        "--decrypt-key-file",
+        "ops.json",
+        "--plaintext",
+        token.trim(),
+    ]);
+
+    // serve: an encryption key uploaded with generate-key is published with use enc, and a
+    // token encrypted to the published set opens with the stored private half.
+    let server = crate::serve::Server::start(&env, &env.path("data"), &[]);
+    let kid = env.ok(&[
+        "generate-key",
+        "--type",
+        "ec",
+        "--use",
+        "enc",
+        "--save",
+        "--upload",
+        &server.url,
+        "--upload-token-file",
+        "upload.token",
+    ]);
+    let kid = kid.trim();
+    let jwks: Value = crate::serve::http()
+        .get(format!("{}/jwks", server.url))
+        .send()
+        .expect("jwks")
+        .text()
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .expect("json");
+    let published = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["kid"] == kid)
+        .expect("published");
+    assert_eq!(published["use"], "enc", "{published}");
+    assert!(published.get("d").is_none());
+    std::fs::write(env.path("published.json"), jwks.to_string()).expect("w");
+    let token = env.ok(&[
+        "generate-jwt",
+        "--key-file",
+        "sig.json",
+        "--sub",
+        "published",
+        "--encrypt-key-file",
+        "published.json",
+    ]);
+    let run = env.run(&[
+        "verify-jwt",
+        "--key-file",
+        "sig.public.json",
+        "--decrypt-key",
+        kid,
+        token.trim(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
 }

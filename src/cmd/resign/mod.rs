@@ -60,8 +60,9 @@ fn single(
     if crate::crypto::jwe::is_jwe(&raw) {
         return single_nested(args, plan, check, raw.trim());
     }
-    if args.decrypt_key_file.is_some() || args.password_file.is_some() {
-        output::warn("the token is not a JWE: --decrypt-key-file is not used");
+    if args.decrypt_key_file.is_some() || args.decrypt_key.is_some() || args.password_file.is_some()
+    {
+        output::warn("the token is not a JWE: the decryption key is not used");
     }
     let pasted = jws::pasted(raw.trim());
     match plan.resign(&pasted.token, check, None) {
@@ -95,6 +96,7 @@ fn single_nested(
     use crate::crypto::jwe;
     let keys = crate::cmd::decode::decrypt_keys(
         args.decrypt_key_file.as_deref(),
+        args.decrypt_key.as_deref(),
         args.password_file.as_deref(),
     )?;
     if keys.is_empty() {
@@ -118,16 +120,14 @@ fn single_nested(
         }
         Err(skip) => bail!("cannot re-sign the inner token: {}", skip.message),
     };
-    let (target, same) = match &args.encrypt_key_file {
-        Some(spec) => {
-            let bytes = input::read(spec, "--encrypt-key-file", 1 << 20)?;
-            let key = jwe::load_encrypt_key(&bytes, None)
-                .map_err(|e| anyhow!("--encrypt-key-file {}: {e}", output::escape(spec)))?;
-            (key, false)
-        }
+    let (target, same) = match crate::cmd::generate_jwt::load_encrypt_key(
+        args.encrypt_key_file.as_deref(),
+        args.encrypt_key.as_deref(),
+    )? {
+        Some(key) => (key, false),
         None => (
             keys[done.key_index].to_encrypt_key().ok_or_else(|| {
-                anyhow!("a PBES2 token is encrypted again to a key: give --encrypt-key-file FILE")
+                anyhow!("a PBES2 token is encrypted again to a key: give --encrypt-key-file FILE or --encrypt-key KID")
             })?,
             true,
         ),
