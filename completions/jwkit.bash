@@ -1025,7 +1025,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__proxy)
-            opts="-v -h -V --listen --upstream --side --intercept-ca --intercept-key --intercept-self-signed --intercept-ca-out --insecure-upstream --max-body --forwarded --upstream-timeout --header-timeout --body-timeout --max-connections --key-file --key --secret-file --secret-env --insecure --secret-base64 --kid --keep-kid --alg --refresh --lifetime --exp --set --unset --verify-with --key-for --only --match-alg --match-kid --match-iss --no-cache --allow-http --timeout --cacert --color --verbose --help --version"
+            opts="-v -h -V --listen --upstream --side --intercept-ca --intercept-key --intercept-self-signed --intercept-ca-out --insecure-upstream --max-body --forwarded --upstream-timeout --header-timeout --body-timeout --max-connections --key-file --key --secret-file --secret-env --insecure --secret-base64 --decrypt-key-file --decrypt-key --password-file --encrypt-key-file --encrypt-key --kid --keep-kid --alg --refresh --lifetime --exp --set --unset --verify-with --key-for --only --match-alg --match-kid --match-iss --no-cache --allow-http --timeout --cacert --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1088,6 +1088,26 @@ _jwkit() {
                     return 0
                     ;;
                 --secret-env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --decrypt-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --decrypt-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --encrypt-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --encrypt-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1159,7 +1179,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__resign)
-            opts="-o -v -h -V --scan --out --force --goreplay --threads --format --decrypt-key-file --decrypt-key --password-file --encrypt-key-file --encrypt-key --key-file --key --secret-file --secret-env --insecure --secret-base64 --kid --keep-kid --alg --refresh --lifetime --exp --set --unset --verify-with --key-for --only --match-alg --match-kid --match-iss --no-cache --allow-http --timeout --cacert --color --verbose --help --version"
+            opts="-o -v -h -V --scan --out --force --goreplay --threads --format --key-file --key --secret-file --secret-env --insecure --secret-base64 --decrypt-key-file --decrypt-key --password-file --encrypt-key-file --encrypt-key --kid --keep-kid --alg --refresh --lifetime --exp --set --unset --verify-with --key-for --only --match-alg --match-kid --match-iss --no-cache --allow-http --timeout --cacert --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1185,6 +1205,22 @@ _jwkit() {
                     COMPREPLY=($(compgen -W "auto text http har" -- "${cur}"))
                     return 0
                     ;;
+                --key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret-env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --decrypt-key-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1202,22 +1238,6 @@ _jwkit() {
                     return 0
                     ;;
                 --encrypt-key)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --key-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --key)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --secret-file)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --secret-env)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -264,15 +264,15 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l format -d 'What -
 text\t''
 http\t''
 har\t''"
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l key-file -d 'Signing key file: PEM, DER, JWK or JWKS (pick with --kid), recognised by content; `-` reads stdin' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l key -d 'Sign with the stored key with this kid (see `jwkit key list`)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l secret-file -d 'HMAC secret: the raw bytes of FILE (`-` for stdin)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l secret-env -d 'HMAC secret: the value of the environment variable VAR (secrets never go in argv)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l decrypt-key-file -d 'A nested token (a JWE holding a JWS) is decrypted with this key, its inner token re-signed, and the result encrypted again (to the same key, or to --encrypt-key-file)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l decrypt-key -d 'Decrypt a nested token with this encryption key from the key store (by kid)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l password-file -d 'Decrypt a PBES2 nested token with the password in this file (it is then encrypted again to --encrypt-key-file, which it needs)' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l encrypt-key-file -d 'Encrypt the re-signed nested token to this key instead of the one it was encrypted to' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l encrypt-key -d 'Encrypt the re-signed nested token to this stored encryption key (by kid) instead' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l key-file -d 'Signing key file: PEM, DER, JWK or JWKS (pick with --kid), recognised by content; `-` reads stdin' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l key -d 'Sign with the stored key with this kid (see `jwkit key list`)' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l secret-file -d 'HMAC secret: the raw bytes of FILE (`-` for stdin)' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l secret-env -d 'HMAC secret: the value of the environment variable VAR (secrets never go in argv)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l kid -d 'The new header kid (default: the new key\'s kid, else its thumbprint). With a JWKS key file, also picks the key' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l alg -d 'The new algorithm (default: from the new key)' -r -f -a "HS256\t''
 HS384\t''
@@ -331,6 +331,11 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l key-file -d 'Signi
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l key -d 'Sign with the stored key with this kid (see `jwkit key list`)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l secret-file -d 'HMAC secret: the raw bytes of FILE (`-` for stdin)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l secret-env -d 'HMAC secret: the value of the environment variable VAR (secrets never go in argv)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l decrypt-key-file -d 'A nested token (a JWE holding a JWS) is decrypted with this key, its inner token re-signed, and the result encrypted again (to the same key, or to --encrypt-key-file)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l decrypt-key -d 'Decrypt a nested token with this encryption key from the key store (by kid)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l password-file -d 'Decrypt a PBES2 nested token with the password in this file (it is then encrypted again to --encrypt-key-file, which it needs)' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l encrypt-key-file -d 'Encrypt the re-signed nested token to this key instead of the one it was encrypted to' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l encrypt-key -d 'Encrypt the re-signed nested token to this stored encryption key (by kid) instead' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l kid -d 'The new header kid (default: the new key\'s kid, else its thumbprint). With a JWKS key file, also picks the key' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l alg -d 'The new algorithm (default: from the new key)' -r -f -a "HS256\t''
 HS384\t''

@@ -904,6 +904,20 @@ pub struct ResignArgs {
     #[arg(long, value_enum, default_value_t = ScanFormat::Auto, requires = "scan")]
     pub format: ScanFormat,
 
+    #[command(flatten)]
+    pub plan: PlanArgs,
+}
+
+/// How tokens are re-signed and which: the new key (or `--key-for` rules), claim changes and
+/// selectors. Shared by `resign` and `proxy`, so both follow exactly one set of rules.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub signing: SigningKeyArgs,
+
+    #[command(flatten)]
+    pub secret: SecretArgs,
+
     /// A nested token (a JWE holding a JWS) is decrypted with this key, its inner token
     /// re-signed, and the result encrypted again (to the same key, or to --encrypt-key-file).
     #[arg(long, value_name = "FILE", group = "resign_decrypt")]
@@ -936,20 +950,6 @@ pub struct ResignArgs {
         allow_hyphen_values = true
     )]
     pub encrypt_key: Option<String>,
-
-    #[command(flatten)]
-    pub plan: PlanArgs,
-}
-
-/// How tokens are re-signed and which: the new key (or `--key-for` rules), claim changes and
-/// selectors. Shared by `resign` and `proxy`, so both follow exactly one set of rules.
-#[derive(Debug, Args)]
-pub struct PlanArgs {
-    #[command(flatten)]
-    pub signing: SigningKeyArgs,
-
-    #[command(flatten)]
-    pub secret: SecretArgs,
 
     /// The new header kid (default: the new key's kid, else its thumbprint). With a JWKS key
     /// file, also picks the key.

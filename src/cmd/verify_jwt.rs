@@ -447,6 +447,16 @@ fn verify_any(
     crypto::verify::verify_claims(&done.plaintext, policy, now)
 }
 
+/// The token on one `--batch` line: as pasted (a `Bearer ` prefix, quotes stripped), or a
+/// JWE's JSON serialization (one line of JSON) as it is.
+fn line_token(line: &str) -> std::borrow::Cow<'_, str> {
+    let t = line.trim();
+    if t.starts_with('{') {
+        return std::borrow::Cow::Borrowed(t);
+    }
+    jws::pasted(line).token
+}
+
 /// The token from the argument or stdin, as pasted; an input that cannot be a token (too long,
 /// not UTF-8) is a rejection like any other malformed token.
 fn read_token(arg: Option<&str>) -> Result<Result<String, Rejection>, Failure> {
@@ -607,7 +617,7 @@ fn batch(
                 for (i, r) in results.iter_mut().enumerate() {
                     if unknown(r) {
                         *r = outcome(verify_any(
-                            &jws::pasted(&chunk[i].1).token,
+                            &line_token(&chunk[i].1),
                             &keys.trusted,
                             policy,
                             now,
@@ -713,7 +723,7 @@ fn verify_parallel(
                 Some((k, d)) => (&*k, d.as_ref().unwrap_or(dec)),
                 None => (keys, dec),
             };
-            outcome(verify_any(&jws::pasted(t).token, keys, policy, now, dec))
+            outcome(verify_any(&line_token(t), keys, policy, now, dec))
         },
         || {
             Err(Rejection {

@@ -54,6 +54,23 @@ pub const NOT_A_JWS: &str = "not a JWS";
 /// Reasons for leaving a token as it is on purpose (counted as "left", not "skipped").
 pub const NOT_CHOSEN: &str = "not chosen";
 pub const NO_RULE: &str = "no --key-for rule matches";
+/// A JWE met with no decryption key (`--decrypt-key-file`, `--decrypt-key`, `--password-file`).
+pub const ENCRYPTED: &str = "encrypted (no decryption key given)";
+/// A JWE that does not decrypt with the keys given, or holds no signed token.
+pub const NOT_DECRYPTED: &str = "does not decrypt to a signed token";
+
+/// A token the scanners count: a JWS, or a compact JWE (five segments, a header with alg
+/// and enc).
+pub fn is_token(token: &str) -> bool {
+    if super::jws::is_jws(token) {
+        return true;
+    }
+    token.bytes().filter(|&b| b == b'.').count() == 4
+        && super::jwe::header(token).is_ok_and(|h| {
+            h.get("alg").is_some_and(serde_json::Value::is_string)
+                && h.get("enc").is_some_and(serde_json::Value::is_string)
+        })
+}
 
 impl Skip {
     /// Left as it is on purpose (a filter or the rules did not choose it), not a failure.

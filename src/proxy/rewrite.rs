@@ -159,7 +159,7 @@ impl Rewriter {
             &mut |o| {
                 if !o.selected {
                     // Not in a chosen place: counted as found only when it is a JWS.
-                    let jws = crate::crypto::jws::is_jws(o.token);
+                    let jws = crate::crypto::resign::is_token(o.token);
                     mine.found += u64::from(jws);
                     Stats::add(
                         if jws {

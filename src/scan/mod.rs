@@ -233,8 +233,8 @@ impl Scanner {
     }
 }
 
-/// The spans of JWT-looking strings: runs of base64url characters and dots with three segments,
-/// the first starting `ey` (a base64url JSON object). A sentence's full stop after a token is
+/// The spans of JWT-looking strings: runs of base64url characters and dots with three segments
+/// (or five: a compact JWE), the first starting `ey` (a base64url JSON object). A sentence's full stop after a token is
 /// not part of it. Candidates are found with a vectorised search for `ey`.
 pub fn token_spans(text: &[u8]) -> Vec<(usize, usize)> {
     let mut spans = Vec::new();
@@ -250,10 +250,11 @@ pub fn token_spans(text: &[u8]) -> Vec<(usize, usize)> {
         resume = s + len;
         let mut e = s + len;
         let run = &text[s..e];
+        // Three segments (a JWS) or five (a compact JWE), less a sentence's full stop.
         let dots = memchr::memchr_iter(b'.', run).count();
-        if dots == 3 && run.last() == Some(&b'.') {
+        if matches!(dots, 3 | 5) && run.last() == Some(&b'.') {
             e -= 1;
-        } else if dots != 2 {
+        } else if !matches!(dots, 2 | 4) {
             continue;
         }
         if e - s >= 5 && e - s <= MAX_TOKEN_BYTES {

@@ -1128,3 +1128,206 @@ fn encryption_keys_live_in_the_store_and_on_the_jwks_server() {
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
+
+/// Captured traffic holding nested tokens (an ID token encrypted to the app's RSA key, signed by
+/// an identity provider the replay cannot use; made by jwcrypto): `resign --scan` over a raw
+/// HTTP capture re-signs the inner tokens with the new key and encrypts them again to the
+/// app's key (Content-Length fixed), which jwcrypto opens and verifies with the new public
+/// key; without a decryption key the capture passes unchanged and the summary says why; and
+/// `proxy` does the same live, in front of an app that echoes what it received.
+#[test]
+fn nested_tokens_in_captured_traffic_are_resigned_by_scan_and_the_proxy() {
+    let Some(python) = crate::generate_jwt::peer_python() else {
+        return;
+    };
+    let env = Env::new();
+    let old = signing_key(&env);
+    env.ok(&[
+        "generate-key",
+        "--type",
+        "ec",
+        "--format",
+        "jwk",
+        "--out",
+        "new.json",
+        "--public-out",
+        "new.pub.json",
+    ]);
+    let new_pub: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("new.pub.json")).expect("r"))
+            .expect("jwk");
+    let app_kid = env.ok(&["generate-key", "--use", "enc", "--save"]);
+    let app_kid = app_kid.trim();
+    let shown: Value =
+        serde_json::from_str(&env.ok(&["key", "show", app_kid, "--private"])).expect("show");
+    let app_key = shown["private_jwk"].clone();
+    let exp = crate::util::unix_now() + 3600;
+    let jobs: Vec<Value> = ["alice", "bob"]
+        .iter()
+        .map(|sub| {
+            serde_json::json!({"op": "nest", "claims": {"sub": sub, "exp": exp, "iss": "https://idp.example"},
+                "sig": old, "key": public(&app_key), "alg": "RSA-OAEP-256", "enc": "A256GCM"})
+        })
+        .collect();
+    let made = peer("jwcrypto", &jobs);
+    let t1 = made[0]["token"].as_str().expect("token");
+    let t2 = made[1]["token"].as_str().expect("token");
+    let body = format!("{{\"id_token\":\"{t2}\",\"n\":1}}");
+    let capture = format!(
+        "GET /profile HTTP/1.1\r\nHost: app.example\r\nAuthorization: Bearer {t1}\r\n\r\n\
+         POST /session HTTP/1.1\r\nHost: app.example\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    std::fs::write(env.path("capture.http"), &capture).expect("w");
+
+    // Without a decryption key: nothing changes, and the summary names the reason.
+    let run = env.run(&["resign", "--scan", "capture.http", "--key-file", "new.json"]);
+    assert_eq!(run.stdout, capture, "{}", run.stderr);
+    assert!(run.stderr.contains("encrypted"), "{}", run.stderr);
+
+    // With the app's key from the store: both re-signed and encrypted again.
+    let out = env.ok(&[
+        "resign",
+        "--scan",
+        "capture.http",
+        "--key-file",
+        "new.json",
+        "--decrypt-key",
+        app_kid,
+    ]);
+    assert!(!out.contains(t1) && !out.contains(t2), "both replaced");
+    let re = regex_lite_tokens(&out);
+    assert_eq!(re.len(), 2, "{out}");
+    let (head, new_body) = out
+        .split_once("\r\n\r\nPOST")
+        .map(|(_, rest)| rest.split_once("\r\n\r\n").expect("body"))
+        .expect("second request");
+    let declared: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .expect("length")
+        .trim()
+        .parse()
+        .expect("number");
+    assert_eq!(declared, new_body.len(), "Content-Length fixed");
+    let opened = peer(
+        "jwcrypto",
+        &re.iter()
+            .map(|t| serde_json::json!({"op": "open", "token": t, "key": app_key, "sig": new_pub}))
+            .collect::<Vec<_>>(),
+    );
+    for (o, sub) in opened.iter().zip(["alice", "bob"]) {
+        assert_eq!(o["claims"]["sub"], sub, "{o}");
+        assert_eq!(o["claims"]["exp"], exp, "claims kept");
+    }
+    for t in &re {
+        let header: Value =
+            serde_json::from_str(&env.ok(&["decode", "--json", t])).expect("decode");
+        assert_eq!(
+            header["jwe_header"]["alg"], "RSA-OAEP-256",
+            "same algorithms"
+        );
+        assert_eq!(header["jwe_header"]["cty"], "JWT");
+    }
+
+    // Live: the proxy in front of an app that echoes what it received.
+    let port = crate::util::free_port();
+    let _echo = crate::proxy::start_peer(&python, port, &["echo", &port.to_string()]);
+    let upstream = format!("http://127.0.0.1:{port}");
+    let proxy = crate::proxy::start_proxy(
+        &env,
+        &[
+            "--upstream",
+            &upstream,
+            "--key-file",
+            "new.json",
+            "--decrypt-key",
+            app_kid,
+        ],
+    );
+    let echoed = crate::serve::http()
+        .get(format!("{}/profile", proxy.url))
+        .header("Authorization", format!("Bearer {t1}"))
+        .send()
+        .expect("through the proxy")
+        .text()
+        .expect("text");
+    let tokens = regex_lite_tokens(&echoed);
+    assert_eq!(tokens.len(), 1, "{echoed}");
+    assert_ne!(tokens[0], t1);
+    let run = env.run(&[
+        "verify-jwt",
+        "--key-file",
+        "new.pub.json",
+        "--decrypt-key",
+        app_kid,
+        "--json",
+        &tokens[0],
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let v: Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(v["claims"]["sub"], "alice");
+}
+
+/// The compact JWEs (five segments starting `ey`) in `text`.
+fn regex_lite_tokens(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        .filter(|w| w.starts_with("ey") && w.matches('.').count() == 4)
+        .map(str::to_string)
+        .collect()
+}
+
+/// `verify-jwt --batch` takes a JWE's JSON serialization as one line, beside compact tokens:
+/// jwcrypto's nested tokens in both forms verify, and a damaged line is one rejection.
+#[test]
+fn batch_reads_json_serialized_jwes_one_per_line() {
+    if crate::generate_jwt::peer_python().is_none() {
+        return;
+    }
+    let env = Env::new();
+    let sig = signing_key(&env);
+    env.ok(&[
+        "generate-key",
+        "--type",
+        "x25519",
+        "--format",
+        "jwk",
+        "--out",
+        "x.jwk",
+    ]);
+    let x: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("x.jwk")).expect("r")).expect("jwk");
+    let job = |json: bool| {
+        serde_json::json!({"op": "nest", "claims": {"sub": "batch", "exp": 4102444800u64},
+            "sig": sig, "key": public(&x), "alg": "ECDH-ES+A256KW", "enc": "A128CBC-HS256", "json": json})
+    };
+    let made = peer("jwcrypto", &[job(false), job(true)]);
+    let compact = made[0]["token"].as_str().expect("compact");
+    let json = made[1]["token"].as_str().expect("json");
+    assert!(json.starts_with('{') && !json.contains('\n'), "{json}");
+    let damaged = json.replacen("\"ciphertext\":\"", "\"ciphertext\":\"AAAA", 1);
+    let input = format!("{compact}\n{json}\n{damaged}\n");
+    let run = env.run_with_stdin(
+        &[
+            "verify-jwt",
+            "--batch",
+            "--json",
+            "--key-file",
+            "sig.public.json",
+            "--decrypt-key-file",
+            "x.jwk",
+        ],
+        input.as_bytes(),
+    );
+    assert_eq!(run.code, 1, "one rejected: {}", run.stderr);
+    let lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["valid"], true, "{}", lines[0]);
+    assert_eq!(lines[1]["valid"], true, "{}", lines[1]);
+    assert_eq!(lines[2]["valid"], false);
+    assert_eq!(lines[2]["error"]["kind"], "decrypt_failed", "{}", lines[2]);
+}

@@ -6,7 +6,8 @@ Reads one JSON array of jobs on stdin and prints one JSON array of results, in o
   {"op": "open", "token", "key": private JWK, "sig": public JWK}: decrypts, then verifies the
       inner JWS with "sig": {"ok": true, "claims": {...}};
   {"op": "nest", "claims", "sig": private JWK, "key": public JWK, "alg", "enc"}: signs (ES256),
-      then encrypts with cty JWT: {"ok": true, "token": "..."};
+      then encrypts with cty JWT: {"ok": true, "token": "..."} ("json": true: the JSON
+      serialization, on one line);
   {"op": "seal", "claims", "key": public JWK, "alg", "enc"}: encrypts the claims, unsigned;
   {"op": "thumbprint", "key": JWK}: its RFC 7638 SHA-256 thumbprint.
 A job jwcrypto cannot do gives {"ok": false, "error": "..."}.
@@ -53,7 +54,8 @@ def run(job):
             header["cty"] = "JWT"
         token = jwe.JWE(payload.encode(), protected=json.dumps(header))
         token.add_recipient(jwk.JWK(**job["key"]))
-        return {"ok": True, "token": token.serialize(compact=True)}
+        # "json": true gives the (flattened) JSON serialization on one line.
+        return {"ok": True, "token": token.serialize(compact=not job.get("json"))}
     raise ValueError(f"unknown op {op}")
 
 

@@ -61,7 +61,7 @@ fn identity_provider(env: &Env) -> (Server, String) {
 }
 
 /// `jwkit proxy --listen 127.0.0.1:0 ARGS`, its listening line awaited.
-fn start_proxy(env: &Env, args: &[&str]) -> Server {
+pub(crate) fn start_proxy(env: &Env, args: &[&str]) -> Server {
     let mut all = vec!["proxy", "--listen", "127.0.0.1:0"];
     all.extend(args);
     let mut cmd = env.cmd(&all);
@@ -70,7 +70,7 @@ fn start_proxy(env: &Env, args: &[&str]) -> Server {
 }
 
 /// The app, killed on drop.
-struct App(Child);
+pub(crate) struct App(Child);
 
 impl Drop for App {
     fn drop(&mut self) {
@@ -322,7 +322,7 @@ fn login_responses_are_resigned_with_the_apps_own_short_secret() {
 }
 
 /// Starts `replay_peer.py ARGS` as a server on `port` and waits until it accepts.
-fn start_peer(python: &std::path::Path, port: u16, args: &[&str]) -> App {
+pub(crate) fn start_peer(python: &std::path::Path, port: u16, args: &[&str]) -> App {
     let child = Command::new(python)
         .arg(peer())
         .args(args)

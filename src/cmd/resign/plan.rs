@@ -7,9 +7,11 @@ use serde_json::Value;
 use crate::cli::{KeySourceArgs, PlanArgs, SigningKeyArgs};
 use crate::cmd::generate_jwt::{load_signing_key, name_value};
 use crate::cmd::verify_jwt::{Failure, Keys};
+use crate::crypto::jwe;
 use crate::crypto::jws::Compact;
 use crate::crypto::resign::{
-    ClaimChanges, KidChoice, NO_RULE, NOT_A_JWS, NOT_CHOSEN, Resigner, Skip,
+    ClaimChanges, ENCRYPTED, KidChoice, NO_RULE, NOT_A_JWS, NOT_CHOSEN, NOT_DECRYPTED, Resigner,
+    Skip,
 };
 use crate::crypto::verify::Policy;
 use crate::crypto::{self, Key, SigningKey};
@@ -95,6 +97,37 @@ pub(crate) struct Plan {
     pub(super) match_alg: Vec<String>,
     pub(super) match_kid: Vec<String>,
     pub(super) match_iss: Vec<String>,
+    /// Nested tokens (a JWS inside a JWE): the keys that decrypt them and, when given, the
+    /// key they are encrypted to afterwards (else the one they were encrypted to).
+    pub(super) nested: Option<Nested>,
+}
+
+pub(crate) struct Nested {
+    keys: Vec<jwe::DecryptKey>,
+    target: Option<jwe::EncryptKey>,
+}
+
+impl Nested {
+    fn new(args: &PlanArgs) -> Result<Option<Nested>> {
+        let keys = crate::cmd::decode::decrypt_keys(
+            args.decrypt_key_file.as_deref(),
+            args.decrypt_key.as_deref(),
+            args.password_file.as_deref(),
+        )?;
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let target = crate::cmd::generate_jwt::load_encrypt_key(
+            args.encrypt_key_file.as_deref(),
+            args.encrypt_key.as_deref(),
+        )?;
+        if target.is_none() && keys.iter().all(|k| k.to_encrypt_key().is_none()) {
+            bail!(
+                "a PBES2 token is encrypted again to a key: give --encrypt-key-file FILE or --encrypt-key KID"
+            );
+        }
+        Ok(Some(Nested { keys, target }))
+    }
 }
 
 impl Plan {
@@ -130,7 +163,73 @@ impl Plan {
             match_alg: args.match_alg.clone(),
             match_kid: args.match_kid.clone(),
             match_iss: args.match_iss.clone(),
+            nested: Nested::new(args)?,
         })
+    }
+
+    /// True when nested tokens can be re-signed (a decryption key was given).
+    pub(crate) fn opens_nested(&self) -> bool {
+        self.nested.is_some()
+    }
+
+    /// A nested token: decrypted, its inner JWS re-signed by the plan's rules, then
+    /// encrypted again with the same algorithms (and `cty`, `typ`) to the key it was
+    /// encrypted to, or to the `--encrypt-key` target with that key's default algorithm.
+    fn resign_nested(
+        &self,
+        token: &str,
+        check: &dyn Fn(&str) -> Result<(), Skip>,
+        now: Option<i64>,
+    ) -> Result<String, Skip> {
+        let Some(n) = &self.nested else {
+            return Err(skip(
+                ENCRYPTED,
+                "the token is a JWE (encrypted): give --decrypt-key-file FILE, --decrypt-key KID or --password-file FILE to re-sign what it holds",
+            ));
+        };
+        let failed = |m: String| Skip {
+            reason: NOT_DECRYPTED,
+            message: m,
+        };
+        let done = jwe::decrypt(token, &n.keys, &jwe::Options::default())
+            .map_err(|e| failed(e.to_string()))?;
+        let inner = std::str::from_utf8(&done.plaintext)
+            .ok()
+            .map(str::trim)
+            .filter(|t| Compact::parse(t).is_ok())
+            .ok_or_else(|| {
+                failed("the JWE holds no signed token (it is encrypted only): there is no signature to re-sign".into())
+            })?;
+        let new_inner = self.resign_jws(inner, check, now)?;
+        let own;
+        let (target, same) = match &n.target {
+            Some(t) => (t, false),
+            None => {
+                own = n.keys[done.key_index].to_encrypt_key().ok_or_else(|| {
+                    failed("a PBES2 token is encrypted again to a key: give --encrypt-key-file FILE or --encrypt-key KID".into())
+                })?;
+                (&own, true)
+            }
+        };
+        let str_of = |name: &str| {
+            done.header
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let alg = match (same, str_of("alg")) {
+            (true, Some(a)) => a,
+            _ => target.default_alg(),
+        };
+        let enc = str_of("enc").unwrap_or_else(|| jwe::DEFAULT_ENC.to_string());
+        let mut extra = serde_json::Map::new();
+        for name in ["cty", "typ"] {
+            if let Some(v) = done.protected.get(name) {
+                extra.insert(name.into(), v.clone());
+            }
+        }
+        jwe::encrypt(new_inner.as_bytes(), target, &alg, &enc, extra)
+            .map_err(|e| failed(format!("encrypting the re-signed token: {e}")))
     }
 
     pub(super) fn needs_old_token(&self) -> bool {
@@ -153,6 +252,18 @@ impl Plan {
     /// Re-signs `token` with the key the plan gives it, or says why not. Claim times are as of
     /// the run's start, or of `now` when given (a live re-signer).
     pub(crate) fn resign(
+        &self,
+        token: &str,
+        check: &dyn Fn(&str) -> Result<(), Skip>,
+        now: Option<i64>,
+    ) -> Result<String, Skip> {
+        if token.bytes().filter(|&b| b == b'.').count() == 4 {
+            return self.resign_nested(token, check, now);
+        }
+        self.resign_jws(token, check, now)
+    }
+
+    fn resign_jws(
         &self,
         token: &str,
         check: &dyn Fn(&str) -> Result<(), Skip>,

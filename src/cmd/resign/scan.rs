@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::atomic;
 use crate::cli::{ResignArgs, ScanFormat};
-use crate::crypto::jws::is_jws;
+use crate::crypto::resign::is_token;
 use crate::crypto::resign::{NOT_A_JWS, Skip};
 use crate::exit::ExitStatus;
 use crate::output;
@@ -211,7 +211,7 @@ impl<'a> Run<'a> {
                 let jws = match result {
                     Some(Err(s)) => s.reason != NOT_A_JWS,
                     Some(Ok(_)) => true,
-                    None => is_jws(o.token),
+                    None => is_token(o.token),
                 };
                 // A JWT-looking string that is no JWS is never "found": it is skipped as
                 // not a JWS, in every place and mode alike.
@@ -252,7 +252,7 @@ impl<'a> Run<'a> {
         self.scanner.walk(
             part,
             &mut |o| {
-                if is_jws(o.token) {
+                if is_token(o.token) {
                     tally.found += 1;
                     tally.nested += usize::from(o.nested);
                     tally.only_hits |= o.only_hits;
