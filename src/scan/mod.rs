@@ -385,13 +385,15 @@ mod tests {
 
     #[test]
     fn tokens_are_found_and_nothing_else_changes() {
-        let text = format!("a {T1}. b=\"{T1}\" c={T1}x.y.z eyJ.only-one.dot.. ey");
+        // Three segments or five (a compact JWE, `dir`'s empty key too); four or six are not.
+        let jwe = "eyJhbGciOiJkaXIifQ..aXY.Y3Q.dGFn";
+        let text = format!("a {T1}. b=\"{T1}\" c={T1}x.y eyJ.six.segments.are.not.one ey {jwe}.");
         let (out, seen) = replace_all(&Scanner::default(), text.as_bytes());
         assert_eq!(
             out,
-            "a NEW.TOKEN.X. b=\"NEW.TOKEN.X\" c=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnx.y.z eyJ.only-one.dot.. ey"
+            "a NEW.TOKEN.X. b=\"NEW.TOKEN.X\" c=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnx.y eyJ.six.segments.are.not.one ey NEW.TOKEN.X."
         );
-        assert_eq!(seen.len(), 2);
+        assert_eq!(seen.len(), 3);
     }
 
     #[test]
