@@ -227,7 +227,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__generate__subcmd__jwt)
-            opts="-c -v -h -V --key-file --key --secret-file --secret-env --insecure --secret-base64 --kid --no-kid --alg --typ --header --claim --claim-str --claims --iss --sub --aud --jti --exp --no-exp --nbf --iat --no-iat --expired --encrypt-key-file --encrypt-key --jwe-alg --jwe-enc --color --verbose --help --version"
+            opts="-c -v -h -V --key-file --key --secret-file --secret-env --insecure --secret-base64 --kid --no-kid --alg --typ --header --claim --claim-str --claims --iss --sub --aud --jti --exp --no-exp --nbf --iat --no-iat --expired --encrypt-key-file --encrypt-key --jwe-alg --jwe-enc --dpop-proof --htm --htu --ath --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -322,6 +322,18 @@ _jwkit() {
                     return 0
                     ;;
                 --jwe-enc)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --htm)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --htu)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ath)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1309,7 +1321,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__serve)
-            opts="-v -h -V --addr --data-dir --store --store-key-file --upload-token-file --issue-tokens --alg --rotate-every --grace --token-ttl --token-claims --allow-claim-override --idp --idp-config --cors-origin --opaque-access-tokens --max-age --issuer --jwks-path --tls-cert --tls-key --tls-self-signed --tls-ca-out --header-timeout --request-timeout --body-timeout --max-connections --color --verbose --help --version"
+            opts="-v -h -V --addr --data-dir --store --store-key-file --upload-token-file --issue-tokens --alg --rotate-every --grace --token-ttl --token-claims --allow-claim-override --idp --idp-config --cors-origin --registration-token --opaque-access-tokens --max-age --issuer --jwks-path --tls-cert --tls-key --tls-self-signed --tls-ca-out --header-timeout --request-timeout --body-timeout --max-connections --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1360,6 +1372,10 @@ _jwkit() {
                     return 0
                     ;;
                 --cors-origin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registration-token)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1415,7 +1431,7 @@ _jwkit() {
             return 0
             ;;
         jwkit__subcmd__verify__subcmd__jwt)
-            opts="-v -h -V --token --key-file --key --jwks-file --jwks-url --issuer --server --secret-file --secret-env --insecure --secret-base64 --alg --iss --aud --any-aud --sub --typ --leeway --require --ignore-exp --at --raw --batch --threads --json --decrypt-key-file --decrypt-key --password-file --allow-unsigned --no-cache --allow-http --timeout --cacert --color --verbose --help --version"
+            opts="-v -h -V --token --key-file --key --jwks-file --jwks-url --issuer --server --secret-file --secret-env --insecure --secret-base64 --alg --iss --aud --any-aud --sub --typ --leeway --require --ignore-exp --at --raw --batch --threads --json --decrypt-key-file --decrypt-key --password-file --allow-unsigned --dpop --htm --htu --no-cache --allow-http --timeout --cacert --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1502,6 +1518,18 @@ _jwkit() {
                     return 0
                     ;;
                 --password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dpop)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --htm)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --htu)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

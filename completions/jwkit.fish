@@ -193,6 +193,9 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l encrypt-key
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l encrypt-key -d 'Sign, then encrypt the token to this encryption key in the key store (by kid or thumbprint; made with generate-key --use enc --save)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l jwe-alg -d 'The JWE key management algorithm (default: the key\'s JWK alg, else RSA-OAEP-256 for RSA, ECDH-ES+A256KW for EC and X25519, A128KW/A192KW/A256KW by a symmetric key\'s size)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l jwe-enc -d 'The JWE content encryption (default A256GCM)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l htm -d 'The HTTP method of the request a DPoP proof is for (GET, POST, ...)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l htu -d 'The URI of the request a DPoP proof is for (its query and fragment are left out)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l ath -d 'The access token the request presents: the proof gets its hash (ath)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -202,6 +205,7 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l no-kid -d '
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l no-exp -d 'Leave exp out (a token that never expires; verify-jwt then needs --ignore-exp)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l no-iat -d 'Leave iat out'
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l expired -d 'A token that expired an hour ago (iat two hours ago), for testing rejections'
+complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -l dpop-proof -d 'Make a DPoP proof (RFC 9449) for one request instead of a token: typ dpop+jwt, the key\'s public JWK in the header, claims jti, htm, htu, iat (and ath with --ath, and any --claim such as nonce=...). Needs --htm and --htu and an asymmetric key'
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jwkit -n "__fish_jwkit_using_subcommand generate-jwt" -s V -l version -d 'Print version'
@@ -239,6 +243,9 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l threads -d 'T
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l decrypt-key-file -d 'Decrypt JWEs with this private or symmetric key (PEM, JWK or JWK set; the JWE\'s kid picks from a set), then verify the inner token\'s signature and claims' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l decrypt-key -d 'Decrypt JWEs with this encryption key from the key store (by kid or thumbprint)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l password-file -d 'Decrypt PBES2 JWEs with the password in this file (one trailing newline is dropped)' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l dpop -d 'Also check the DPoP proof the token was presented with (RFC 9449): its signature by its own jwk, typ, htm, htu, iat within 5 minutes (of --at), ath the token\'s hash, and the token bound to its key (cnf.jkt its thumbprint)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l htm -d 'The method of the request the token and its DPoP proof came with' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l htu -d 'The URI of the request the token and its DPoP proof came with' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l timeout -d 'The whole of each HTTP fetch (name resolution, connecting, TLS, headers and body) must finish within this' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l cacert -d 'Extra trusted CA certificates (PEM) for HTTPS, besides the system roots' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
@@ -501,6 +508,7 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l token-ttl -d 'Life
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l token-claims -d 'Server-side claims for /auth tokens (with --issue-tokens): a JSON object, or @FILE holding one, e.g. \'{"iss":"jwks-server","aud":"test-client","sub":"fake-user"}\'. Any claim but iat, exp and nbf; iss may be any string. A request\'s own claims override them only with --allow-claim-override' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l idp-config -d 'The identity provider\'s clients, users, claim templates, scopes, lifetimes and failure injection (TOML, or JSON; see docs/idp.md)' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l cors-origin -d 'An origin (scheme://host[:port]) whose browser apps may call discovery, the key set, /token, /par, /userinfo, /introspect and /revoke (CORS); repeatable. Without it any origin may (a test IdP\'s default; said on stderr at start)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l registration-token -d 'Dynamic client registration (RFC 7591, POST /register) needs this initial access token (the file\'s first line) as a Bearer token. Without it registration is open' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l max-age -d 'Cache-Control max-age of the JWKS' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l issuer -d 'The issuer, used exactly as given (a trailing slash kept) in tokens and discovery; its path is honoured: discovery at {issuer}/.well-known/openid-configuration and the key set under the same prefix (default: http://ADDR as bound)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand serve" -l jwks-path -d 'Also serve the key set at PATH (repeatable), where a real provider keeps it: /oauth2/v1/keys, /realms/NAME/protocol/openid-connect/certs, ...' -r

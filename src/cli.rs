@@ -463,6 +463,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ORIGIN", requires = "idp")]
     pub cors_origin: Vec<String>,
 
+    /// Dynamic client registration (RFC 7591, POST /register) needs this initial access token
+    /// (the file's first line) as a Bearer token. Without it registration is open.
+    #[arg(long, value_name = "FILE", requires = "idp")]
+    pub registration_token: Option<PathBuf>,
+
     /// Issue opaque access tokens (random strings, checked by /userinfo and /introspect)
     /// instead of JWTs (RFC 9068).
     #[arg(long, requires = "idp")]
@@ -706,6 +711,24 @@ pub struct GenerateJwtArgs {
     /// The JWE content encryption (default A256GCM).
     #[arg(long, value_name = "ENC", requires = "encrypt")]
     pub jwe_enc: Option<String>,
+
+    /// Make a DPoP proof (RFC 9449) for one request instead of a token: typ dpop+jwt, the
+    /// key's public JWK in the header, claims jti, htm, htu, iat (and ath with --ath, and
+    /// any --claim such as nonce=...). Needs --htm and --htu and an asymmetric key.
+    #[arg(long, requires_all = ["htm", "htu"], conflicts_with_all = ["encrypt", "exp", "no_exp", "nbf", "expired", "iss", "sub", "aud", "jti"])]
+    pub dpop_proof: bool,
+
+    /// The HTTP method of the request a DPoP proof is for (GET, POST, ...).
+    #[arg(long, value_name = "METHOD")]
+    pub htm: Option<String>,
+
+    /// The URI of the request a DPoP proof is for (its query and fragment are left out).
+    #[arg(long, value_name = "URL")]
+    pub htu: Option<String>,
+
+    /// The access token the request presents: the proof gets its hash (ath).
+    #[arg(long, value_name = "TOKEN", requires = "dpop_proof")]
+    pub ath: Option<String>,
 }
 
 /// Where verification keys come from: exactly one (or $JWKIT_JWKS_URL, then $JWKIT_SERVER).
@@ -844,6 +867,25 @@ pub struct VerifyJwtArgs {
     /// (RSA-OAEP, ECDH-ES), which anyone with the public key can make (warns).
     #[arg(long)]
     pub allow_unsigned: bool,
+
+    /// Also check the DPoP proof the token was presented with (RFC 9449): its signature by
+    /// its own jwk, typ, htm, htu, iat within 5 minutes (of --at), ath the token's hash, and
+    /// the token bound to its key (cnf.jkt its thumbprint).
+    #[arg(long, value_name = "PROOF", requires_all = ["dpop_htm", "dpop_htu"], conflicts_with = "batch")]
+    pub dpop: Option<String>,
+
+    /// The method of the request the token and its DPoP proof came with.
+    #[arg(
+        long = "htm",
+        id = "dpop_htm",
+        value_name = "METHOD",
+        requires = "dpop"
+    )]
+    pub dpop_htm: Option<String>,
+
+    /// The URI of the request the token and its DPoP proof came with.
+    #[arg(long = "htu", id = "dpop_htu", value_name = "URL", requires = "dpop")]
+    pub dpop_htu: Option<String>,
 
     #[command(flatten)]
     pub fetch: FetchArgs,

@@ -346,6 +346,7 @@ fail = { error = "access_denied" }
         false,
         false,
         crate::server::cors::Origins::Any,
+        None,
     )
 }
 

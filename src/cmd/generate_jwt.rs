@@ -22,6 +22,9 @@ pub fn run(args: &GenerateJwtArgs) -> Result<ExitStatus> {
     let now = when::now();
     // Claims first: a mistake there should not cost a key parse.
     let claims = build_claims(args, now)?;
+    if args.dpop_proof {
+        return dpop_proof(args, claims, now);
+    }
     let key = load_signing_key(&args.signing, &args.secret, args.kid.as_deref())?;
     let alg = match args.alg {
         Some(alg) => {
@@ -67,6 +70,53 @@ pub fn run(args: &GenerateJwtArgs) -> Result<ExitStatus> {
         )?,
     };
     output::data_line(&token)?;
+    Ok(ExitStatus::Success)
+}
+
+/// `--dpop-proof`: a proof for one request (RFC 9449 §4.2), signed by the key, its public
+/// JWK in the header; `--iat` dates it (to test a server's window), `--claim` adds members
+/// such as the server's `nonce`.
+fn dpop_proof(args: &GenerateJwtArgs, claims: Map<String, Value>, now: i64) -> Result<ExitStatus> {
+    let htm = args.htm.as_deref().unwrap_or_default();
+    let htu = args.htu.as_deref().unwrap_or_default();
+    if htm.is_empty() || !htm.bytes().all(|b| b.is_ascii_alphabetic()) {
+        bail!("--htm must be an HTTP method such as GET or POST");
+    }
+    match url::Url::parse(htu) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+        _ => bail!("--htu must be an http or https URL"),
+    }
+    let key = load_signing_key(&args.signing, &args.secret, args.kid.as_deref())?;
+    let alg = match args.alg {
+        Some(alg) => {
+            key.check_alg(alg)?;
+            alg
+        }
+        None => key.default_alg()?,
+    };
+    let iat = claims.get("iat").and_then(Value::as_i64).unwrap_or(now);
+    let mut jti = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut jti)
+        .map_err(|_| anyhow::anyhow!("no randomness for the jti"))?;
+    let nonce = claims.get("nonce").and_then(Value::as_str);
+    let proof = crypto::dpop::make(
+        &key,
+        alg,
+        &crypto::dpop::Request {
+            htm,
+            htu,
+            access_token: args
+                .ath
+                .as_deref()
+                .map(|t| jws::pasted(t).token.into_owned())
+                .as_deref(),
+            nonce,
+            iat,
+            jti: b64::encode(jti),
+        },
+    )?;
+    output::data_line(&proof)?;
     Ok(ExitStatus::Success)
 }
 

@@ -41,11 +41,25 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
                 "serve --idp: CORS allows any origin on discovery, the key set, /token, /par, /userinfo, /introspect and /revoke (--cors-origin ORIGIN to list the browser apps' origins)",
             );
         }
+        let registration_token = match &args.registration_token {
+            Some(path) => Some(
+                crate::upload::read_upload_token(Some(path))
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "--registration-token: {}",
+                            format!("{e:#}").replace("the upload token file", "the file")
+                        )
+                    })?
+                    .ok_or_else(|| anyhow::anyhow!("--registration-token: the file is empty"))?,
+            ),
+            None => None,
+        };
         Some(server::idp::Idp::new(
             config,
             open,
             args.opaque_access_tokens,
             cors,
+            registration_token,
         ))
     } else {
         None

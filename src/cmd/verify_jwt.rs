@@ -483,7 +483,8 @@ fn single(
 ) -> Result<ExitStatus, Failure> {
     let arg = args.token.as_deref().or(args.token_arg.as_deref());
     let verdict = match read_token(arg)? {
-        Ok(token) => verify_with_refetch(&token, keys, policy, clock.now(), dec)?,
+        Ok(token) => verify_with_refetch(&token, keys, policy, clock.now(), dec)?
+            .and_then(|v| dpop_holds(args, &token, v, clock.now())),
         Err(r) => Err(r),
     };
     match verdict {
@@ -509,6 +510,51 @@ fn single(
             ));
             Ok(ExitStatus::Rejected)
         }
+    }
+}
+
+/// `--dpop PROOF --htm --htu`: the proof holds for the request and the token (its `ath`),
+/// and the token is bound to the proof's key (`cnf.jkt`, RFC 9449 §6).
+fn dpop_holds(
+    args: &VerifyJwtArgs,
+    token: &str,
+    v: Verified,
+    now: i64,
+) -> Result<Verified, Rejection> {
+    let Some(proof) = args.dpop.as_deref() else {
+        return Ok(v);
+    };
+    let bad = |m: String| Rejection {
+        kind: crypto::verify::Kind::DpopInvalid,
+        message: m,
+    };
+    let proof = jws::pasted(proof).token.into_owned();
+    let checked = crypto::dpop::check(
+        &proof,
+        &crypto::dpop::Expect {
+            htm: args.dpop_htm.as_deref().unwrap_or_default(),
+            htu: args.dpop_htu.as_deref().unwrap_or_default(),
+            now,
+            max_age: 300,
+            access_token: Some(token),
+            nonces: None,
+        },
+    )
+    .map_err(|e| bad(e.to_string()))?;
+    let bound = v
+        .claims
+        .as_ref()
+        .and_then(|c| c.get("cnf"))
+        .and_then(|c| c.get("jkt"))
+        .and_then(Value::as_str);
+    match bound {
+        Some(jkt) if jkt == checked.jkt => Ok(v),
+        Some(_) => Err(bad(
+            "the token is bound to another key (cnf.jkt is not the proof key's thumbprint)".into(),
+        )),
+        None => Err(bad(
+            "the token is not DPoP-bound (no cnf.jkt): a proof proves nothing for it".into(),
+        )),
     }
 }
 

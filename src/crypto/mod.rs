@@ -4,6 +4,7 @@
 
 pub mod alg;
 pub mod b64;
+pub mod dpop;
 pub mod json;
 pub mod jwe;
 pub mod jws;

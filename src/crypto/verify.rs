@@ -25,6 +25,8 @@ pub enum Kind {
     DecryptFailed,
     /// A JWE with no signature inside under a public-key algorithm: anyone could have made it.
     Unsigned,
+    /// A DPoP proof (`verify-jwt --dpop`) that does not hold for the request or the token.
+    DpopInvalid,
 }
 
 impl Kind {
@@ -42,6 +44,7 @@ impl Kind {
             Kind::CritUnsupported => "crit_unsupported",
             Kind::DecryptFailed => "decrypt_failed",
             Kind::Unsigned => "unsigned",
+            Kind::DpopInvalid => "dpop_invalid",
         }
     }
 }

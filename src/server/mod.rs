@@ -341,7 +341,14 @@ fn cors_paths(app: &App) -> std::collections::HashSet<String> {
         .chain(app.paths.oauth_metadata())
         .collect();
     for prefix in ["", app.paths.prefix.as_str()] {
-        for end in ["/token", "/par", "/userinfo", "/introspect", "/revoke"] {
+        for end in [
+            "/token",
+            "/par",
+            "/userinfo",
+            "/introspect",
+            "/revoke",
+            "/register",
+        ] {
             paths.insert(format!("{prefix}{end}"));
         }
     }

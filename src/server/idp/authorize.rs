@@ -14,6 +14,10 @@ pub(super) struct AuthRequest {
     pub(super) state: Option<String>,
     pub(super) nonce: Option<String>,
     pub(super) challenge: Option<String>,
+    /// The resource indicator (RFC 8707): the access tokens' audience.
+    pub(super) resource: Option<String>,
+    /// The DPoP key thumbprint the code is bound to (RFC 9449 §10).
+    pub(super) dpop_jkt: Option<String>,
 }
 
 /// An authorization error: shown as a page when the client or redirect URI cannot be
@@ -152,12 +156,17 @@ pub(super) fn page_headers(h: &mut HeaderMap) {
     );
 }
 
-pub(super) fn check_auth_request(
+pub(super) async fn check_auth_request(
+    app: &App,
     idp: &Idp,
     p: &BTreeMap<String, String>,
 ) -> Result<AuthRequest, AuthError> {
     let client_id = p.get("client_id").cloned().unwrap_or_default();
-    let Some(client) = idp.client(&client_id) else {
+    let found = idp
+        .client(app, &client_id)
+        .await
+        .map_err(|e| AuthError::Page(e.description))?;
+    let Some(client) = found else {
         return Err(AuthError::Page(if client_id.is_empty() {
             "the request has no client_id".into()
         } else {
@@ -247,7 +256,25 @@ pub(super) fn check_auth_request(
     }
     let scope = p.get("scope").cloned().unwrap_or_else(|| "openid".into());
     client.scopes_ok(&scope).map_err(back)?;
+    let resource = match p.get("resource") {
+        None => None,
+        Some(r) => match resource_indicator(r) {
+            Ok(()) => Some(r.clone()),
+            Err(e) => return Err(back(e)),
+        },
+    };
+    let dpop_jkt = match p.get("dpop_jkt") {
+        Some(j) if j.len() != 43 || b64::decode(j).is_err() => {
+            return Err(back(oauth(
+                "invalid_request",
+                "dpop_jkt must be a SHA-256 JWK thumbprint (43 base64url characters)",
+            )));
+        }
+        other => other.cloned(),
+    };
     Ok(AuthRequest {
+        resource,
+        dpop_jkt,
         redirect_given: p.contains_key("redirect_uri"),
         mode,
         client_id: client.id().to_string(),
@@ -257,6 +284,17 @@ pub(super) fn check_auth_request(
         nonce: p.get("nonce").cloned(),
         challenge,
     })
+}
+
+/// A resource indicator must be an absolute URI without a fragment (RFC 8707 §2).
+pub(super) fn resource_indicator(r: &str) -> Result<(), OAuthError> {
+    match url::Url::parse(r) {
+        Ok(u) if u.fragment().is_none() => Ok(()),
+        _ => Err(oauth(
+            "invalid_target",
+            format!("resource {r:?} is not an absolute URI without a fragment (RFC 8707 §2)"),
+        )),
+    }
 }
 
 /// The user for a name: from the configuration, or (none configured) made up.
@@ -322,7 +360,7 @@ pub(super) async fn authorize_get(
         Ok(p) => p,
         Err(m) => return error_page(&m),
     };
-    let req = match check_auth_request(idp, &p) {
+    let req = match check_auth_request(&app, idp, &p).await {
         Ok(r) => r,
         Err(e) => return auth_error_response(&app, e),
     };
@@ -332,7 +370,7 @@ pub(super) async fn authorize_get(
             AuthError::Redirect(req.redirect_uri.clone(), req.state.clone(), e, req.mode),
         )
     };
-    if let Some(client) = idp.client(&req.client_id)
+    if let Ok(Some(client)) = idp.client(&app, &req.client_id).await
         && let Some(e) = injected(client.fail(), client.delay()).await
     {
         return back(e);
@@ -391,7 +429,7 @@ pub(super) async fn authorize_post(
         Ok(p) => p,
         Err(e) => return error_page(&e.description),
     };
-    let req = match check_auth_request(idp, &p) {
+    let req = match check_auth_request(&app, idp, &p).await {
         Ok(r) => r,
         Err(e) => return auth_error_response(&app, e),
     };
@@ -488,12 +526,15 @@ pub(super) async fn finish_login(
         redirect_given: req.redirect_given,
         challenge: req.challenge.clone(),
         nonce: req.nonce.clone(),
+        dpop_jkt: req.dpop_jkt.clone(),
         grant: Grant {
             client_id: req.client_id.clone(),
             login: Some(login),
             scope: req.scope.clone(),
             expires: now.saturating_add(idp.config.refresh_ttl),
             family: random_token(),
+            audience: req.resource.clone(),
+            jkt: None,
         },
         expires,
     };
@@ -649,11 +690,22 @@ pub(super) async fn par(State(app): State<Arc<App>>, headers: HeaderMap, body: B
             ));
         }
         p.insert("client_id".into(), client.id().to_string());
+        // A proof at PAR binds the code to its key (RFC 9449 §10.1); with dpop_jkt as well,
+        // both must name one key.
+        if let Some(jkt) = super::dpop::proof(&app, idp, &headers, "POST", "/par", None).await? {
+            if p.get("dpop_jkt").is_some_and(|j| *j != jkt) {
+                return Err(oauth(
+                    "invalid_dpop_proof",
+                    "dpop_jkt is not the thumbprint of the DPoP proof's key",
+                ));
+            }
+            p.insert("dpop_jkt".into(), jkt);
+        }
         // Checked now, as /authorize would: a bad request is refused here, not later.
         for credential in ["client_secret", "client_assertion", "client_assertion_type"] {
             p.remove(credential);
         }
-        match check_auth_request(idp, &p) {
+        match check_auth_request(&app, idp, &p).await {
             Ok(_) => {}
             Err(AuthError::Page(m)) => return Err(oauth("invalid_request", m)),
             Err(AuthError::Redirect(_, _, e, _)) => return Err(e),

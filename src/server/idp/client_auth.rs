@@ -48,7 +48,8 @@ pub(super) async fn authenticate<'a>(
             ));
         }
         let client = idp
-            .client(&id)
+            .client(app, &id)
+            .await?
             .ok_or_else(|| unauthorized(true, "unknown client"))?;
         if !secret_matches(&client, &secret) {
             return Err(unauthorized(true, "wrong client secret"));
@@ -71,7 +72,8 @@ pub(super) async fn authenticate<'a>(
         )
     })?;
     let client = idp
-        .client(id)
+        .client(app, id)
+        .await?
         .ok_or_else(|| unauthorized(false, "unknown client"))?;
     match p.get("client_secret") {
         Some(s) if secret_matches(&client, s) => Ok(client),
@@ -102,7 +104,7 @@ pub(super) async fn assertion_client<'a>(
     if client_id.is_some_and(|id| *id != iss) {
         return Err(bad("client_assertion: iss is not the client_id".into()));
     }
-    let Some(ClientRef::Known(entry)) = idp.client(&iss) else {
+    let Some(ClientRef::Known(entry)) = idp.client(app, &iss).await? else {
         return Err(bad(format!(
             "client_assertion: no registered client {iss:?} with keys"
         )));

@@ -59,6 +59,9 @@ pub struct Config {
     /// The resource owner password grant (legacy): off unless true.
     #[serde(default)]
     pub password_grant: bool,
+    /// DPoP proofs must carry a nonce the server handed out (RFC 9449 §8).
+    #[serde(default)]
+    pub dpop_nonce: bool,
     /// Claims every token gets (a template: `${sub}`, `${client_id}`, `${scope}` are replaced).
     #[serde(default)]
     pub claims: Map<String, Value>,
@@ -258,6 +261,7 @@ pub struct Loaded {
     pub device_ttl: i64,
     pub device_interval: i64,
     pub password_grant: bool,
+    pub dpop_nonce: bool,
     pub claims: Map<String, Value>,
 }
 
@@ -340,94 +344,98 @@ pub fn load(path: Option<&std::path::Path>) -> Result<Loaded> {
     check(config)
 }
 
+/// A client checked and made ready: its grants known, its redirect URIs absolute and without
+/// fragments, its key set parsed, its ID token encryption tried once. The configuration's
+/// clients and registered ones (RFC 7591) go through here alike.
+pub fn entry(c: Client) -> Result<ClientEntry> {
+    let what = format!("client {:?}", c.id);
+    if c.id.is_empty() {
+        bail!("a client has an empty id");
+    }
+    let grants: Vec<String> = c
+        .grants
+        .clone()
+        .unwrap_or_else(|| DEFAULT_GRANTS.iter().map(|g| g.to_string()).collect());
+    for g in &grants {
+        let g = grant_name(g);
+        if !KNOWN_GRANTS.contains(&g) {
+            bail!(
+                "{what}: unknown grant {g:?} (one of {})",
+                KNOWN_GRANTS.join(", ")
+            );
+        }
+    }
+    let grants = grants.iter().map(|g| grant_name(g).to_string()).collect();
+    for uri in c.redirect_uris.iter().chain(&c.post_logout_redirect_uris) {
+        let url = url::Url::parse(uri)
+            .map_err(|e| anyhow::anyhow!("{what}: redirect URI {uri:?}: {e}"))?;
+        if url.fragment().is_some() {
+            bail!("{what}: redirect URI {uri:?} has a fragment (RFC 6749 §3.1.2)");
+        }
+    }
+    let keys = match &c.jwks {
+        None => None,
+        Some(v) => {
+            let set = JwkSet::parse(&serde_json::to_vec(v)?)
+                .map_err(|e| anyhow::anyhow!("{what}: jwks: {e}"))?;
+            let keys = TrustedKeys::from_fetched_set(set, &[]);
+            match (keys.is_empty(), &c.id_token_encrypted_response_alg) {
+                (false, _) => Some(keys),
+                // A set of encryption keys only, for ID token encryption.
+                (true, Some(_)) => None,
+                (true, None) => bail!("{what}: jwks holds no usable public signing key"),
+            }
+        }
+    };
+    let id_token_encryption = match &c.id_token_encrypted_response_alg {
+        None => {
+            if c.id_token_encrypted_response_enc.is_some() {
+                bail!(
+                    "{what}: id_token_encrypted_response_enc needs id_token_encrypted_response_alg"
+                );
+            }
+            None
+        }
+        Some(alg) => {
+            let jwks = c.jwks.as_ref().ok_or_else(|| {
+                anyhow::anyhow!("{what}: id_token_encrypted_response_alg needs jwks with the client's encryption key")
+            })?;
+            let key =
+                encryption_key(jwks, alg).map_err(|e| anyhow::anyhow!("{what}: jwks: {e}"))?;
+            let enc = c
+                .id_token_encrypted_response_enc
+                .clone()
+                .unwrap_or_else(|| "A128CBC-HS256".to_string());
+            // Refused now, at start, rather than at the first login.
+            crate::crypto::jwe::encrypt(b"{}", &key, alg, &enc, Map::new()).map_err(|e| {
+                anyhow::anyhow!(
+                    "{what}: id_token_encrypted_response_alg {alg:?} / enc {enc:?}: {e}"
+                )
+            })?;
+            Some(IdTokenEncryption {
+                key,
+                alg: alg.clone(),
+                enc,
+            })
+        }
+    };
+    let delay = delay(&what, &c.fail)?;
+    Ok(ClientEntry {
+        client: c,
+        grants,
+        keys,
+        delay,
+        id_token_encryption,
+    })
+}
+
 pub fn check(config: Config) -> Result<Loaded> {
     let mut clients = BTreeMap::new();
     for c in config.clients {
-        let what = format!("client {:?}", c.id);
-        if c.id.is_empty() {
-            bail!("a client has an empty id");
-        }
-        let grants: Vec<String> = c
-            .grants
-            .clone()
-            .unwrap_or_else(|| DEFAULT_GRANTS.iter().map(|g| g.to_string()).collect());
-        for g in &grants {
-            let g = grant_name(g);
-            if !KNOWN_GRANTS.contains(&g) {
-                bail!(
-                    "{what}: unknown grant {g:?} (one of {})",
-                    KNOWN_GRANTS.join(", ")
-                );
-            }
-        }
-        let grants = grants.iter().map(|g| grant_name(g).to_string()).collect();
-        for uri in c.redirect_uris.iter().chain(&c.post_logout_redirect_uris) {
-            let url = url::Url::parse(uri)
-                .map_err(|e| anyhow::anyhow!("{what}: redirect URI {uri:?}: {e}"))?;
-            if url.fragment().is_some() {
-                bail!("{what}: redirect URI {uri:?} has a fragment (RFC 6749 §3.1.2)");
-            }
-        }
-        let keys = match &c.jwks {
-            None => None,
-            Some(v) => {
-                let set = JwkSet::parse(&serde_json::to_vec(v)?)
-                    .map_err(|e| anyhow::anyhow!("{what}: jwks: {e}"))?;
-                let keys = TrustedKeys::from_fetched_set(set, &[]);
-                match (keys.is_empty(), &c.id_token_encrypted_response_alg) {
-                    (false, _) => Some(keys),
-                    // A set of encryption keys only, for ID token encryption.
-                    (true, Some(_)) => None,
-                    (true, None) => bail!("{what}: jwks holds no usable public signing key"),
-                }
-            }
-        };
-        let id_token_encryption = match &c.id_token_encrypted_response_alg {
-            None => {
-                if c.id_token_encrypted_response_enc.is_some() {
-                    bail!(
-                        "{what}: id_token_encrypted_response_enc needs id_token_encrypted_response_alg"
-                    );
-                }
-                None
-            }
-            Some(alg) => {
-                let jwks = c.jwks.as_ref().ok_or_else(|| {
-                    anyhow::anyhow!("{what}: id_token_encrypted_response_alg needs jwks with the client's encryption key")
-                })?;
-                let key =
-                    encryption_key(jwks, alg).map_err(|e| anyhow::anyhow!("{what}: jwks: {e}"))?;
-                let enc = c
-                    .id_token_encrypted_response_enc
-                    .clone()
-                    .unwrap_or_else(|| "A128CBC-HS256".to_string());
-                // Refused now, at start, rather than at the first login.
-                crate::crypto::jwe::encrypt(b"{}", &key, alg, &enc, Map::new()).map_err(|e| {
-                    anyhow::anyhow!(
-                        "{what}: id_token_encrypted_response_alg {alg:?} / enc {enc:?}: {e}"
-                    )
-                })?;
-                Some(IdTokenEncryption {
-                    key,
-                    alg: alg.clone(),
-                    enc,
-                })
-            }
-        };
-        let delay = delay(&what, &c.fail)?;
         if clients.contains_key(&c.id) {
-            bail!("{what} is listed twice");
+            bail!("client {:?} is listed twice", c.id);
         }
-        clients.insert(
-            c.id.clone(),
-            ClientEntry {
-                client: c,
-                grants,
-                keys,
-                delay,
-                id_token_encryption,
-            },
-        );
+        clients.insert(c.id.clone(), entry(c)?);
     }
     let mut users = BTreeMap::new();
     for u in config.users {
@@ -455,6 +463,7 @@ pub fn check(config: Config) -> Result<Loaded> {
         device_ttl: duration("tokens.device", &config.tokens.device)?,
         device_interval: duration("tokens.device_interval", &config.tokens.device_interval)?,
         password_grant: config.password_grant,
+        dpop_nonce: config.dpop_nonce,
         claims: config.claims,
     })
 }

@@ -126,6 +126,7 @@ pub(super) async fn grant(
     client: &ClientRef<'_>,
     fault: Option<TokenFault>,
     now: i64,
+    jkt: Option<&str>,
 ) -> Result<issue::Issued, OAuthError> {
     let device_code = p
         .get("device_code")
@@ -158,6 +159,7 @@ pub(super) async fn grant(
                 idp,
                 issue::IssueParams {
                     refresh: true,
+                    jkt: jkt.map(str::to_string),
                     ..issue::IssueParams::new(client, Some(&login), g.scope, fault)
                 },
             )

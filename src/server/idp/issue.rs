@@ -73,13 +73,15 @@ pub(super) struct Issued {
     pub(super) id_token: Option<String>,
     pub(super) refresh: Option<String>,
     pub(super) issued_token_type: Option<&'static str>,
+    /// Bound to a DPoP key: `token_type` DPoP.
+    pub(super) dpop: bool,
 }
 
 impl Issued {
     pub(super) fn response(self) -> Response {
         let mut body = json!({
             "access_token": self.access,
-            "token_type": "Bearer",
+            "token_type": if self.dpop { "DPoP" } else { "Bearer" },
             "expires_in": self.expires_in,
             "scope": self.scope,
         });
@@ -108,6 +110,8 @@ pub(super) struct IssueParams<'a> {
     pub(super) issued_token_type: Option<&'static str>,
     /// The token family (from a code); None starts none (client credentials, exchange).
     pub(super) family: Option<String>,
+    /// The DPoP key the tokens are bound to (its RFC 7638 thumbprint).
+    pub(super) jkt: Option<String>,
 }
 
 impl<'a> IssueParams<'a> {
@@ -129,6 +133,7 @@ impl<'a> IssueParams<'a> {
             act: None,
             issued_token_type: None,
             family: None,
+            jkt: None,
         }
     }
 }
@@ -176,6 +181,9 @@ pub(super) async fn issue(app: &App, idp: &Idp, ip: IssueParams<'_>) -> Result<I
     }
     if let Some(act) = &ip.act {
         claims.insert("act".into(), act.clone());
+    }
+    if let Some(jkt) = &ip.jkt {
+        claims.insert("cnf".into(), json!({ "jkt": jkt }));
     }
     let mut userinfo = Map::new();
     userinfo.insert("sub".into(), sub.clone().into());
@@ -250,6 +258,8 @@ pub(super) async fn issue(app: &App, idp: &Idp, ip: IssueParams<'_>) -> Result<I
             scope: ip.scope.clone(),
             expires,
             family: ip.family.clone().unwrap_or_else(random_token),
+            audience: ip.audience.clone(),
+            jkt: ip.jkt.clone().filter(|_| ip.client.public()),
         };
         state::put(app, Kind::Refresh, &state::key(&token), &grant, expires).await?;
         Some(token)
@@ -262,6 +272,7 @@ pub(super) async fn issue(app: &App, idp: &Idp, ip: IssueParams<'_>) -> Result<I
         scope: ip.scope,
         id_token,
         refresh,
+        dpop: ip.jkt.is_some(),
         issued_token_type: ip.issued_token_type,
     })
 }

@@ -16,7 +16,9 @@ mod authorize;
 mod client_auth;
 pub mod config;
 mod device;
+mod dpop;
 mod issue;
+mod register;
 mod resource;
 mod state;
 mod token;
@@ -62,6 +64,8 @@ pub struct Idp {
     pub opaque: bool,
     /// The origins browser apps may call the token and resource endpoints from.
     pub cors: crate::server::cors::Origins,
+    /// The initial access token dynamic registration needs (RFC 7591 §3); None: open.
+    pub registration_token: Option<String>,
     /// The server's published keys as a trusted set, with the ETag of the document.
     own_keys: Mutex<Option<(String, Arc<TrustedKeys>)>>,
 }
@@ -72,6 +76,8 @@ struct OAuthError {
     error: String,
     description: String,
     basic: bool,
+    /// A DPoP nonce to hand out with the error (`use_dpop_nonce`).
+    dpop_nonce: Option<String>,
 }
 
 fn oauth(error: &str, description: impl Into<String>) -> OAuthError {
@@ -84,6 +90,7 @@ fn oauth(error: &str, description: impl Into<String>) -> OAuthError {
         error: error.into(),
         description: description.into(),
         basic: false,
+        dpop_nonce: None,
     }
 }
 
@@ -93,6 +100,13 @@ impl IntoResponse for OAuthError {
             self.status,
             json!({ "error": self.error, "error_description": self.description }),
         );
+        if let Some(n) = self
+            .dpop_nonce
+            .as_deref()
+            .and_then(|n| HeaderValue::from_str(n).ok())
+        {
+            r.headers_mut().insert("dpop-nonce", n);
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             let challenge = if self.basic {
                 "Basic realm=\"jwkit\""
@@ -190,12 +204,14 @@ impl Idp {
         open: bool,
         opaque: bool,
         cors: crate::server::cors::Origins,
+        registration_token: Option<String>,
     ) -> Idp {
         Idp {
             config,
             open,
             opaque,
             cors,
+            registration_token,
             own_keys: Mutex::new(None),
         }
     }
@@ -205,18 +221,40 @@ impl Idp {
         self.config.refresh_ttl.max(self.config.access_ttl)
     }
 
-    /// The client entry, or (open mode) one made up for any id.
-    fn client(&self, id: &str) -> Option<ClientRef<'_>> {
-        match self.config.clients.get(id) {
-            Some(c) => Some(ClientRef::Known(c)),
-            None if self.open && !id.is_empty() => Some(ClientRef::Open(id.to_string())),
-            None => None,
+    /// The client: configured, registered (RFC 7591, in the store, so every replica knows
+    /// it), or (open mode) one made up for any other id.
+    async fn client(&self, app: &App, id: &str) -> Result<Option<ClientRef<'_>>, OAuthError> {
+        if let Some(c) = self.config.clients.get(id) {
+            return Ok(Some(ClientRef::Known(Entry::Config(c))));
+        }
+        if let Some(c) = register::find(app, id).await? {
+            return Ok(Some(ClientRef::Known(Entry::Stored(Box::new(c)))));
+        }
+        if self.open && !id.is_empty() {
+            return Ok(Some(ClientRef::Open(id.to_string())));
+        }
+        Ok(None)
+    }
+}
+
+/// A known client's entry: from the configuration, or a registered one read from the store.
+enum Entry<'a> {
+    Config(&'a ClientEntry),
+    Stored(Box<ClientEntry>),
+}
+
+impl std::ops::Deref for Entry<'_> {
+    type Target = ClientEntry;
+    fn deref(&self) -> &ClientEntry {
+        match self {
+            Entry::Config(c) => c,
+            Entry::Stored(c) => c,
         }
     }
 }
 
 enum ClientRef<'a> {
-    Known(&'a ClientEntry),
+    Known(Entry<'a>),
     Open(String),
 }
 
@@ -349,7 +387,17 @@ pub fn routes(router: Router<Arc<App>>, prefix: &str) -> Router<Arc<App>> {
             .route(&format!("{p}/userinfo"), get(userinfo).post(userinfo))
             .route(&format!("{p}/introspect"), axum::routing::post(introspect))
             .route(&format!("{p}/revoke"), axum::routing::post(revoke))
-            .route(&format!("{p}/logout"), get(logout).post(logout));
+            .route(&format!("{p}/logout"), get(logout).post(logout))
+            .route(
+                &format!("{p}/register"),
+                axum::routing::post(register::register),
+            )
+            .route(
+                &format!("{p}/register/{{client_id}}"),
+                get(register::read)
+                    .put(register::update)
+                    .delete(register::remove),
+            );
     }
     r
 }
@@ -404,6 +452,7 @@ pub fn discovery(app: &App, idp: &Idp, doc: &mut Value) {
         "introspection_endpoint": format!("{b}/introspect"),
         "revocation_endpoint": format!("{b}/revoke"),
         "pushed_authorization_request_endpoint": format!("{b}/par"),
+        "registration_endpoint": format!("{b}/register"),
         "device_authorization_endpoint": format!("{b}/device_authorization"),
         "require_pushed_authorization_requests": false,
         "end_session_endpoint": format!("{b}/logout"),
@@ -420,6 +469,7 @@ pub fn discovery(app: &App, idp: &Idp, doc: &mut Value) {
             "A128CBC-HS256", "A192CBC-HS384", "A256CBC-HS512", "A128GCM", "A192GCM", "A256GCM"
         ],
         "code_challenge_methods_supported": ["S256"],
+        "dpop_signing_alg_values_supported": ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
         "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256", "ES384", "EdDSA"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],

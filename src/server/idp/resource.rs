@@ -108,21 +108,31 @@ pub(super) async fn userinfo(
     let Some(idp) = &app.idp else {
         return off();
     };
+    // A DPoP-bound token comes with the DPoP scheme and a proof (RFC 9449 §7.1).
+    let dpop_scheme = scheme_credentials(&headers, "DPoP").map(str::to_string);
+    let scheme = if dpop_scheme.is_some() {
+        "DPoP"
+    } else {
+        "Bearer"
+    };
     let challenge = |error: &str, d: &str| {
         let mut r = (
             StatusCode::UNAUTHORIZED,
             Json(json!({ "error": error, "error_description": d })),
         )
             .into_response();
+        let d = d.replace('"', "'");
         if let Ok(v) = HeaderValue::from_str(&format!(
-            "Bearer error=\"{error}\", error_description=\"{d}\""
+            "{scheme} error=\"{error}\", error_description=\"{d}\""
         )) {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
         r
     };
     // The header, or (RFC 6750 §2.2) `access_token` in a form body of a POST; not both.
-    let in_header = scheme_credentials(&headers, "Bearer").map(str::to_string);
+    let in_header = scheme_credentials(&headers, "Bearer")
+        .map(str::to_string)
+        .or(dpop_scheme.clone());
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -154,8 +164,59 @@ pub(super) async fn userinfo(
             );
         }
     };
-    match active_access(&app, idp, token.trim()).await {
-        Ok(Some(info)) => json_no_store(StatusCode::OK, Value::Object(info.userinfo)),
+    let token = token.trim();
+    let proof_key = if dpop_scheme.is_some() {
+        let path = if method == axum::http::Method::POST {
+            "POST"
+        } else {
+            "GET"
+        };
+        match super::dpop::proof(&app, idp, &headers, path, "/userinfo", Some(token)).await {
+            Ok(Some(jkt)) => Some(jkt),
+            Ok(None) => {
+                return challenge(
+                    "invalid_dpop_proof",
+                    "the DPoP scheme needs a DPoP proof header",
+                );
+            }
+            Err(e) if e.error == "use_dpop_nonce" => {
+                let mut r = challenge("use_dpop_nonce", &e.description);
+                if let Some(n) = e.dpop_nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
+                    r.headers_mut().insert("dpop-nonce", n);
+                }
+                return r;
+            }
+            Err(e) => return challenge("invalid_dpop_proof", &e.description),
+        }
+    } else {
+        None
+    };
+    match active_access(&app, idp, token).await {
+        Ok(Some(info)) => {
+            match (super::dpop::bound_key(&info.claims), proof_key.as_deref()) {
+                (Some(bound), Some(jkt)) if bound == jkt => {}
+                (Some(_), Some(_)) => {
+                    return challenge(
+                        "invalid_token",
+                        "the DPoP proof's key is not the one the token is bound to",
+                    );
+                }
+                (Some(_), None) => {
+                    return challenge(
+                        "invalid_token",
+                        "the token is DPoP-bound: present it with the DPoP scheme and a proof",
+                    );
+                }
+                (None, Some(_)) => {
+                    return challenge(
+                        "invalid_token",
+                        "the token is not DPoP-bound: present it as a Bearer token",
+                    );
+                }
+                (None, None) => {}
+            }
+            json_no_store(StatusCode::OK, Value::Object(info.userinfo))
+        }
         Ok(None) => challenge(
             "invalid_token",
             "the access token is not active (expired, revoked or not this issuer's)",
@@ -221,7 +282,15 @@ pub(super) async fn introspect(
             Some(info) => {
                 let mut out = Map::new();
                 out.insert("active".into(), true.into());
-                out.insert("token_type".into(), "Bearer".into());
+                // RFC 9449 §6.2: a bound token is introspected with its binding.
+                let bound = super::dpop::bound_key(&info.claims).map(str::to_string);
+                out.insert(
+                    "token_type".into(),
+                    if bound.is_some() { "DPoP" } else { "Bearer" }.into(),
+                );
+                if let Some(jkt) = bound {
+                    out.insert("cnf".into(), json!({ "jkt": jkt }));
+                }
                 for k in [
                     "scope",
                     "client_id",
@@ -336,7 +405,11 @@ pub(super) async fn logout(
                     .and_then(|c| c.claims())
                     .and_then(|c| c.get("aud").and_then(Value::as_str).map(str::to_string))
             });
-            let allowed = match client_id.as_deref().and_then(|id| idp.client(id)) {
+            let found = match client_id.as_deref() {
+                Some(id) => idp.client(&app, id).await.ok().flatten(),
+                None => None,
+            };
+            let allowed = match found {
                 Some(ClientRef::Known(c)) => c.client.post_logout_redirect_uris.iter().chain(&c.client.redirect_uris).any(|u| u == uri),
                 // Open mode: any http or https URL; never javascript:, data: and the like.
                 Some(ClientRef::Open(_)) | None => {

@@ -37,6 +37,9 @@ pub struct CodeGrant {
     pub redirect_given: bool,
     pub challenge: Option<String>,
     pub nonce: Option<String>,
+    /// The DPoP key the code is bound to (`dpop_jkt`, RFC 9449 §10).
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
     pub grant: Grant,
     pub expires: i64,
 }
@@ -50,6 +53,13 @@ pub struct Grant {
     pub expires: i64,
     /// The token family: every token issued from one code.
     pub family: String,
+    /// The access tokens' audience: the resource indicator (RFC 8707) the grant was made
+    /// for, kept for the refreshes.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// A public client's refresh token is bound to its DPoP key (RFC 9449 §5).
+    #[serde(default)]
+    pub jkt: Option<String>,
 }
 
 /// What the server keeps of an access token: its claims, what userinfo answers, its family.

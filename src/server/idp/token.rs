@@ -10,10 +10,18 @@ pub(super) async fn token(
     let Some(idp) = &app.idp else {
         return off();
     };
-    match token_inner(&app, idp, &headers, &body).await {
+    let mut r = match token_inner(&app, idp, &headers, &body).await {
         Ok(r) => r,
-        Err(e) => e.into_response(),
+        Err(e) => return e.into_response(),
+    };
+    // With server nonces, every token answer hands out the next one (RFC 9449 §8.2).
+    if idp.config.dpop_nonce
+        && let Ok(n) = super::dpop::new_nonce(&app).await
+        && let Ok(v) = HeaderValue::from_str(&n)
+    {
+        r.headers_mut().insert("dpop-nonce", v);
     }
+    r
 }
 
 /// What every grant works from: the request's parameters, the authenticated client, the
@@ -26,6 +34,8 @@ struct GrantRequest<'a> {
     client: &'a ClientRef<'a>,
     fault: Option<TokenFault>,
     now: i64,
+    /// The thumbprint of the DPoP proof's key: the tokens are bound to it.
+    jkt: Option<&'a str>,
 }
 
 pub(super) async fn token_inner(
@@ -43,13 +53,14 @@ pub(super) async fn token_inner(
             .iter()
             .any(|k| p.contains_key(*k));
     let client = if unauthenticated_bearer {
-        bearer_issuer(idp, &p)?
+        bearer_issuer(app, idp, &p).await?
     } else {
         authenticate(app, idp, headers, &p).await?
     };
     if let Some(e) = injected(client.fail(), client.delay()).await {
         return Err(e);
     }
+    let jkt = super::dpop::proof(app, idp, headers, "POST", "/token", None).await?;
     let fault = fault(client.fail());
     let grant = p
         .get("grant_type")
@@ -83,6 +94,7 @@ pub(super) async fn token_inner(
         client: &client,
         fault,
         now: when::now(),
+        jkt: jkt.as_deref(),
     };
     let issued = match grant {
         "client_credentials" => client_credentials(&r).await?,
@@ -90,7 +102,7 @@ pub(super) async fn token_inner(
         "refresh_token" => refresh_token(&r).await?,
         "password" => password(&r).await?,
         JWT_BEARER_GRANT => jwt_bearer(&r).await?,
-        DEVICE_GRANT => super::device::grant(app, idp, &p, &client, fault, r.now).await?,
+        DEVICE_GRANT => super::device::grant(app, idp, &p, &client, fault, r.now, r.jkt).await?,
         _ => token_exchange(&r).await?,
     };
     Ok(issued.response())
@@ -98,7 +110,8 @@ pub(super) async fn token_inner(
 
 /// The client a JWT bearer grant comes from when it did not authenticate: the assertion's
 /// `iss` (read here only to find the client; the grant verifies the assertion).
-fn bearer_issuer<'a>(
+async fn bearer_issuer<'a>(
+    app: &App,
     idp: &'a Idp,
     p: &BTreeMap<String, String>,
 ) -> Result<ClientRef<'a>, OAuthError> {
@@ -115,7 +128,7 @@ fn bearer_issuer<'a>(
                 "the assertion is not a JWT with an iss claim",
             )
         })?;
-    match idp.client(&iss) {
+    match idp.client(app, &iss).await? {
         Some(c @ ClientRef::Known(_)) => Ok(c),
         _ => Err(oauth(
             "invalid_grant",
@@ -135,6 +148,7 @@ async fn jwt_bearer(r: &GrantRequest<'_>) -> Result<Issued, OAuthError> {
         client,
         fault,
         now,
+        ..
     } = *r;
     let bad = |d: String| oauth("invalid_grant", d);
     let assertion = p
@@ -188,6 +202,7 @@ async fn jwt_bearer(r: &GrantRequest<'_>) -> Result<Issued, OAuthError> {
         app,
         idp,
         IssueParams {
+            jkt: r.jkt.map(str::to_string),
             audience: p.get("audience").or(p.get("resource")).cloned(),
             ..IssueParams::new(client, Some(&login), scope, fault)
         },
@@ -211,6 +226,7 @@ async fn client_credentials(r: &GrantRequest<'_>) -> Result<Issued, OAuthError> 
         app,
         idp,
         IssueParams {
+            jkt: r.jkt.map(str::to_string),
             audience: p.get("audience").or(p.get("resource")).cloned(),
             ..IssueParams::new(client, None, scope, fault)
         },
@@ -228,6 +244,7 @@ async fn authorization_code(r: &GrantRequest<'_>) -> Result<Issued, OAuthError> 
         client,
         fault,
         now,
+        ..
     } = *r;
     let code = p
         .get("code")
@@ -285,10 +302,22 @@ async fn authorization_code(r: &GrantRequest<'_>) -> Result<Issued, OAuthError> 
         .as_ref()
         .and_then(|l| idp.config.users.get(&l.sub))
         .and_then(fault_of_user);
+    let audience = granted_resource(p, &g.grant)?;
+    // A code bound to a DPoP key (dpop_jkt, RFC 9449 §10) is redeemed with that key only.
+    if let Some(bound) = &g.dpop_jkt
+        && r.jkt != Some(bound.as_str())
+    {
+        return Err(oauth(
+            "invalid_dpop_proof",
+            "the code is bound to a DPoP key (dpop_jkt): the proof must be made with it",
+        ));
+    }
     issue(
         app,
         idp,
         IssueParams {
+            jkt: r.jkt.map(str::to_string),
+            audience,
             nonce: g.nonce.clone(),
             refresh: true,
             family: Some(g.grant.family.clone()),
@@ -301,6 +330,23 @@ async fn authorization_code(r: &GrantRequest<'_>) -> Result<Issued, OAuthError> 
         },
     )
     .await
+}
+
+/// The audience of tokens from a grant: the token request's `resource` (RFC 8707 §2.2),
+/// which must be the one the grant was made for when it was made for one, else the grant's.
+fn granted_resource(p: &BTreeMap<String, String>, g: &Grant) -> Result<Option<String>, OAuthError> {
+    match (p.get("resource"), &g.audience) {
+        (None, a) => Ok(a.clone()),
+        (Some(r), Some(a)) if r == a => Ok(Some(r.clone())),
+        (Some(r), Some(_)) => Err(oauth(
+            "invalid_target",
+            format!("resource {r:?} is not the one this grant was made for"),
+        )),
+        (Some(r), None) => {
+            super::authorize::resource_indicator(r)?;
+            Ok(Some(r.clone()))
+        }
+    }
 }
 
 /// refresh_token (RFC 6749 §6): rotating; a reused refresh token revokes its family.
@@ -338,10 +384,22 @@ async fn refresh_token(r: &GrantRequest<'_>) -> Result<Issued, OAuthError> {
             s.clone()
         }
     };
+    let audience = granted_resource(p, &g)?;
+    // A public client's refresh token is bound to its DPoP key (RFC 9449 §5).
+    if let Some(bound) = &g.jkt
+        && r.jkt != Some(bound.as_str())
+    {
+        return Err(oauth(
+            "invalid_dpop_proof",
+            "the refresh token is bound to a DPoP key: the proof must be made with it",
+        ));
+    }
     issue(
         app,
         idp,
         IssueParams {
+            jkt: r.jkt.map(str::to_string),
+            audience,
             refresh: true,
             family: Some(g.family.clone()),
             ..IssueParams::new(client, g.login.as_ref(), scope, fault)
@@ -359,6 +417,7 @@ async fn password(r: &GrantRequest<'_>) -> Result<Issued, OAuthError> {
         client,
         fault,
         now,
+        ..
     } = *r;
     let name = p
         .get("username")
@@ -386,6 +445,7 @@ async fn password(r: &GrantRequest<'_>) -> Result<Issued, OAuthError> {
         app,
         idp,
         IssueParams {
+            jkt: r.jkt.map(str::to_string),
             refresh: true,
             ..IssueParams::new(client, Some(&login), scope, fault.or(fault_of_user(u)))
         },
@@ -403,6 +463,7 @@ async fn token_exchange(r: &GrantRequest<'_>) -> Result<Issued, OAuthError> {
         client,
         fault,
         now,
+        ..
     } = *r;
     // RFC 8693: a token this server issued, exchanged for an access token for another
     // audience, with `act` naming the client that asked.
@@ -540,6 +601,7 @@ async fn token_exchange(r: &GrantRequest<'_>) -> Result<Issued, OAuthError> {
         app,
         idp,
         IssueParams {
+            jkt: r.jkt.map(str::to_string),
             audience,
             act: Some(act),
             issued_token_type: Some(AT_TYPE),

@@ -45,6 +45,12 @@ pub enum Kind {
     DeviceDecision,
     /// A device's last poll, live for the polling interval (a poll within it: slow_down).
     DevicePoll,
+    /// A client registered dynamically (RFC 7591), by its client_id.
+    Client,
+    /// A DPoP proof's key and jti, taken once (RFC 9449 §11.1).
+    DpopJti,
+    /// A DPoP nonce the server handed out (RFC 9449 §8).
+    DpopNonce,
 }
 
 impl Kind {
@@ -62,6 +68,9 @@ impl Kind {
             Kind::DeviceUser => "device_user",
             Kind::DeviceDecision => "device_decision",
             Kind::DevicePoll => "device_poll",
+            Kind::Client => "client",
+            Kind::DpopJti => "dpop_jti",
+            Kind::DpopNonce => "dpop_nonce",
         }
     }
 }
