@@ -387,6 +387,7 @@ fn served() -> &'static Served {
             paths,
             idp: Some(fuzz_idp()),
             signer: std::sync::Mutex::new(None),
+            tenants: Default::default(),
         };
         Served {
             runtime,

@@ -253,6 +253,7 @@ pub fn run(args: &ServeArgs) -> Result<ExitStatus> {
             paths,
             idp,
             signer: std::sync::Mutex::new(None),
+            tenants: Default::default(),
         });
         if let Some(every) = rotate_every {
             tokio::spawn(rotate_on_schedule(Arc::clone(&app), every, alg, grace));

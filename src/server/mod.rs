@@ -5,6 +5,7 @@ pub mod cors;
 pub mod idp;
 pub mod listen;
 pub mod store;
+pub mod tenant;
 pub mod tls;
 
 use std::sync::Arc;
@@ -55,12 +56,33 @@ pub struct App {
     pub idp: Option<idp::Idp>,
     /// The active signing key, parsed once per kid.
     pub signer: std::sync::Mutex<Option<(String, Arc<SigningKey>)>>,
+    /// The issuers under path segments (`--idp`), made on first use.
+    pub tenants: tenant::Tenants,
 }
 
 impl App {
+    /// The issuer of the request being answered: the server's, or a tenant's.
+    pub fn iss(&self) -> String {
+        match tenant::current() {
+            Some(t) => t.issuer.clone(),
+            None => self.issuer.clone(),
+        }
+    }
+
+    /// The key set's URL of the request's issuer.
+    pub fn jwks_uri_now(&self) -> String {
+        match tenant::current() {
+            Some(t) => format!("{}/.well-known/jwks.json", t.issuer),
+            None => self.jwks_uri.clone(),
+        }
+    }
+
     /// The active signing key and its kid, parsed once and kept until the store's active key
     /// changes.
     pub fn signer(&self) -> Option<(String, Arc<SigningKey>)> {
+        if let Some(t) = tenant::current() {
+            return Some((t.kid.clone(), Arc::clone(&t.signer)));
+        }
         let kid = self.store.view().active_kid()?;
         let mut cached = self.signer.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((cached_kid, s)) = cached.as_ref()
@@ -326,7 +348,13 @@ pub fn router(app: Arc<App>) -> Router {
         )),
         None => router,
     };
-    router.with_state(app)
+    let served = router.with_state(Arc::clone(&app));
+    // A path no route took may be an issuer's under a path segment (tenant.rs).
+    let inner = served.clone();
+    served.fallback(move |req: axum::extract::Request| {
+        let (app, inner) = (Arc::clone(&app), inner.clone());
+        async move { tenant::dispatch(app, inner, req).await }
+    })
 }
 
 /// The paths a browser app fetches across origins: discovery, the key set, and the IdP's
@@ -495,7 +523,14 @@ pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response 
 }
 
 async fn jwks(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let doc = app.store.doc(when::now());
+    let doc = match tenant::current() {
+        Some(t) => Arc::new(store::Doc {
+            body: t.jwks.clone(),
+            etag: t.etag.clone(),
+            rebuild_at: None,
+        }),
+        None => app.store.doc(when::now()),
+    };
     let cache = format!("public, max-age={}", app.max_age);
     let matches = headers
         .get(header::IF_NONE_MATCH)
@@ -526,8 +561,8 @@ async fn jwks(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
 
 async fn discovery(State(app): State<Arc<App>>) -> Response {
     let mut doc = json!({
-        "issuer": app.issuer,
-        "jwks_uri": app.jwks_uri,
+        "issuer": app.iss(),
+        "jwks_uri": app.jwks_uri_now(),
     });
     if let Some(issue) = &app.issue {
         doc["id_token_signing_alg_values_supported"] = json!([issue.alg.as_str()]);

@@ -67,7 +67,7 @@ pub(super) fn auth_error_response(app: &App, e: AuthError) -> Response {
     match e {
         AuthError::Page(m) => error_page(&m),
         AuthError::Redirect(uri, state, err, mode) => {
-            let iss = app.issuer.clone();
+            let iss = app.iss();
             let mut pairs = vec![
                 ("error", err.error.as_str()),
                 ("error_description", err.description.as_str()),
@@ -546,7 +546,8 @@ pub(super) async fn finish_login(
             AuthError::Redirect(req.redirect_uri.clone(), req.state.clone(), e, req.mode),
         );
     }
-    let mut pairs = vec![("code", code.as_str()), ("iss", app.issuer.as_str())];
+    let iss = app.iss();
+    let mut pairs = vec![("code", code.as_str()), ("iss", iss.as_str())];
     if let Some(s) = &req.state {
         pairs.push(("state", s));
     }

@@ -124,7 +124,7 @@ pub(super) async fn assertion_client<'a>(
             format!("{b}/introspect"),
             format!("{b}/revoke"),
             format!("{b}/par"),
-            app.issuer.clone(),
+            app.iss(),
             b.clone(),
         ],
         require: vec!["exp".into()],

@@ -160,7 +160,7 @@ pub(super) async fn issue(app: &App, idp: &Idp, ip: IssueParams<'_>) -> Result<I
     if let Some(l) = ip.login {
         claims.extend(user_claims_for(idp, l, &ip.scope));
     }
-    claims.insert("iss".into(), app.issuer.clone().into());
+    claims.insert("iss".into(), app.iss().into());
     claims.insert("sub".into(), sub.clone().into());
     claims.insert(
         "aud".into(),
@@ -220,7 +220,7 @@ pub(super) async fn issue(app: &App, idp: &Idp, ip: IssueParams<'_>) -> Result<I
             id.extend(config::fill(&idp.config.claims, &vars));
             id.extend(config::fill(&ip.client.claims(), &vars));
             id.extend(user_claims_for(idp, l, &ip.scope));
-            id.insert("iss".into(), app.issuer.clone().into());
+            id.insert("iss".into(), app.iss().into());
             id.insert("sub".into(), sub.clone().into());
             id.insert("aud".into(), ip.client.id().into());
             id.insert("azp".into(), ip.client.id().into());
@@ -280,6 +280,9 @@ pub(super) async fn issue(app: &App, idp: &Idp, ip: IssueParams<'_>) -> Result<I
 /// The trusted set of the server's own published keys, to check tokens it issued.
 /// Parsed once per document (by its ETag), not per request.
 pub(super) fn own_keys(app: &App, idp: &Idp) -> Option<Arc<TrustedKeys>> {
+    if let Some(t) = crate::server::tenant::current() {
+        return Some(Arc::clone(&t.keys));
+    }
     let doc = app.store.doc(when::now());
     let mut cached = idp.own_keys.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((etag, keys)) = cached.as_ref()

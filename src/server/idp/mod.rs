@@ -404,7 +404,7 @@ pub fn routes(router: Router<Arc<App>>, prefix: &str) -> Router<Arc<App>> {
 
 /// The base URL of the endpoints: the issuer without its trailing slash.
 fn base(app: &App) -> String {
-    app.issuer.trim_end_matches('/').to_string()
+    app.iss().trim_end_matches('/').to_string()
 }
 
 /// The discovery members `--idp` adds.

@@ -45,7 +45,7 @@ pub(super) async fn verified_access(
         return Ok(None);
     };
     let policy = Policy {
-        iss: Some(app.issuer.clone()),
+        iss: Some(app.iss()),
         any_aud: true,
         typ: Some("at+jwt".into()),
         ..Policy::default()
@@ -270,7 +270,7 @@ pub(super) async fn introspect(
                 "client_id": g.client_id,
                 "scope": g.scope,
                 "exp": g.expires,
-                "iss": app.issuer,
+                "iss": app.iss(),
             });
             if let Some(l) = &g.login {
                 out["sub"] = l.sub.clone().into();

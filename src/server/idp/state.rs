@@ -15,6 +15,7 @@ use super::{OAuthError, oauth, sha256_b64};
 use crate::server::App;
 use crate::server::store::StoreError;
 use crate::server::store::records::Kind;
+use crate::server::tenant::scoped;
 use crate::when;
 
 /// Who logged in: the subject and the claims for their tokens.
@@ -91,6 +92,7 @@ pub async fn put<T: Serialize>(
     value: &T,
     expires: i64,
 ) -> Result<(), OAuthError> {
+    let key = &scoped(key);
     let text = serde_json::to_string(value).unwrap_or_else(|_| "null".into());
     app.store
         .record_put(kind, key, &text, expires, when::now())
@@ -100,6 +102,7 @@ pub async fn put<T: Serialize>(
 
 /// Writes a record when no live one has its key: false when one had.
 pub async fn add(app: &App, kind: Kind, key: &str, expires: i64) -> Result<bool, OAuthError> {
+    let key = &scoped(key);
     app.store
         .record_add(kind, key, "", expires, when::now())
         .await
@@ -115,6 +118,7 @@ pub async fn get<T: DeserializeOwned>(
     kind: Kind,
     key: &str,
 ) -> Result<Option<T>, OAuthError> {
+    let key = &scoped(key);
     app.store
         .record_get(kind, key, when::now())
         .await
@@ -128,6 +132,7 @@ pub async fn take<T: DeserializeOwned>(
     kind: Kind,
     key: &str,
 ) -> Result<Option<T>, OAuthError> {
+    let key = &scoped(key);
     app.store
         .record_take(kind, key, when::now())
         .await
@@ -136,6 +141,7 @@ pub async fn take<T: DeserializeOwned>(
 }
 
 pub async fn delete(app: &App, kind: Kind, key: &str) -> Result<(), OAuthError> {
+    let key = &scoped(key);
     app.store
         .record_delete(kind, key)
         .await

@@ -168,7 +168,7 @@ async fn jwt_bearer(r: &GrantRequest<'_>) -> Result<Issued, OAuthError> {
     let b = base(app);
     let policy = Policy {
         iss: Some(entry.client.id.clone()),
-        aud: vec![format!("{b}/token"), app.issuer.clone(), b.clone()],
+        aud: vec![format!("{b}/token"), app.iss(), b.clone()],
         require: vec!["exp".into(), "sub".into()],
         leeway: 5,
         ..Policy::default()
@@ -503,7 +503,7 @@ async fn token_exchange(r: &GrantRequest<'_>) -> Result<Issued, OAuthError> {
             // was found inactive above.
             let keys = own_keys(app, idp).ok_or_else(|| oauth("server_error", "no keys"))?;
             let policy = Policy {
-                iss: Some(app.issuer.clone()),
+                iss: Some(app.iss()),
                 any_aud: true,
                 ..Policy::default()
             };

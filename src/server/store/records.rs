@@ -51,6 +51,8 @@ pub enum Kind {
     DpopJti,
     /// A DPoP nonce the server handed out (RFC 9449 §8).
     DpopNonce,
+    /// The signing key of an issuer under a path segment (`tenant`), by its name.
+    TenantKey,
 }
 
 impl Kind {
@@ -71,6 +73,7 @@ impl Kind {
             Kind::Client => "client",
             Kind::DpopJti => "dpop_jti",
             Kind::DpopNonce => "dpop_nonce",
+            Kind::TenantKey => "tenant_key",
         }
     }
 }
