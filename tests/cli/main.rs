@@ -11,6 +11,7 @@ mod goreplay;
 mod hostile;
 mod http;
 mod idp;
+mod idp_modern;
 mod idp_replicas;
 mod idp_security;
 mod jose;
