@@ -84,8 +84,8 @@ fn verify(env: &Env, issuer: &str, token: &str) -> crate::util::Run {
     ])
 }
 
-/// openid-client, with nothing configured beyond `--idp`: registers itself, runs PAR with code
-/// + PKCE and gets DPoP-bound tokens whose cnf.jkt is its proof key's thumbprint (computed
+/// openid-client, with nothing configured beyond `--idp`: registers itself, runs PAR with
+/// code and PKCE and gets DPoP-bound tokens whose cnf.jkt is its proof key's thumbprint (computed
 /// by `jwkit key thumbprint`), uses them at userinfo and refreshes them, runs the device grant,
 /// and discovers a second issuer under a path. Every access token verifies with `jwkit
 /// verify-jwt --issuer` at its own issuer, and not at the other.
