@@ -72,6 +72,14 @@ fn proof(env: &Env, key: &str, htm: &str, htu: &str, extra: &[&str]) -> String {
     env.ok(&args).trim().to_string()
 }
 
+/// A client that never follows a redirect (the redirect URIs here are never contacted).
+fn no_redirect() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
 fn verify(env: &Env, issuer: &str, token: &str) -> crate::util::Run {
     env.run(&[
         "verify-jwt",
@@ -87,7 +95,8 @@ fn verify(env: &Env, issuer: &str, token: &str) -> crate::util::Run {
 /// openid-client, with nothing configured beyond `--idp`: registers itself, runs PAR with
 /// code and PKCE and gets DPoP-bound tokens whose cnf.jkt is its proof key's thumbprint (computed
 /// by `jwkit key thumbprint`), uses them at userinfo and refreshes them, runs the device grant,
-/// and discovers a second issuer under a path. Every access token verifies with `jwkit
+/// discovers a second issuer under a path, and (a second client, registered with its own
+/// key) sends a signed request object (RFC 9101). Every access token verifies with `jwkit
 /// verify-jwt --issuer` at its own issuer, and not at the other.
 #[test]
 fn openid_client_registers_binds_dpop_pushes_polls_and_finds_a_second_issuer() {
@@ -165,6 +174,23 @@ fn openid_client_registers_binds_dpop_pushes_polls_and_finds_a_second_issuer() {
         1,
         "the main token at tenant-b"
     );
+    // JAR: the authorization request travelled as a signed request object only.
+    assert_eq!(r["jar"]["request_in_url"], true);
+    assert_eq!(
+        r["jar"]["url_params"],
+        json!(["client_id", "request"]),
+        "{}",
+        r["jar"]
+    );
+    let run = verify(
+        &env,
+        &url,
+        r["jar"]["access_token"].as_str().expect("token"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let v: Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(v["claims"]["client_id"], r["jar"]["client_id"]);
+    assert_eq!(v["claims"]["sub"], "dana");
 }
 
 /// Every DPoP error RFC 9449 names, at the token endpoint and userinfo: a wrong htm or htu, a
@@ -519,4 +545,235 @@ fn clients_register_and_manage_themselves_as_rfc_7591_and_7592_say() {
     )
     .expect("json");
     assert_eq!(doc["registration_endpoint"], reg.as_str());
+}
+
+/// The MCP TypeScript SDK's client-side OAuth (`@modelcontextprotocol/sdk`) against `serve
+/// --idp` with nothing configured: a protected MCP server (the SDK's own, over Streamable
+/// HTTP) answers 401 with RFC 9728 metadata naming the IdP; the SDK discovers it, registers
+/// itself, authorizes with PKCE S256 and a resource indicator, redeems the code and calls a
+/// tool. The access token's aud is the MCP server's URL (RFC 8707), which `jwkit verify-jwt
+/// --issuer --aud` confirms.
+#[test]
+fn the_mcp_sdk_completes_its_authorization_flow() {
+    let Some(()) = crate::idp::node() else { return };
+    let env = Env::new();
+    let server = Server::start(&env, &env.path("data"), &["--idp"]);
+    let out = Command::new("node")
+        .arg(crate::idp::idp_dir().join("mcp.mjs"))
+        .args([server.url.as_str(), "erin"])
+        .output()
+        .expect("node");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(r["tool"], "hello erin");
+    assert_eq!(r["code_challenge_method"], "S256");
+    let resource = r["resource_param"].as_str().expect("a resource indicator");
+    let run = env.run(&[
+        "verify-jwt",
+        "--issuer",
+        &server.url,
+        "--allow-http",
+        "--aud",
+        resource,
+        "--json",
+        r["access_token"].as_str().expect("token"),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let v: Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(
+        v["claims"]["client_id"], r["client_id"],
+        "the registered client"
+    );
+    assert!(
+        server.log().contains("POST /register 201"),
+        "{}",
+        server.log()
+    );
+}
+
+/// Request objects (RFC 9101) made with `jwkit generate-jwt` by a client that registered its
+/// key: one signed by that key makes the request (its parameters only); one signed by another
+/// key, for another audience, expired, or from a client without keys is an error page. And
+/// RFC 8707: a resource indicator that is no absolute URI is invalid_target, as is a token
+/// request for another resource than the code was granted for.
+#[test]
+fn request_objects_and_resource_indicators_are_checked() {
+    let env = Env::new();
+    let server = Server::start(&env, &env.path("data"), &["--idp"]);
+    let url = server.url.clone();
+    for k in ["client", "other"] {
+        env.ok(&[
+            "generate-key",
+            "--type",
+            "ec",
+            "-f",
+            "jwk",
+            "--out",
+            &format!("{k}.jwk"),
+            "--public-out",
+            &format!("{k}.pub.jwk"),
+        ]);
+    }
+    let public: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("client.pub.jwk")).expect("r"))
+            .expect("jwk");
+    let redirect = "https://app.test/callback";
+    let (s, reg) = post_json(
+        &format!("{url}/register"),
+        None,
+        &json!({"redirect_uris": [redirect], "token_endpoint_auth_method": "private_key_jwt",
+                "jwks": {"keys": [public]}}),
+    );
+    assert_eq!(s, 201, "{reg}");
+    let id = reg["client_id"].as_str().expect("id").to_string();
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let object = |key: &str, aud: &str, extra: &[&str]| {
+        let mut args = vec![
+            "generate-jwt",
+            "--key-file",
+            key,
+            "--iss",
+            &id,
+            "--aud",
+            aud,
+            "--claim-str",
+            "response_type=code",
+            "--claim-str",
+        ];
+        let r = format!("redirect_uri={redirect}");
+        let c = format!("client_id={id}");
+        let ch = format!("code_challenge={challenge}");
+        args.push(&r);
+        args.extend([
+            "--claim-str",
+            &c,
+            "--claim-str",
+            &ch,
+            "--claim-str",
+            "code_challenge_method=S256",
+            "--claim-str",
+            "scope=openid",
+            "--claim-str",
+            "prompt=none",
+            "--claim-str",
+            "login_hint=dana",
+            "--claim-str",
+            "state=s1",
+        ]);
+        args.extend_from_slice(extra);
+        env.ok(&args).trim().to_string()
+    };
+    let authorize = |request: &str, client: &str| {
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([("client_id", client), ("request", request)])
+            .finish();
+        let resp = no_redirect()
+            .get(format!("{url}/authorize?{q}"))
+            .send()
+            .expect("get");
+        let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        (status, location)
+    };
+    let (s, location) = authorize(&object("client.jwk", &url, &[]), &id);
+    assert_eq!(s, 302, "a good request object");
+    assert!(
+        location.starts_with(redirect)
+            && location.contains("code=")
+            && location.contains("state=s1"),
+        "{location}"
+    );
+    for (name, jwt, client) in [
+        ("another key", object("other.jwk", &url, &[]), id.clone()),
+        (
+            "another audience",
+            object("client.jwk", "https://elsewhere.test", &[]),
+            id.clone(),
+        ),
+        (
+            "expired",
+            object("client.jwk", &url, &["--expired"]),
+            id.clone(),
+        ),
+        (
+            "a client without keys",
+            object("client.jwk", &url, &[]),
+            "no-keys-client".to_string(),
+        ),
+    ] {
+        let (s, location) = authorize(&jwt, &client);
+        assert_eq!(
+            (s, location.as_str()),
+            (400, ""),
+            "{name}: an error page, never a redirect"
+        );
+    }
+    // RFC 8707.
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("client_id", "spa"),
+            ("redirect_uri", "https://spa.test/cb"),
+            ("response_type", "code"),
+            ("code_challenge", challenge),
+            ("code_challenge_method", "S256"),
+            ("prompt", "none"),
+            ("login_hint", "dana"),
+            ("resource", "not a uri"),
+        ])
+        .finish();
+    let resp = no_redirect()
+        .get(format!("{url}/authorize?{q}"))
+        .send()
+        .expect("get");
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(location.contains("error=invalid_target"), "{location}");
+    let q = q.replace("resource=not+a+uri", "resource=https%3A%2F%2Fapi.test%2F");
+    let resp = no_redirect()
+        .get(format!("{url}/authorize?{q}"))
+        .send()
+        .expect("get");
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let code = url::Url::parse(&location)
+        .expect("url")
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.to_string())
+        .expect("a code");
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let (s, body, _) = form(
+        &format!("{url}/token"),
+        &[],
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", "spa"),
+            ("code", &code),
+            ("redirect_uri", "https://spa.test/cb"),
+            ("code_verifier", verifier),
+            ("resource", "https://other.test/"),
+        ],
+    );
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("invalid_target")),
+        "{body}"
+    );
 }

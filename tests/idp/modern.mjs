@@ -7,10 +7,13 @@
 //    proofs of the same key;
 // 3. the device authorization grant (RFC 8628): the first line printed is the device
 //    authorization response (the test approves its user_code as a user would), then polled;
-// 4. a second issuer under a path (`ISSUER/tenant-b`), discovered, client credentials.
+// 4. a second issuer under a path (`ISSUER/tenant-b`), discovered, client credentials;
+// 5. a client registered with its own key (jwks, private_key_jwt) sends its authorization
+//    request as a signed request object (RFC 9101 JAR).
 // The last line is one JSON object with every token, for the Rust test to verify with
 // `jwkit verify-jwt --issuer` and to check the binding. Any failure throws: exit 1.
 import * as client from "openid-client";
+import { exportJWK, generateKeyPair } from "jose";
 
 const [issuer, user] = process.argv.slice(2);
 const options = { execute: [client.allowInsecureRequests] };
@@ -91,4 +94,52 @@ const second = await client.discovery(
 );
 const cc = await client.clientCredentialsGrant(second, { scope: "api" });
 out.second = { issuer: second.serverMetadata().issuer, access_token: cc.access_token };
+
+// 5. A request object, signed by a key the client registered.
+const { publicKey, privateKey } = await generateKeyPair("ES256");
+const jarConfig = await client.dynamicClientRegistration(
+  new URL(issuer),
+  {
+    client_name: "openid-client with its own key",
+    redirect_uris: [redirectUri],
+    token_endpoint_auth_method: "private_key_jwt",
+    token_endpoint_auth_signing_alg: "ES256",
+    request_object_signing_alg: "ES256",
+    jwks: { keys: [{ ...(await exportJWK(publicKey)), alg: "ES256", use: "sig" }] },
+    grant_types: ["authorization_code"],
+    response_types: ["code"],
+  },
+  client.PrivateKeyJwt(privateKey),
+  options,
+);
+const jarVerifier = client.randomPKCECodeVerifier();
+const jarState = client.randomState();
+const jarUrl = await client.buildAuthorizationUrlWithJAR(
+  jarConfig,
+  {
+    redirect_uri: redirectUri,
+    scope: "openid",
+    code_challenge: await client.calculatePKCECodeChallenge(jarVerifier),
+    code_challenge_method: "S256",
+    state: jarState,
+    prompt: "none",
+    login_hint: user,
+  },
+  privateKey,
+);
+const jarAnswer = await fetch(jarUrl, { redirect: "manual" });
+if (jarAnswer.status !== 302) {
+  throw new Error(`authorize (JAR) answered ${jarAnswer.status}: ${await jarAnswer.text()}`);
+}
+const jarTokens = await client.authorizationCodeGrant(
+  jarConfig,
+  new URL(jarAnswer.headers.get("location")),
+  { pkceCodeVerifier: jarVerifier, expectedState: jarState, idTokenExpected: true },
+);
+out.jar = {
+  client_id: jarConfig.clientMetadata().client_id,
+  request_in_url: jarUrl.searchParams.has("request"),
+  url_params: [...jarUrl.searchParams.keys()].sort(),
+  access_token: jarTokens.access_token,
+};
 process.stdout.write(JSON.stringify(out) + "\n");

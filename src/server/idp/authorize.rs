@@ -360,6 +360,10 @@ pub(super) async fn authorize_get(
         Ok(p) => p,
         Err(m) => return error_page(&m),
     };
+    let p = match request_object(&app, idp, p).await {
+        Ok(p) => p,
+        Err(e) => return error_page(&e.description),
+    };
     let req = match check_auth_request(&app, idp, &p).await {
         Ok(r) => r,
         Err(e) => return auth_error_response(&app, e),
@@ -691,6 +695,10 @@ pub(super) async fn par(State(app): State<Arc<App>>, headers: HeaderMap, body: B
             ));
         }
         p.insert("client_id".into(), client.id().to_string());
+        for credential in ["client_secret", "client_assertion", "client_assertion_type"] {
+            p.remove(credential);
+        }
+        let mut p = request_object(&app, idp, p).await?;
         // A proof at PAR binds the code to its key (RFC 9449 §10.1); with dpop_jkt as well,
         // both must name one key.
         if let Some(jkt) = super::dpop::proof(&app, idp, &headers, "POST", "/par", None).await? {
@@ -727,6 +735,66 @@ pub(super) async fn par(State(app): State<Arc<App>>, headers: HeaderMap, body: B
 /// `request_uri` (used once; with the same `client_id`, and nothing else taken from the
 /// query, RFC 9126 §4), else the query's own. An unknown, used or expired `request_uri` is a
 /// page, never a redirect: nothing in it can be trusted.
+/// A request object (RFC 9101 JAR): `request` holds the authorization request as a JWT
+/// signed by the client's registered key (iss the client, aud the issuer, exp required). Its
+/// parameters, and only they, make the request (§6.3); `client_id` outside must match.
+pub(super) async fn request_object(
+    app: &App,
+    idp: &Idp,
+    p: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, OAuthError> {
+    let Some(jwt) = p.get("request") else {
+        return Ok(p);
+    };
+    let bad = |m: String| oauth("invalid_request_object", m);
+    let client_id = p
+        .get("client_id")
+        .ok_or_else(|| bad("a request object needs client_id beside it (RFC 9101 §5)".into()))?;
+    let Some(ClientRef::Known(entry)) = idp.client(app, client_id).await? else {
+        return Err(bad(format!(
+            "client {client_id:?} has no registered keys to verify its request object"
+        )));
+    };
+    let Some(keys) = &entry.keys else {
+        return Err(bad(format!(
+            "client {client_id:?} has no jwks to verify its request object"
+        )));
+    };
+    let policy = Policy {
+        iss: Some(client_id.clone()),
+        aud: vec![app.iss(), base(app)],
+        leeway: 5,
+        ..Policy::default()
+    };
+    let verified = verify_token(jwt, keys, &policy, when::now())
+        .map_err(|r| bad(format!("request object: {}", r.message)))?;
+    let claims = verified.claims.unwrap_or_default();
+    if claims
+        .get("client_id")
+        .is_some_and(|c| c.as_str() != Some(client_id.as_str()))
+    {
+        return Err(bad(
+            "the request object's client_id is not the client's".into()
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (k, v) in claims {
+        if matches!(
+            k.as_str(),
+            "iss" | "aud" | "exp" | "iat" | "nbf" | "jti" | "request" | "request_uri"
+        ) {
+            continue;
+        }
+        let text = match v {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        out.insert(k, text);
+    }
+    out.insert("client_id".into(), client_id.clone());
+    Ok(out)
+}
+
 async fn pushed(
     app: &App,
     p: &BTreeMap<String, String>,
