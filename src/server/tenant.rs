@@ -63,7 +63,7 @@ pub fn scoped(key: &str) -> String {
 }
 
 /// The endpoints a tenant has: discovery, its key set, the identity provider's.
-const TENANT_ENDPOINTS: [&str; 16] = [
+const TENANT_ENDPOINTS: [&str; 17] = [
     "/.well-known/openid-configuration",
     "/.well-known/oauth-authorization-server",
     "/.well-known/jwks.json",
@@ -80,6 +80,7 @@ const TENANT_ENDPOINTS: [&str; 16] = [
     "/logout",
     "/register",
     "/debugger",
+    "/debugger/callback",
 ];
 
 /// A tenant's name: a plain path segment, never one of the server's own.

@@ -777,3 +777,95 @@ fn request_objects_and_resource_indicators_are_checked() {
         "{body}"
     );
 }
+
+/// The debugger page in headless Chromium: the form's defaults sent, the login page filled
+/// in, and the callback page shows the token response and the decoded tokens; the access
+/// token it shows verifies with `jwkit verify-jwt --issuer`, and a screenshot of the page is
+/// kept (in the test's target directory).
+#[test]
+fn the_debugger_page_works_in_headless_chromium() {
+    let _exclusive = crate::util::exclusive();
+    let Some(python) = crate::generate_jwt::peer_python() else {
+        return;
+    };
+    let browser_ready = std::path::Path::new("/usr/bin/chromium").exists()
+        && std::path::Path::new("/usr/bin/chromedriver").exists()
+        && Command::new(&python)
+            .args(["-c", "import selenium"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !browser_ready {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium, chromium-driver and selenium are required in CI"
+        );
+        eprintln!("SKIPPED: no chromium + chromedriver, or no selenium in the venv");
+        return;
+    }
+    let env = Env::new();
+    let server = Server::start(&env, &env.path("data"), &["--idp"]);
+    let shot = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("idp-debugger.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = Command::new(&python)
+        .arg(crate::idp::idp_dir().join("debugger.py"))
+        .args([server.url.as_str(), "frank"])
+        .arg(&shot)
+        .output()
+        .expect("debugger.py");
+    assert!(
+        out.status.success(),
+        "debugger.py: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        r["login_title"]
+            .as_str()
+            .is_some_and(|t| t.contains("log in")),
+        "{r}"
+    );
+    assert!(
+        r["tokens_title"]
+            .as_str()
+            .is_some_and(|t| t.contains("tokens")),
+        "{r}"
+    );
+    assert!(
+        r["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with(&format!("{}/debugger/callback?", server.url))),
+        "{r}"
+    );
+    assert_eq!(
+        r["sections"],
+        json!([
+            "callback-section",
+            "response-section",
+            "access_token",
+            "id_token",
+            "refresh_token"
+        ]),
+        "{r}"
+    );
+    let tokens = &r["token_response"];
+    let access = tokens["access_token"].as_str().expect("an access token");
+    let run = verify(&env, &server.url, access);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let v: Value = serde_json::from_str(&run.stdout).expect("json");
+    // What the page decoded is what the token holds.
+    assert_eq!(r["decoded_claims"][0], v["claims"], "{r}");
+    assert_eq!(v["claims"]["sub"], "frank");
+    assert_eq!(v["claims"]["client_id"], "debugger");
+    assert_eq!(
+        r["decoded_claims"][1]["team"], "debuggers",
+        "the id token's typed claim"
+    );
+    let png = std::fs::read(&shot).expect("the screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    eprintln!(
+        "screenshot of the debugger: {} ({} bytes)",
+        shot.display(),
+        png.len()
+    );
+}

@@ -616,6 +616,12 @@ pub(super) fn login_page(
         field("code_challenge", c);
         field("code_challenge_method", "S256");
     }
+    if let Some(r) = &req.resource {
+        field("resource", r);
+    }
+    if let Some(j) = &req.dpop_jkt {
+        field("dpop_jkt", j);
+    }
     let error = error.map_or(String::new(), |e| {
         format!("<p class=\"error\" id=\"error\">{}</p>", html(e))
     });

@@ -15,6 +15,7 @@
 mod authorize;
 mod client_auth;
 pub mod config;
+mod debugger;
 mod device;
 mod dpop;
 mod issue;
@@ -388,6 +389,11 @@ pub fn routes(router: Router<Arc<App>>, prefix: &str) -> Router<Arc<App>> {
             .route(&format!("{p}/introspect"), axum::routing::post(introspect))
             .route(&format!("{p}/revoke"), axum::routing::post(revoke))
             .route(&format!("{p}/logout"), get(logout).post(logout))
+            .route(
+                &format!("{p}/debugger"),
+                get(debugger::form).post(debugger::start),
+            )
+            .route(&format!("{p}/debugger/callback"), get(debugger::callback))
             .route(
                 &format!("{p}/register"),
                 axum::routing::post(register::register),

@@ -53,6 +53,8 @@ pub enum Kind {
     DpopNonce,
     /// The signing key of an issuer under a path segment (`tenant`), by its name.
     TenantKey,
+    /// What the debugger page keeps between its authorization request and the callback.
+    Debugger,
 }
 
 impl Kind {
@@ -74,6 +76,7 @@ impl Kind {
             Kind::DpopJti => "dpop_jti",
             Kind::DpopNonce => "dpop_nonce",
             Kind::TenantKey => "tenant_key",
+            Kind::Debugger => "debugger",
         }
     }
 }
