@@ -529,3 +529,27 @@ pub fn jwe(data: &[u8]) {
     let back = crypto::jwe::decrypt(&again, jwe_keys(), &opts).expect("decrypting our own");
     assert_eq!(back.plaintext.as_slice(), done.plaintext.as_slice());
 }
+
+/// DPoP proofs (`crypto::dpop::check`, which `serve --idp` runs on every `DPoP` header): any
+/// text is a proof that holds or an error, never a panic; a proof that holds names a SHA-256
+/// thumbprint (43 base64url characters) and a jti.
+pub fn dpop(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let accepts = |n: &str| n == "server-nonce";
+    for nonces in [None, Some(&accepts as &dyn Fn(&str) -> bool)] {
+        let expect = crypto::dpop::Expect {
+            htm: "POST",
+            htu: "https://as.example/token",
+            now: NOW,
+            max_age: 300,
+            access_token: None,
+            nonces,
+        };
+        if let Ok(p) = crypto::dpop::check(text, &expect) {
+            assert_eq!(p.jkt.len(), 43, "a SHA-256 thumbprint");
+            assert!(!p.jti.is_empty());
+        }
+    }
+}

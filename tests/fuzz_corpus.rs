@@ -7,7 +7,7 @@ use std::path::Path;
 
 type Entry = fn(&[u8]);
 
-const TARGETS: [(&str, Entry); 9] = [
+const TARGETS: [(&str, Entry); 10] = [
     ("keys", jwkit::fuzz_entry::keys),
     ("jws", jwkit::fuzz_entry::jws),
     ("verify", jwkit::fuzz_entry::verify),
@@ -17,6 +17,7 @@ const TARGETS: [(&str, Entry); 9] = [
     ("jwks_response", jwkit::fuzz_entry::jwks_response),
     ("server", jwkit::fuzz_entry::server),
     ("jwe", jwkit::fuzz_entry::jwe),
+    ("dpop", jwkit::fuzz_entry::dpop),
 ];
 
 fn replay(dir: &str, target: &str, entry: Entry) -> usize {

@@ -57,7 +57,8 @@ pub fn current() -> Option<Arc<Tenant>> {
 /// A record key under the current tenant (records of one issuer never answer another).
 pub fn scoped(key: &str) -> String {
     match current() {
-        Some(t) => format!("{}\u{0}{key}", t.name),
+        // A name has no '/', so no two (tenant, key) pairs meet; PostgreSQL's text takes it.
+        Some(t) => format!("{}/{key}", t.name),
         None => key.to_string(),
     }
 }

@@ -56,8 +56,13 @@ fn form(
     )
 }
 
+/// A key made by `jwkit generate-key` (EC P-256, a JWK) at `name`.
+pub(crate) fn ec_jwk(env: &Env, name: &str) {
+    env.ok(&["generate-key", "--type", "ec", "-f", "jwk", "--out", name]);
+}
+
 /// `jwkit generate-jwt --dpop-proof` with `key` for METHOD URL (and extra flags).
-fn proof(env: &Env, key: &str, htm: &str, htu: &str, extra: &[&str]) -> String {
+pub(crate) fn proof(env: &Env, key: &str, htm: &str, htu: &str, extra: &[&str]) -> String {
     let mut args = vec![
         "generate-jwt",
         "--dpop-proof",
@@ -215,15 +220,7 @@ fn dpop_proofs_are_checked_as_rfc_9449_says() {
     let url = server.url.clone();
     let token_url = format!("{url}/token");
     for k in ["a", "b"] {
-        env.ok(&[
-            "generate-key",
-            "--type",
-            "ec",
-            "-f",
-            "jwk",
-            "--out",
-            &format!("{k}.jwk"),
-        ]);
+        ec_jwk(&env, &format!("{k}.jwk"));
     }
     let jkt_a = env.ok(&["key", "thumbprint", "a.jwk"]).trim().to_string();
     let cc = [

@@ -160,6 +160,25 @@ fn userinfo(url: &str, access: &str) -> (u16, Value) {
     )
 }
 
+/// `serve --idp` on `port` with the shared PostgreSQL store `db`, as the balancer's issuer,
+/// with `extra` flags.
+fn replica(env: &Env, db: &str, port: u16, issuer: &str, extra: &[&str]) -> Server {
+    let addr = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "--store",
+        db,
+        "--store-key-file",
+        "store.key",
+        "--addr",
+        &addr,
+        "--issuer",
+        issuer,
+        "--idp",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(env, &env.path("unused"), &args)
+}
+
 #[test]
 fn idp_replicas_behind_round_robin_share_codes_sessions_refresh_tokens_and_revocations() {
     let Some(pg) = Cluster::start() else { return };
@@ -194,25 +213,12 @@ fn idp_replicas_behind_round_robin_share_codes_sessions_refresh_tokens_and_revoc
         return;
     };
     let start = |port: u16| {
-        let addr = format!("127.0.0.1:{port}");
-        Server::start(
+        replica(
             &env,
-            &env.path("unused"),
-            &[
-                "--store",
-                &db,
-                "--store-key-file",
-                "store.key",
-                "--addr",
-                &addr,
-                "--issuer",
-                &lb.url,
-                "--idp",
-                "--idp-config",
-                "idp.json",
-                "--alg",
-                "ES256",
-            ],
+            &db,
+            port,
+            &lb.url,
+            &["--idp-config", "idp.json", "--alg", "ES256"],
         )
     };
     let mut replicas: Vec<Server> = ports.iter().map(|p| start(*p)).collect();
@@ -390,4 +396,124 @@ fn idp_replicas_behind_round_robin_share_codes_sessions_refresh_tokens_and_revoc
         assert!(!dump.contains(sid));
     }
     assert!(!dump.contains(&rt));
+}
+
+/// What this round's features keep in the store, shared by replicas on one PostgreSQL: a
+/// client registered on one replica (RFC 7591) is known to the other, for its grants and its
+/// RFC 7592 registration; a DPoP proof taken by one is a replay at the other; an issuer under
+/// a path, asked for on both replicas at once for the first time, gets one signing key, so its
+/// tokens verify through the balancer whichever replica made them.
+#[test]
+fn replicas_share_registered_clients_dpop_proofs_and_path_issuers() {
+    let Some(pg) = Cluster::start() else { return };
+    let db = pg.database("modern");
+    let env = Env::new();
+    std::fs::write(env.path("store.key"), STORE_KEY).expect("store key");
+    let ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
+    let upstreams: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let Some(lb) = Nginx::start(&upstreams) else {
+        return;
+    };
+    let replicas: Vec<Server> = ports
+        .iter()
+        .map(|port| replica(&env, &db, *port, &lb.url, &[]))
+        .collect();
+    let (a, b) = (replicas[0].url.clone(), replicas[1].url.clone());
+    // Registered on A, used on B.
+    let resp = client()
+        .post(format!("{a}/register"))
+        .header("content-type", "application/json")
+        .body(
+            json!({"grant_types": ["client_credentials"], "response_types": [],
+                   "token_endpoint_auth_method": "client_secret_basic"})
+            .to_string(),
+        )
+        .send()
+        .expect("register");
+    assert_eq!(resp.status().as_u16(), 201);
+    let reg: Value = serde_json::from_slice(&resp.bytes().expect("body")).expect("json");
+    let id = reg["client_id"].as_str().expect("id");
+    let secret = reg["client_secret"].as_str().expect("secret");
+    let (s, t) = post(
+        &format!("{b}/token"),
+        Some((id, secret)),
+        &[("grant_type", "client_credentials")],
+    );
+    assert_eq!(s, 200, "{t}");
+    let (s, _) = post(
+        &format!("{b}/token"),
+        Some((id, "wrong")),
+        &[("grant_type", "client_credentials")],
+    );
+    assert_eq!(s, 401, "B knows the client's secret, not any secret");
+    let mgmt = reg["registration_client_uri"]
+        .as_str()
+        .expect("uri")
+        .replace(&lb.url, &b);
+    let read = client()
+        .get(&mgmt)
+        .bearer_auth(reg["registration_access_token"].as_str().expect("rat"))
+        .send()
+        .expect("read");
+    assert_eq!(read.status().as_u16(), 200);
+    // A DPoP proof: taken at A, a replay at B (both check htu against the issuer's URL).
+    crate::idp_modern::ec_jwk(&env, "dpop.jwk");
+    let proof =
+        crate::idp_modern::proof(&env, "dpop.jwk", "POST", &format!("{}/token", lb.url), &[]);
+    let dpop = |url: &str| {
+        let resp = client()
+            .post(format!("{url}/token"))
+            .basic_auth(id, Some(secret))
+            .header("DPoP", &proof)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials")
+            .send()
+            .expect("token");
+        let status = resp.status().as_u16();
+        let body: Value =
+            serde_json::from_slice(&resp.bytes().unwrap_or_default()).unwrap_or(Value::Null);
+        (status, body)
+    };
+    let (s, body) = dpop(&a);
+    assert_eq!(
+        (s, body["token_type"].as_str()),
+        (200, Some("DPoP")),
+        "{body}"
+    );
+    let (s, body) = dpop(&b);
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("invalid_dpop_proof")),
+        "{body}"
+    );
+    // A path issuer made on both replicas at once: one key.
+    let jwks = |url: String| {
+        std::thread::spawn(move || {
+            client()
+                .get(format!("{url}/tenant-x/.well-known/jwks.json"))
+                .send()
+                .expect("jwks")
+                .text()
+                .expect("text")
+        })
+    };
+    let (ja, jb) = (jwks(a.clone()), jwks(b.clone()));
+    let (ja, jb) = (ja.join().expect("a"), jb.join().expect("b"));
+    assert_eq!(ja, jb, "one key for tenant-x on both replicas");
+    let (s, t) = post(
+        &format!("{a}/tenant-x/token"),
+        Some(("any", "any")),
+        &[("grant_type", "client_credentials")],
+    );
+    assert_eq!(s, 200, "{t}");
+    let run = env.run(&[
+        "verify-jwt",
+        "--issuer",
+        &format!("{}/tenant-x", lb.url),
+        "--allow-http",
+        "--any-aud",
+        "--no-cache",
+        t["access_token"].as_str().expect("at"),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
 }
