@@ -130,7 +130,7 @@ Register-ArgumentCompleter -Native -CommandName 'jwkit' -ScriptBlock {
             [CompletionResult]::new('--no-exp', '--no-exp', [CompletionResultType]::ParameterName, 'Leave exp out (a token that never expires; verify-jwt then needs --ignore-exp)')
             [CompletionResult]::new('--no-iat', '--no-iat', [CompletionResultType]::ParameterName, 'Leave iat out')
             [CompletionResult]::new('--expired', '--expired', [CompletionResultType]::ParameterName, 'A token that expired an hour ago (iat two hours ago), for testing rejections')
-            [CompletionResult]::new('--dpop-proof', '--dpop-proof', [CompletionResultType]::ParameterName, 'Make a DPoP proof (RFC 9449) for one request instead of a token: typ dpop+jwt, the key''s public JWK in the header, claims jti, htm, htu, iat (and ath with --ath, and any --claim such as nonce=...). Needs --htm and --htu and an asymmetric key')
+            [CompletionResult]::new('--dpop-proof', '--dpop-proof', [CompletionResultType]::ParameterName, 'Make a DPoP proof (RFC 9449) for one request instead of a token: typ dpop+jwt, the key''s public JWK in the header, claims jti, htm, htu, iat (--iat dates it), ath with --ath, and what --claim adds (a server''s nonce=...). Needs --htm, --htu and an asymmetric key')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Errors keep every layer of their cause (network errors are otherwise one line)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Errors keep every layer of their cause (network errors are otherwise one line)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

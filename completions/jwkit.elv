@@ -124,7 +124,7 @@ set edit:completion:arg-completer[jwkit] = {|@words|
             cand --no-exp 'Leave exp out (a token that never expires; verify-jwt then needs --ignore-exp)'
             cand --no-iat 'Leave iat out'
             cand --expired 'A token that expired an hour ago (iat two hours ago), for testing rejections'
-            cand --dpop-proof 'Make a DPoP proof (RFC 9449) for one request instead of a token: typ dpop+jwt, the key''s public JWK in the header, claims jti, htm, htu, iat (and ath with --ath, and any --claim such as nonce=...). Needs --htm and --htu and an asymmetric key'
+            cand --dpop-proof 'Make a DPoP proof (RFC 9449) for one request instead of a token: typ dpop+jwt, the key''s public JWK in the header, claims jti, htm, htu, iat (--iat dates it), ath with --ath, and what --claim adds (a server''s nonce=...). Needs --htm, --htu and an asymmetric key'
             cand -v 'Errors keep every layer of their cause (network errors are otherwise one line)'
             cand --verbose 'Errors keep every layer of their cause (network errors are otherwise one line)'
             cand -h 'Print help (see more with ''--help'')'

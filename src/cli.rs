@@ -713,8 +713,9 @@ pub struct GenerateJwtArgs {
     pub jwe_enc: Option<String>,
 
     /// Make a DPoP proof (RFC 9449) for one request instead of a token: typ dpop+jwt, the
-    /// key's public JWK in the header, claims jti, htm, htu, iat (and ath with --ath, and
-    /// any --claim such as nonce=...). Needs --htm and --htu and an asymmetric key.
+    /// key's public JWK in the header, claims jti, htm, htu, iat (--iat dates it), ath with
+    /// --ath, and what --claim adds (a server's nonce=...). Needs --htm, --htu and an
+    /// asymmetric key.
     #[arg(long, requires_all = ["htm", "htu"], conflicts_with_all = ["encrypt", "exp", "no_exp", "nbf", "expired", "iss", "sub", "aud", "jti"])]
     pub dpop_proof: bool,
 

@@ -99,7 +99,12 @@ fn dpop_proof(args: &GenerateJwtArgs, claims: Map<String, Value>, now: i64) -> R
     SystemRandom::new()
         .fill(&mut jti)
         .map_err(|_| anyhow::anyhow!("no randomness for the jti"))?;
-    let nonce = claims.get("nonce").and_then(Value::as_str);
+    // What --claim and --claims add (a server's nonce, say); jti, htm, htu, iat and ath are
+    // the proof's own.
+    let mut extra = claims;
+    for own in ["jti", "htm", "htu", "iat", "ath", "exp"] {
+        extra.remove(own);
+    }
     let proof = crypto::dpop::make(
         &key,
         alg,
@@ -111,7 +116,7 @@ fn dpop_proof(args: &GenerateJwtArgs, claims: Map<String, Value>, now: i64) -> R
                 .as_deref()
                 .map(|t| jws::pasted(t).token.into_owned())
                 .as_deref(),
-            nonce,
+            extra,
             iat,
             jti: b64::encode(jti),
         },

@@ -197,7 +197,8 @@ pub struct Request<'a> {
     pub htm: &'a str,
     pub htu: &'a str,
     pub access_token: Option<&'a str>,
-    pub nonce: Option<&'a str>,
+    /// More claims, such as the server's `nonce`; the members above take their place.
+    pub extra: Map<String, Value>,
     pub iat: i64,
     pub jti: String,
 }
@@ -218,16 +219,13 @@ pub fn make(key: &Key, alg: Alg, req: &Request<'_>) -> Result<String, super::Err
     header.insert("typ".into(), json!("dpop+jwt"));
     header.insert("alg".into(), json!(alg.as_str()));
     header.insert("jwk".into(), Value::Object(jwk));
-    let mut claims = Map::new();
+    let mut claims = req.extra.clone();
     claims.insert("jti".into(), json!(req.jti));
     claims.insert("htm".into(), json!(req.htm));
     claims.insert("htu".into(), json!(req.htu));
     claims.insert("iat".into(), json!(req.iat));
     if let Some(t) = req.access_token {
         claims.insert("ath".into(), json!(ath(t)));
-    }
-    if let Some(n) = req.nonce {
-        claims.insert("nonce".into(), json!(n));
     }
     let payload = serde_json::to_vec(&claims).map_err(|e| super::Error::key(e.to_string()))?;
     jws::encode(&header, &payload, &SigningKey::new(key, alg)?)
@@ -246,7 +244,7 @@ mod tests {
                 htm,
                 htu,
                 access_token: token,
-                nonce: None,
+                extra: Map::new(),
                 iat,
                 jti: "j1".into(),
             },

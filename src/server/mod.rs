@@ -651,6 +651,11 @@ async fn info(State(app): State<Arc<App>>) -> Response {
             "introspect": format!("{prefix}/introspect"),
             "revoke": format!("{prefix}/revoke"),
             "logout": format!("{prefix}/logout"),
+            "par": format!("{prefix}/par"),
+            "device_authorization": format!("{prefix}/device_authorization"),
+            "register": format!("{prefix}/register"),
+            "debugger": format!("{prefix}/debugger"),
+            "issuers_under_a_path": "/{name}/.well-known/openid-configuration",
         })),
     }))
     .into_response()
