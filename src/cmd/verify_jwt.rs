@@ -447,23 +447,11 @@ fn verify_any(
     crypto::verify::verify_claims(&done.plaintext, policy, now)
 }
 
-/// The token on one `--batch` line: as pasted (a `Bearer ` prefix, quotes stripped), or a
-/// JWE's JSON serialization (one line of JSON) as it is.
-fn line_token(line: &str) -> std::borrow::Cow<'_, str> {
-    let t = line.trim();
-    if t.starts_with('{') {
-        return std::borrow::Cow::Borrowed(t);
-    }
-    jws::pasted(line).token
-}
-
 /// The token from the argument or stdin, as pasted; an input that cannot be a token (too long,
 /// not UTF-8) is a rejection like any other malformed token.
 fn read_token(arg: Option<&str>) -> Result<Result<String, Rejection>, Failure> {
     match input::read_token(arg) {
-        // A JWE in its JSON serialization is taken as it is.
-        Ok(raw) if raw.trim_start().starts_with('{') => Ok(Ok(raw.trim().to_string())),
-        Ok(raw) => Ok(Ok(jws::pasted(&raw).token.into_owned())),
+        Ok(raw) => Ok(Ok(jwe::pasted(&raw).token.into_owned())),
         Err(e) => match e.downcast_ref::<jws::MalformedToken>() {
             Some(m) => Ok(Err(Rejection {
                 kind: crypto::verify::Kind::Malformed,
@@ -663,7 +651,7 @@ fn batch(
                 for (i, r) in results.iter_mut().enumerate() {
                     if unknown(r) {
                         *r = outcome(verify_any(
-                            &line_token(&chunk[i].1),
+                            &jwe::pasted(&chunk[i].1).token,
                             &keys.trusted,
                             policy,
                             now,
@@ -769,7 +757,7 @@ fn verify_parallel(
                 Some((k, d)) => (&*k, d.as_ref().unwrap_or(dec)),
                 None => (keys, dec),
             };
-            outcome(verify_any(&line_token(t), keys, policy, now, dec))
+            outcome(verify_any(&jwe::pasted(t).token, keys, policy, now, dec))
         },
         || {
             Err(Rejection {

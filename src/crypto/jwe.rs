@@ -207,6 +207,21 @@ pub struct Decrypted {
     pub plaintext: Zeroizing<Vec<u8>>,
 }
 
+/// A token as people paste it (`jws::pasted`: a `Bearer ` prefix, quotes, wrapped lines),
+/// except a JWE in its JSON serialization, which is taken whole, less the white space around.
+pub fn pasted(text: &str) -> super::jws::Pasted<'_> {
+    let t = text.trim();
+    if t.starts_with('{') {
+        let start = text.len() - text.trim_start().len();
+        return super::jws::Pasted {
+            before: &text[..start],
+            token: std::borrow::Cow::Borrowed(t),
+            after: &text[start + t.len()..],
+        };
+    }
+    super::jws::pasted(text)
+}
+
 /// True when `text` (trimmed) looks like a JWE: five compact segments or a JSON serialization.
 pub fn is_jwe(text: &str) -> bool {
     let t = text.trim();

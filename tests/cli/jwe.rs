@@ -1278,7 +1278,8 @@ fn regex_lite_tokens(text: &str) -> Vec<String> {
 }
 
 /// `verify-jwt --batch` takes a JWE's JSON serialization as one line, beside compact tokens:
-/// jwcrypto's nested tokens in both forms verify, and a damaged line is one rejection.
+/// jwcrypto's nested tokens in both forms verify, and a damaged line is one rejection; and
+/// `resign` re-signs the JSON form.
 #[test]
 fn batch_reads_json_serialized_jwes_one_per_line() {
     if crate::generate_jwt::peer_python().is_none() {
@@ -1330,4 +1331,41 @@ fn batch_reads_json_serialized_jwes_one_per_line() {
     assert_eq!(lines[1]["valid"], true, "{}", lines[1]);
     assert_eq!(lines[2]["valid"], false);
     assert_eq!(lines[2]["error"]["kind"], "decrypt_failed", "{}", lines[2]);
+    // `resign` takes the JSON serialization too, pasted as it comes, and answers compact.
+    env.ok(&[
+        "generate-key",
+        "--type",
+        "ec",
+        "-f",
+        "jwk",
+        "--out",
+        "new.json",
+        "--public-out",
+        "new.pub.json",
+    ]);
+    let pasted = format!("  {json}\n");
+    let run = env.run_with_stdin(
+        &[
+            "resign",
+            "--key-file",
+            "new.json",
+            "--decrypt-key-file",
+            "x.jwk",
+            "-",
+        ],
+        pasted.as_bytes(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let new = run.stdout.trim();
+    assert_eq!(new.matches('.').count(), 4, "a compact JWE: {new}");
+    let run = env.run(&[
+        "verify-jwt",
+        "--key-file",
+        "new.pub.json",
+        "--decrypt-key-file",
+        "x.jwk",
+        "--json",
+        new,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
 }

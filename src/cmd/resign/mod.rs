@@ -10,7 +10,6 @@ mod scan;
 use anyhow::{Result, bail};
 
 use crate::cli::ResignArgs;
-use crate::crypto::jws;
 use crate::crypto::resign::Skip;
 use crate::exit::ExitStatus;
 use crate::{atomic, input, output, when};
@@ -60,7 +59,8 @@ fn single(
     if !crate::crypto::jwe::is_jwe(&raw) && plan.opens_nested() {
         output::warn("the token is not a JWE: the decryption key is not used");
     }
-    let pasted = jws::pasted(raw.trim());
+    // A JWE in its JSON serialization is taken whole (and comes back compact).
+    let pasted = crate::crypto::jwe::pasted(raw.trim());
     match plan.resign(&pasted.token, check, None) {
         Ok(new) => {
             let line = format!("{}{new}{}\n", pasted.before, pasted.after);

@@ -257,7 +257,7 @@ impl Plan {
         check: &dyn Fn(&str) -> Result<(), Skip>,
         now: Option<i64>,
     ) -> Result<String, Skip> {
-        if token.bytes().filter(|&b| b == b'.').count() == 4 {
+        if jwe::is_jwe(token) {
             return self.resign_nested(token, check, now);
         }
         self.resign_jws(token, check, now)
