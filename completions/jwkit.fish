@@ -240,9 +240,9 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l leeway -d 'Cl
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l require -d 'A claim that must be present (repeatable)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l at -d 'Judge exp, nbf and iat as of WHEN instead of now (a capture\'s time, for example)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l threads -d 'Threads for --batch (default: all cores)' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l decrypt-key-file -d 'Decrypt JWEs with this private or symmetric key (PEM, JWK or JWK set; the JWE\'s kid picks from a set), then verify the inner token\'s signature and claims' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l decrypt-key-file -d 'Decrypt JWEs with this private or symmetric key (PEM, JWK or JWK set; the JWE\'s kid picks from a set). `-` reads stdin' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l decrypt-key -d 'Decrypt JWEs with this encryption key from the key store (by kid or thumbprint)' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l password-file -d 'Decrypt PBES2 JWEs with the password in this file (one trailing newline is dropped)' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l password-file -d 'Decrypt PBES2 JWEs with the password in this file (one trailing newline is dropped). A PBES2 token re-signed is encrypted again to --encrypt-key-file or --encrypt-key' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l dpop -d 'Also check the DPoP proof the token was presented with (RFC 9449): its signature by its own jwk, typ, htm, htu, iat within 5 minutes (of --at), ath the token\'s hash, and the token bound to its key (cnf.jkt its thumbprint)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l htm -d 'The method of the request the token and its DPoP proof came with' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand verify-jwt" -l htu -d 'The URI of the request the token and its DPoP proof came with' -r
@@ -275,9 +275,9 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l key-file -d 'Sign
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l key -d 'Sign with the stored key with this kid (see `jwkit key list`)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l secret-file -d 'HMAC secret: the raw bytes of FILE (`-` for stdin)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l secret-env -d 'HMAC secret: the value of the environment variable VAR (secrets never go in argv)' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l decrypt-key-file -d 'A nested token (a JWE holding a JWS) is decrypted with this key, its inner token re-signed, and the result encrypted again (to the same key, or to --encrypt-key-file)' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l decrypt-key -d 'Decrypt a nested token with this encryption key from the key store (by kid)' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l password-file -d 'Decrypt a PBES2 nested token with the password in this file (it is then encrypted again to --encrypt-key-file, which it needs)' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l decrypt-key-file -d 'Decrypt JWEs with this private or symmetric key (PEM, JWK or JWK set; the JWE\'s kid picks from a set). `-` reads stdin' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l decrypt-key -d 'Decrypt JWEs with this encryption key from the key store (by kid or thumbprint)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l password-file -d 'Decrypt PBES2 JWEs with the password in this file (one trailing newline is dropped). A PBES2 token re-signed is encrypted again to --encrypt-key-file or --encrypt-key' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l encrypt-key-file -d 'Encrypt the re-signed nested token to this key instead of the one it was encrypted to' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l encrypt-key -d 'Encrypt the re-signed nested token to this stored encryption key (by kid) instead' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand resign" -l kid -d 'The new header kid (default: the new key\'s kid, else its thumbprint). With a JWKS key file, also picks the key' -r
@@ -338,9 +338,9 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l key-file -d 'Signi
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l key -d 'Sign with the stored key with this kid (see `jwkit key list`)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l secret-file -d 'HMAC secret: the raw bytes of FILE (`-` for stdin)' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l secret-env -d 'HMAC secret: the value of the environment variable VAR (secrets never go in argv)' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l decrypt-key-file -d 'A nested token (a JWE holding a JWS) is decrypted with this key, its inner token re-signed, and the result encrypted again (to the same key, or to --encrypt-key-file)' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l decrypt-key -d 'Decrypt a nested token with this encryption key from the key store (by kid)' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l password-file -d 'Decrypt a PBES2 nested token with the password in this file (it is then encrypted again to --encrypt-key-file, which it needs)' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l decrypt-key-file -d 'Decrypt JWEs with this private or symmetric key (PEM, JWK or JWK set; the JWE\'s kid picks from a set). `-` reads stdin' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l decrypt-key -d 'Decrypt JWEs with this encryption key from the key store (by kid or thumbprint)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l password-file -d 'Decrypt PBES2 JWEs with the password in this file (one trailing newline is dropped). A PBES2 token re-signed is encrypted again to --encrypt-key-file or --encrypt-key' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l encrypt-key-file -d 'Encrypt the re-signed nested token to this key instead of the one it was encrypted to' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l encrypt-key -d 'Encrypt the re-signed nested token to this stored encryption key (by kid) instead' -r
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l kid -d 'The new header kid (default: the new key\'s kid, else its thumbprint). With a JWKS key file, also picks the key' -r
@@ -385,9 +385,9 @@ complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -l allow-http -d 'All
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -s v -l verbose -d 'Errors keep every layer of their cause (network errors are otherwise one line)'
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c jwkit -n "__fish_jwkit_using_subcommand proxy" -s V -l version -d 'Print version'
-complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l decrypt-key-file -d 'Decrypt a JWE with this private key or symmetric key (PEM, JWK or JWK set; the JWE\'s kid picks from a set). `-` reads stdin' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l decrypt-key -d 'Decrypt a JWE with this encryption key from the key store (by kid or thumbprint)' -r
-complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l password-file -d 'Decrypt a PBES2 JWE with the password in this file (one trailing newline is dropped)' -r -F
+complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l decrypt-key-file -d 'Decrypt JWEs with this private or symmetric key (PEM, JWK or JWK set; the JWE\'s kid picks from a set). `-` reads stdin' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l decrypt-key -d 'Decrypt JWEs with this encryption key from the key store (by kid or thumbprint)' -r
+complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l password-file -d 'Decrypt PBES2 JWEs with the password in this file (one trailing newline is dropped). A PBES2 token re-signed is encrypted again to --encrypt-key-file or --encrypt-key' -r -F
 complete -c jwkit -n "__fish_jwkit_using_subcommand decode" -l color -d 'When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"

@@ -732,6 +732,26 @@ pub struct GenerateJwtArgs {
     pub ath: Option<String>,
 }
 
+/// How JWEs are decrypted (decode, verify-jwt, resign, proxy): one key file, one stored key,
+/// or one password.
+#[derive(Debug, Args)]
+#[group(id = "decrypt", multiple = false)]
+pub struct DecryptArgs {
+    /// Decrypt JWEs with this private or symmetric key (PEM, JWK or JWK set; the JWE's kid
+    /// picks from a set). `-` reads stdin.
+    #[arg(long, value_name = "FILE")]
+    pub decrypt_key_file: Option<String>,
+
+    /// Decrypt JWEs with this encryption key from the key store (by kid or thumbprint).
+    #[arg(long, value_name = "KID", allow_hyphen_values = true)]
+    pub decrypt_key: Option<String>,
+
+    /// Decrypt PBES2 JWEs with the password in this file (one trailing newline is dropped). A
+    /// PBES2 token re-signed is encrypted again to --encrypt-key-file or --encrypt-key.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+}
+
 /// Where verification keys come from: exactly one (or $JWKIT_JWKS_URL, then $JWKIT_SERVER).
 #[derive(Debug, Args)]
 #[group(multiple = false)]
@@ -846,23 +866,9 @@ pub struct VerifyJwtArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Decrypt JWEs with this private or symmetric key (PEM, JWK or JWK set; the JWE's kid
-    /// picks from a set), then verify the inner token's signature and claims.
-    #[arg(long, value_name = "FILE", group = "decrypt")]
-    pub decrypt_key_file: Option<String>,
-
-    /// Decrypt JWEs with this encryption key from the key store (by kid or thumbprint).
-    #[arg(
-        long,
-        value_name = "KID",
-        group = "decrypt",
-        allow_hyphen_values = true
-    )]
-    pub decrypt_key: Option<String>,
-
-    /// Decrypt PBES2 JWEs with the password in this file (one trailing newline is dropped).
-    #[arg(long, value_name = "FILE", group = "decrypt")]
-    pub password_file: Option<PathBuf>,
+    /// A JWE is decrypted, then its inner token's signature and claims are verified.
+    #[command(flatten)]
+    pub decrypt: DecryptArgs,
 
     /// Accept an encrypted-only JWT (no signature inside) under a public-key algorithm
     /// (RSA-OAEP, ECDH-ES), which anyone with the public key can make (warns).
@@ -961,34 +967,20 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub secret: SecretArgs,
 
-    /// A nested token (a JWE holding a JWS) is decrypted with this key, its inner token
-    /// re-signed, and the result encrypted again (to the same key, or to --encrypt-key-file).
-    #[arg(long, value_name = "FILE", group = "resign_decrypt")]
-    pub decrypt_key_file: Option<String>,
-
-    /// Decrypt a nested token with this encryption key from the key store (by kid).
-    #[arg(
-        long,
-        value_name = "KID",
-        group = "resign_decrypt",
-        allow_hyphen_values = true
-    )]
-    pub decrypt_key: Option<String>,
-
-    /// Decrypt a PBES2 nested token with the password in this file (it is then encrypted
-    /// again to --encrypt-key-file, which it needs).
-    #[arg(long, value_name = "FILE", group = "resign_decrypt")]
-    pub password_file: Option<PathBuf>,
+    /// A nested token (a JWE holding a JWS) is decrypted, its inner token re-signed, and the
+    /// result encrypted again to the key it was encrypted to, or to --encrypt-key-file.
+    #[command(flatten)]
+    pub decrypt: DecryptArgs,
 
     /// Encrypt the re-signed nested token to this key instead of the one it was encrypted to.
-    #[arg(long, value_name = "FILE", requires = "resign_decrypt")]
+    #[arg(long, value_name = "FILE", requires = "decrypt")]
     pub encrypt_key_file: Option<String>,
 
     /// Encrypt the re-signed nested token to this stored encryption key (by kid) instead.
     #[arg(
         long,
         value_name = "KID",
-        requires = "resign_decrypt",
+        requires = "decrypt",
         conflicts_with = "encrypt_key_file",
         allow_hyphen_values = true
     )]
@@ -1163,23 +1155,8 @@ pub struct DecodeArgs {
     #[arg(long, requires = "decrypt")]
     pub plaintext: bool,
 
-    /// Decrypt a JWE with this private key or symmetric key (PEM, JWK or JWK set; the JWE's
-    /// kid picks from a set). `-` reads stdin.
-    #[arg(long, value_name = "FILE", group = "decrypt")]
-    pub decrypt_key_file: Option<String>,
-
-    /// Decrypt a JWE with this encryption key from the key store (by kid or thumbprint).
-    #[arg(
-        long,
-        value_name = "KID",
-        group = "decrypt",
-        allow_hyphen_values = true
-    )]
-    pub decrypt_key: Option<String>,
-
-    /// Decrypt a PBES2 JWE with the password in this file (one trailing newline is dropped).
-    #[arg(long, value_name = "FILE", group = "decrypt")]
-    pub password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub decrypt: DecryptArgs,
 
     /// Also decrypt RSA1_5 (PKCS#1 v1.5 key transport, open to padding-oracle attacks).
     #[arg(long)]

@@ -1,12 +1,10 @@
 //! `jwkit decode`: header and claims of a token, with readable times. Never verifies.
 
-use std::path::Path;
-
 use anyhow::{Result, anyhow, bail};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::cli::DecodeArgs;
+use crate::cli::{DecodeArgs, DecryptArgs};
 use crate::crypto::{b64, jwe, jws};
 use crate::exit::ExitStatus;
 use crate::input;
@@ -113,24 +111,20 @@ fn times(claims: &Option<Map<String, Value>>) -> Map<String, Value> {
 }
 
 /// The decryption keys the flags name.
-pub fn decrypt_keys(
-    key_file: Option<&str>,
-    stored: Option<&str>,
-    password_file: Option<&Path>,
-) -> Result<Vec<jwe::DecryptKey>> {
-    if let Some(kid) = stored {
+pub fn decrypt_keys(args: &DecryptArgs) -> Result<Vec<jwe::DecryptKey>> {
+    if let Some(kid) = &args.decrypt_key {
         let key = crate::store::KeyStore::open()?
             .find(kid)?
             .decrypt_key()
             .map_err(|e| anyhow!("--decrypt-key {}: {e:#}", output::escape(kid)))?;
         return Ok(vec![key]);
     }
-    if let Some(spec) = key_file {
+    if let Some(spec) = &args.decrypt_key_file {
         let bytes = input::read(spec, "--decrypt-key-file", 1 << 20)?;
         return jwe::load_keys(&bytes)
             .map_err(|e| anyhow!("--decrypt-key-file {}: {e}", output::escape(spec)));
     }
-    if let Some(path) = password_file {
+    if let Some(path) = &args.password_file {
         let bytes = input::read_secret_file(path, "--password-file", 64 << 10)?;
         let pw = bytes
             .strip_suffix(b"\r\n")
@@ -150,11 +144,7 @@ fn run_jwe(args: &DecodeArgs, raw: &str) -> Result<ExitStatus> {
             "--insecure: RSA1_5 JWEs are decrypted (PKCS#1 v1.5, open to padding oracles)",
         );
     }
-    let keys = decrypt_keys(
-        args.decrypt_key_file.as_deref(),
-        args.decrypt_key.as_deref(),
-        args.password_file.as_deref(),
-    )?;
+    let keys = decrypt_keys(&args.decrypt)?;
     if keys.is_empty() {
         // The header is all that can be read: shown, and the rest named.
         let header = jwe::header(raw).map_err(|e| anyhow!("{e}"))?;

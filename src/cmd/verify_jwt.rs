@@ -378,12 +378,7 @@ impl Decryption {
     }
 
     fn from_args(args: &VerifyJwtArgs) -> Result<Decryption, Failure> {
-        let keys = crate::cmd::decode::decrypt_keys(
-            args.decrypt_key_file.as_deref(),
-            args.decrypt_key.as_deref(),
-            args.password_file.as_deref(),
-        )
-        .kind("key_invalid")?;
+        let keys = crate::cmd::decode::decrypt_keys(&args.decrypt).kind("key_invalid")?;
         if args.allow_unsigned {
             output::warn(
                 "--allow-unsigned: encrypted-only tokens under public-key algorithms (which anyone with the public key can make) are accepted",

@@ -109,11 +109,7 @@ pub(crate) struct Nested {
 
 impl Nested {
     fn new(args: &PlanArgs) -> Result<Option<Nested>> {
-        let keys = crate::cmd::decode::decrypt_keys(
-            args.decrypt_key_file.as_deref(),
-            args.decrypt_key.as_deref(),
-            args.password_file.as_deref(),
-        )?;
+        let keys = crate::cmd::decode::decrypt_keys(&args.decrypt)?;
         if keys.is_empty() {
             return Ok(None);
         }
