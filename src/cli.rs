@@ -243,26 +243,6 @@ pub enum KeyAlg {
     Enc(&'static str),
 }
 
-/// The JWE key-management algorithms a generated key may be restricted to (RSA1_5 is absent:
-/// jwkit never encrypts with it, and PBES2 takes a password, not a key).
-pub const JWE_KEY_ALGS: [&str; 15] = [
-    "RSA-OAEP",
-    "RSA-OAEP-256",
-    "RSA-OAEP-384",
-    "RSA-OAEP-512",
-    "ECDH-ES",
-    "ECDH-ES+A128KW",
-    "ECDH-ES+A192KW",
-    "ECDH-ES+A256KW",
-    "A128KW",
-    "A192KW",
-    "A256KW",
-    "A128GCMKW",
-    "A192GCMKW",
-    "A256GCMKW",
-    "dir",
-];
-
 const KEY_ALGS: [KeyAlg; 29] = {
     let mut out = [KeyAlg::Enc(""); 29];
     let mut i = 0;
@@ -271,8 +251,8 @@ const KEY_ALGS: [KeyAlg; 29] = {
         i += 1;
     }
     let mut j = 0;
-    while j < JWE_KEY_ALGS.len() {
-        out[i + j] = KeyAlg::Enc(JWE_KEY_ALGS[j]);
+    while j < crate::crypto::jwe::KEY_ALGS.len() {
+        out[i + j] = KeyAlg::Enc(crate::crypto::jwe::KEY_ALGS[j]);
         j += 1;
     }
     out
