@@ -524,11 +524,7 @@ pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response 
 
 async fn jwks(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let doc = match tenant::current() {
-        Some(t) => Arc::new(store::Doc {
-            body: t.jwks.clone(),
-            etag: t.etag.clone(),
-            rebuild_at: None,
-        }),
+        Some(t) => Arc::clone(&t.jwks),
         None => app.store.doc(when::now()),
     };
     let cache = format!("public, max-age={}", app.max_age);

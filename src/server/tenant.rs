@@ -21,6 +21,7 @@ use tower::ServiceExt;
 use super::{App, error};
 use crate::crypto::verify::TrustedKeys;
 use crate::crypto::{self, SigningKey};
+use crate::server::store::Doc;
 use crate::server::store::records::Kind;
 use crate::when;
 
@@ -34,8 +35,7 @@ pub struct Tenant {
     pub kid: String,
     pub signer: Arc<SigningKey>,
     /// The public key set, as served, with its ETag.
-    pub jwks: Vec<u8>,
-    pub etag: String,
+    pub jwks: Arc<Doc>,
     pub keys: Arc<TrustedKeys>,
 }
 
@@ -156,27 +156,17 @@ pub async fn dispatch(app: Arc<App>, inner: Router, req: Request) -> Response {
 /// The tenant `name`: made (its key generated and stored, or read back from the store when
 /// another replica made it first) on its first request.
 async fn tenant(app: &App, name: &str) -> Result<Arc<Tenant>, Response> {
-    if let Some(t) = app
-        .tenants
-        .made
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(name)
-    {
-        return Ok(Arc::clone(t));
-    }
     let failed = |m: String| error(StatusCode::SERVICE_UNAVAILABLE, m);
-    if app
-        .tenants
-        .made
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .len()
-        >= MAX_TENANTS
     {
-        return Err(failed(format!(
-            "this server has {MAX_TENANTS} issuers already"
-        )));
+        let made = app.tenants.made.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = made.get(name) {
+            return Ok(Arc::clone(t));
+        }
+        if made.len() >= MAX_TENANTS {
+            return Err(failed(format!(
+                "this server has {MAX_TENANTS} issuers already"
+            )));
+        }
     }
     let alg = app.issue.as_ref().map_or(crypto::Alg::RS256, |i| i.alg);
     let now = when::now();
@@ -218,14 +208,8 @@ async fn tenant(app: &App, name: &str) -> Result<Arc<Tenant>, Response> {
             .map_err(|e| failed(e.to_string()))?,
     );
     let public = key.public().map_err(|e| failed(e.to_string()))?;
-    let jwks = serde_json::to_vec(&serde_json::json!({ "keys": [public.to_jwk()] }))
-        .map_err(|e| failed(e.to_string()))?;
-    let etag = format!(
-        "\"{}\"",
-        &crate::crypto::b64::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &jwks))
-            [..16]
-    );
-    let set = crypto::JwkSet::parse(&jwks).map_err(|e| failed(e.to_string()))?;
+    let jwks = Doc::of(&[serde_json::Value::Object(public.to_jwk())], None);
+    let set = crypto::JwkSet::parse(&jwks.body).map_err(|e| failed(e.to_string()))?;
     let origin = url::Url::parse(&app.issuer)
         .map(|u| u.origin().ascii_serialization())
         .unwrap_or_else(|_| app.issuer.trim_end_matches('/').to_string());
@@ -234,8 +218,7 @@ async fn tenant(app: &App, name: &str) -> Result<Arc<Tenant>, Response> {
         issuer: format!("{origin}/{name}"),
         kid,
         signer,
-        jwks,
-        etag,
+        jwks: Arc::new(jwks),
         keys: Arc::new(TrustedKeys::from_fetched_set(set, &[])),
     });
     let mut made = app.tenants.made.lock().unwrap_or_else(|e| e.into_inner());

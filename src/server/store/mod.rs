@@ -427,14 +427,21 @@ fn build_doc(st: &State, now: i64) -> Doc {
         }
         keys.push(Value::Object(k.jwk.clone()));
     }
-    let body = serde_json::to_vec(&json!({ "keys": keys })).unwrap_or_default();
-    let etag = format!(
-        "\"{}\"",
-        &b64::encode(digest::digest(&digest::SHA256, &body))[..22]
-    );
-    Doc {
-        body,
-        etag,
-        rebuild_at,
+    Doc::of(&keys, rebuild_at)
+}
+
+impl Doc {
+    /// The key set document of `keys`, with its ETag (a hash of the body).
+    pub fn of(keys: &[Value], rebuild_at: Option<i64>) -> Doc {
+        let body = serde_json::to_vec(&json!({ "keys": keys })).unwrap_or_default();
+        let etag = format!(
+            "\"{}\"",
+            &b64::encode(digest::digest(&digest::SHA256, &body))[..22]
+        );
+        Doc {
+            body,
+            etag,
+            rebuild_at,
+        }
     }
 }
