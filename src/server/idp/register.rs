@@ -47,13 +47,9 @@ struct Registered {
     issued_at: i64,
 }
 
-/// An RFC 7591 §3.2.2 error.
-fn invalid(error: &str, description: impl Into<String>) -> OAuthError {
-    oauth(error, description)
-}
-
+/// An RFC 7591 §3.2.2 error about the metadata.
 fn metadata_error(description: impl Into<String>) -> OAuthError {
-    invalid("invalid_client_metadata", description)
+    oauth("invalid_client_metadata", description)
 }
 
 /// A registered client, ready for use; None when there is no such registration.
@@ -172,9 +168,9 @@ fn check_metadata(m: &mut Map<String, Value>, password_grant: bool) -> Result<bo
             "response_types code goes with grant_types authorization_code (RFC 7591 §2.1)",
         ));
     }
-    let uris = strings(m, "redirect_uris").map_err(|e| invalid("invalid_redirect_uri", e))?;
+    let uris = strings(m, "redirect_uris").map_err(|e| oauth("invalid_redirect_uri", e))?;
     if code && uris.as_ref().is_none_or(Vec::is_empty) {
-        return Err(invalid(
+        return Err(oauth(
             "invalid_redirect_uri",
             "redirect_uris is required for the authorization_code grant",
         ));
@@ -186,15 +182,15 @@ fn check_metadata(m: &mut Map<String, Value>, password_grant: bool) -> Result<bo
             .flatten(),
     ) {
         let url = url::Url::parse(uri)
-            .map_err(|e| invalid("invalid_redirect_uri", format!("{uri:?}: {e}")))?;
+            .map_err(|e| oauth("invalid_redirect_uri", format!("{uri:?}: {e}")))?;
         if url.fragment().is_some() {
-            return Err(invalid(
+            return Err(oauth(
                 "invalid_redirect_uri",
                 format!("{uri:?} has a fragment (RFC 6749 §3.1.2)"),
             ));
         }
         if matches!(url.scheme(), "javascript" | "data" | "file" | "vbscript") {
-            return Err(invalid(
+            return Err(oauth(
                 "invalid_redirect_uri",
                 format!(
                     "{uri:?}: the {} scheme is never a redirect URI",
@@ -283,16 +279,6 @@ async fn fetch_jwks(uri: &str) -> Result<Value, OAuthError> {
         return Err(metadata_error("jwks_uri: not a JWK set"));
     }
     Ok(v)
-}
-
-/// The bearer token of a request.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
 }
 
 /// 401 with an RFC 6750 challenge.
@@ -390,7 +376,7 @@ pub(super) async fn register(
         return super::off();
     };
     if let Some(expected) = &idp.registration_token {
-        match bearer(&headers) {
+        match super::scheme_credentials(&headers, "Bearer").filter(|t| !t.is_empty()) {
             Some(t) if same(t, expected) => {}
             Some(_) => return invalid_token("the initial access token is wrong"),
             None => {
@@ -424,7 +410,7 @@ async fn authorized(
     headers: &HeaderMap,
     id: &str,
 ) -> Result<(Registered, String), Response> {
-    let Some(token) = bearer(headers) else {
+    let Some(token) = super::scheme_credentials(headers, "Bearer").filter(|t| !t.is_empty()) else {
         return Err(invalid_token("the registration access token is missing"));
     };
     let r = state::get::<Registered>(app, Kind::Client, id)
