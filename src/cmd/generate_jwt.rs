@@ -22,9 +22,6 @@ pub fn run(args: &GenerateJwtArgs) -> Result<ExitStatus> {
     let now = when::now();
     // Claims first: a mistake there should not cost a key parse.
     let claims = build_claims(args, now)?;
-    if args.dpop_proof {
-        return dpop_proof(args, claims, now);
-    }
     let key = load_signing_key(&args.signing, &args.secret, args.kid.as_deref())?;
     let alg = match args.alg {
         Some(alg) => {
@@ -33,6 +30,9 @@ pub fn run(args: &GenerateJwtArgs) -> Result<ExitStatus> {
         }
         None => key.default_alg()?,
     };
+    if args.dpop_proof {
+        return dpop_proof(args, &key, alg, claims, now);
+    }
     let signer = SigningKey::new(&key, alg)?;
     let mut header = Map::new();
     header.insert("alg".into(), alg.as_str().into());
@@ -76,7 +76,13 @@ pub fn run(args: &GenerateJwtArgs) -> Result<ExitStatus> {
 /// `--dpop-proof`: a proof for one request (RFC 9449 §4.2), signed by the key, its public
 /// JWK in the header; `--iat` dates it (to test a server's window), `--claim` adds members
 /// such as the server's `nonce`.
-fn dpop_proof(args: &GenerateJwtArgs, claims: Map<String, Value>, now: i64) -> Result<ExitStatus> {
+fn dpop_proof(
+    args: &GenerateJwtArgs,
+    key: &Key,
+    alg: crypto::Alg,
+    claims: Map<String, Value>,
+    now: i64,
+) -> Result<ExitStatus> {
     let htm = args.htm.as_deref().unwrap_or_default();
     let htu = args.htu.as_deref().unwrap_or_default();
     if htm.is_empty() || !htm.bytes().all(|b| b.is_ascii_alphabetic()) {
@@ -86,14 +92,6 @@ fn dpop_proof(args: &GenerateJwtArgs, claims: Map<String, Value>, now: i64) -> R
         Ok(u) if matches!(u.scheme(), "http" | "https") => {}
         _ => bail!("--htu must be an http or https URL"),
     }
-    let key = load_signing_key(&args.signing, &args.secret, args.kid.as_deref())?;
-    let alg = match args.alg {
-        Some(alg) => {
-            key.check_alg(alg)?;
-            alg
-        }
-        None => key.default_alg()?,
-    };
     let iat = claims.get("iat").and_then(Value::as_i64).unwrap_or(now);
     let mut jti = [0u8; 16];
     SystemRandom::new()
@@ -106,7 +104,7 @@ fn dpop_proof(args: &GenerateJwtArgs, claims: Map<String, Value>, now: i64) -> R
         extra.remove(own);
     }
     let proof = crypto::dpop::make(
-        &key,
+        key,
         alg,
         &crypto::dpop::Request {
             htm,
