@@ -168,21 +168,23 @@ impl KeyStore {
 }
 
 impl StoredKey {
-    /// True when the store keeps this key for encryption (its recorded alg is a JWE one).
-    fn for_encryption(&self) -> bool {
-        self.key.is_encryption_key() || crypto::jwe::key_kind(&self.record.alg).is_some()
+    /// Refuses a signing key for a JWE use: the store keeps a key for encryption when it is an
+    /// encryption key or its recorded alg is a JWE one. `verb` says what it never does.
+    fn refuse_signing(&self, verb: &str) -> Result<()> {
+        if self.key.is_encryption_key() || crypto::jwe::key_kind(&self.record.alg).is_some() {
+            return Ok(());
+        }
+        bail!(
+            "the stored key \"{}\" is a signing key ({}): it never {verb}; make one with generate-key --use enc --save",
+            crate::output::escape(&self.record.kid),
+            crate::output::escape(&self.record.alg)
+        )
     }
 
     /// The stored key as a JWE decryption key (`--decrypt-key KID`). A signing key never
     /// decrypts.
     pub fn decrypt_key(&self) -> Result<crypto::jwe::DecryptKey> {
-        if !self.for_encryption() {
-            bail!(
-                "the stored key \"{}\" is a signing key ({}): it never decrypts; make one with generate-key --use enc --save",
-                crate::output::escape(&self.record.kid),
-                crate::output::escape(&self.record.alg)
-            );
-        }
+        self.refuse_signing("decrypts")?;
         let mut key = crypto::jwe::from_jwk(&self.record.jwk)
             .map_err(|e| anyhow!("{e}"))?
             .ok_or_else(|| anyhow!("the stored key holds no private key"))?;
@@ -193,13 +195,7 @@ impl StoredKey {
     /// The stored key as a JWE encryption key (`--encrypt-key KID`): its public half, or
     /// the symmetric key; the alg the store records is its default.
     pub fn encrypt_key(&self) -> Result<crypto::jwe::EncryptKey> {
-        if !self.for_encryption() {
-            bail!(
-                "the stored key \"{}\" is a signing key ({}): it never encrypts; make one with generate-key --use enc --save",
-                crate::output::escape(&self.record.kid),
-                crate::output::escape(&self.record.alg)
-            );
-        }
+        self.refuse_signing("encrypts")?;
         let mut key =
             crypto::jwe::encrypt_key_from_jwk(&self.record.jwk).map_err(|e| anyhow!("{e}"))?;
         key.kid = Some(self.record.kid.clone());
