@@ -1104,26 +1104,9 @@ pub fn from_jwk(o: &Map<String, Value>) -> Result<Option<DecryptKey>, String> {
     let (kid, alg, kty) = jwk_for(o, "decrypt", ["decrypt", "unwrapKey"])?;
     let secret = match kty {
         "oct" => Secret::Oct(oct_k(o)?),
-        "OKP" => {
-            let crv = str_of(o, "crv")?.unwrap_or("");
-            if crv != "X25519" {
-                return Err(format!(
-                    "an OKP key on {} does not decrypt (ECDH-ES takes X25519)",
-                    crate::output::escape(crv)
-                ));
-            }
-            let Some(d) = b64_of(o, "d")? else {
-                return Ok(None);
-            };
-            Secret::Agreement {
-                crv: "X25519",
-                key: agreement::PrivateKey::from_private_key(&agreement::X25519, &d)
-                    .map_err(|_| "the X25519 private key is not 32 bytes".to_string())?,
-                d,
-            }
-        }
-        "EC" | "RSA" => {
-            // The checked key loader does the rest: strip what it does not take for signing.
+        "EC" | "RSA" | "OKP" => {
+            // jwk_for read kid, alg, use and key_ops; the checked key loader does the rest
+            // (curve, sizes, an X25519 key's public half matching its private one).
             let mut plain = o.clone();
             for m in ["alg", "use", "key_ops", "kid"] {
                 plain.remove(m);
@@ -1282,20 +1265,7 @@ pub fn encrypt_key_from_jwk(o: &Map<String, Value>) -> Result<EncryptKey, String
     let (kid, alg, kty) = jwk_for(o, "encrypt", ["encrypt", "wrapKey"])?;
     let target = match kty {
         "oct" => Target::Oct(oct_k(o)?),
-        "OKP" => {
-            if str_of(o, "crv")? != Some("X25519") {
-                return Err("an OKP key encrypts only on X25519".into());
-            }
-            let x = b64_of(o, "x")?.ok_or_else(|| "the X25519 JWK has no \"x\"".to_string())?;
-            if x.len() != 32 {
-                return Err("the X25519 public key is not 32 bytes".into());
-            }
-            Target::Agreement {
-                crv: "X25519",
-                public: x.to_vec(),
-            }
-        }
-        "EC" | "RSA" => {
+        "EC" | "RSA" | "OKP" => {
             let mut public = o.clone();
             for m in [
                 "alg", "use", "key_ops", "kid", "d", "p", "q", "dp", "dq", "qi",
