@@ -111,6 +111,9 @@ struct Plan {
 }
 
 fn plan(args: &GenerateKeyArgs) -> Result<Plan> {
+    if args.curve.is_some() && args.key_type != KeyTypeArg::Ec {
+        bail!("--curve applies to --type ec only");
+    }
     let encrypting = args.use_ == Some(KeyUse::Enc)
         || matches!(args.alg, Some(KeyAlg::Enc(_)))
         || args.key_type == KeyTypeArg::X25519;
@@ -133,9 +136,6 @@ fn plan(args: &GenerateKeyArgs) -> Result<Plan> {
         Some(KeyAlg::Enc(a)) => Some(a),
         None => None,
     };
-    if args.curve.is_some() && args.key_type != KeyTypeArg::Ec {
-        bail!("--curve applies to --type ec only");
-    }
     if args.bits.is_some() && !matches!(args.key_type, KeyTypeArg::Rsa | KeyTypeArg::Hmac) {
         bail!("--bits applies to RSA and symmetric keys");
     }
@@ -229,9 +229,6 @@ fn plan(args: &GenerateKeyArgs) -> Result<Plan> {
 
 /// Works out what to generate and its algorithm from --type, --bits, --curve and --alg.
 fn spec_and_alg(args: &GenerateKeyArgs) -> Result<(KeySpec, Alg)> {
-    if args.curve.is_some() && args.key_type != KeyTypeArg::Ec {
-        bail!("--curve applies to --type ec only");
-    }
     if args.bits.is_some() && matches!(args.key_type, KeyTypeArg::Ec | KeyTypeArg::Ed25519) {
         bail!("--bits applies to RSA and HMAC keys; EC keys take --curve");
     }
