@@ -627,15 +627,15 @@ pub struct GenerateJwtArgs {
     pub claims: Option<String>,
 
     /// Issuer (iss).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub iss: Option<String>,
 
     /// Subject (sub).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub sub: Option<String>,
 
     /// Audience (aud); repeat for an array.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub aud: Vec<String>,
 
     /// Token ID (jti); with no value, a random 128-bit ID.
@@ -791,13 +791,13 @@ pub struct VerifyJwtArgs {
     pub alg: Vec<Alg>,
 
     /// Required issuer (iss).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub iss: Option<String>,
 
     /// Accepted audience (repeatable); the token's aud must hold one of them. A token that has
     /// aud is rejected unless --aud names one of its values or --any-aud is given (RFC 7519
     /// §4.1.3).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub aud: Vec<String>,
 
     /// Accept a token whatever its aud says (the caller does not identify itself by audience).
@@ -805,7 +805,7 @@ pub struct VerifyJwtArgs {
     pub any_aud: bool,
 
     /// Required subject (sub).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub sub: Option<String>,
 
     /// Required header typ (compared without case, with or without "application/").

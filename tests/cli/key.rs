@@ -332,4 +332,28 @@ fn kids_that_begin_with_a_hyphen_work_everywhere() {
         .expect("token")
         .header;
     assert_eq!(header["kid"], "-Other");
+    // Claim values may begin with a hyphen too: an IdP's random client id as iss, sub or aud.
+    let token = env.ok(&[
+        "generate-jwt",
+        "--key",
+        "-Ikid",
+        "--iss",
+        "-rP2client",
+        "--sub",
+        "-sub",
+        "--aud",
+        "-aud",
+    ]);
+    env.ok(&[
+        "verify-jwt",
+        "--key",
+        "-Ikid",
+        "--iss",
+        "-rP2client",
+        "--sub",
+        "-sub",
+        "--aud",
+        "-aud",
+        token.trim(),
+    ]);
 }
