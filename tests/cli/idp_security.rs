@@ -1081,6 +1081,11 @@ fn the_device_grant_answers_as_rfc_8628_says() {
         serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("json");
     let user_code = first["user_code"].as_str().expect("user_code").to_string();
     assert_eq!(first["verification_uri"], format!("{}/device", open.url));
+    assert_eq!(
+        first["verification_uri_complete"],
+        format!("{}/device?user_code={user_code}", open.url),
+        "the user code in the URI's query, nothing else"
+    );
     let approve = |url: &str, pairs: &[(&str, &str)]| -> (u16, String) {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs)

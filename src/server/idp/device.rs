@@ -102,9 +102,12 @@ pub(super) async fn authorization(
         )
         .await?;
         let b = base(&app);
-        let complete = url::form_urlencoded::Serializer::new(format!("{b}/device?"))
-            .append_pair("user_code", &code)
-            .finish();
+        let complete = format!(
+            "{b}/device?{}",
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("user_code", &code)
+                .finish()
+        );
         Ok(json!({
             "device_code": device_code,
             "user_code": code,
